@@ -1,0 +1,162 @@
+"""Typed run configuration: YAML validated into pydantic models, plus dotted ``key=value`` overrides.
+
+Unknown keys and wrong types are :class:`~kdforaa.errors.BadInput` naming the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kdforaa.errors import BadInput
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    name: Literal["fashion-mnist", "mnist", "cifar10", "cifar100", "folder"] = "fashion-mnist"
+    root: str | None = None
+    limit: int | None = Field(default=None, gt=0)
+    image_size: int = Field(default=224, gt=0)  # folder data sets only: decoded to this square size
+    num_workers: int = Field(default=2, ge=0)  # folder data sets only: Pillow decoding workers
+
+
+class ModelConfig(_Section):
+    name: str = "resnet20"
+
+
+class AugmentConfig(_Section):
+    policy: Literal["none", "randaugment", "autoaugment", "trivialaugment"] = "none"
+    num_ops: int = Field(default=2, ge=0)
+    magnitude: float = Field(default=9.0, ge=0)
+    magnitude_std: float = Field(default=0.0, ge=0)
+    autoaugment_policy: Literal["imagenet", "cifar10", "svhn"] = "imagenet"
+    crop_padding: int = Field(default=4, ge=0)  # random crop after zero padding; 0 turns it off
+    flip: bool = True  # random horizontal flip
+    cutout: int = Field(default=0, ge=0)  # side of the square cut out, in pixels; 0 turns it off
+    fill: int = Field(default=0, ge=0, le=255)
+    interpolation: Literal["nearest", "bilinear"] = "nearest"
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(default=10, gt=0)
+    batch_size: int = Field(default=128, gt=0)
+    eval_batch_size: int = Field(default=1000, gt=0)
+    lr: float = Field(default=0.1, gt=0)
+    momentum: float = Field(default=0.9, ge=0)
+    nesterov: bool = True
+    weight_decay: float = Field(default=5e-4, ge=0)
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    milestones: list[float] = [0.5, 0.75]  # step schedule: fractions of training
+    gamma: float = Field(default=0.1, gt=0)
+    warmup_epochs: float = Field(default=0.0, ge=0)
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    checkpoint_every: int = Field(default=0, ge=0)  # steps; 0 = once per epoch
+    amp: bool = True  # CUDA only
+    channels_last: bool = True  # CUDA only
+    tensorboard: bool = False
+    on_nan: Literal["stop", "skip"] = "stop"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = Field(default=0, ge=0)  # torch CPU threads; 0 = leave torch's default
+
+
+class TeacherConfig(_Section):
+    checkpoint: str | None = None  # a kdforaa checkpoint, or timm:<name>
+    input: Literal["augmented", "clean"] = "augmented"
+    cache: str | None = None
+
+
+class DistillConfig(_Section):
+    method: Literal["none", "kd", "topk_kd"] = "none"
+    weight: float = Field(default=0.5, ge=0)  # lambda on the logit distillation term
+    ce_weight: float = Field(default=1.0, ge=0)
+    k: int | None = Field(default=3, gt=0)  # topk_kd: teacher classes kept; None = all
+    k_schedule: dict[float, int] | None = None  # {level: k}: k for samples augmented at >= level
+    temperature: float = Field(default=1.0, gt=0)
+    adjust: Literal["none", "shift", "smooth"] = "none"  # knowledge adjustment of teacher targets
+    dynamic_temperature: bool = False
+    sp: float = Field(default=0.0, ge=0)  # similarity-preserving weight (last stage)
+    hints: dict[str, float] = {}  # stage name -> feature hint weight
+
+
+class RunConfig(_Section):
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainConfig = TrainConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    distill: DistillConfig = DistillConfig()
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise BadInput(f"override {dotted!r}: {part!r} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["train.lr=0.05", "distill.k=5"]`` -> nested dict; values are parsed as YAML scalars."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"override {item!r} is not of the form key.sub=value")
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _explain(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key {where!r}: remove it or check its spelling (see README, 'Config keys')"
+    return f"config key {where!r}: {first['msg']} (got {first.get('input')!r})"
+
+
+def build_config(tree: dict[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as err:
+        raise BadInput(_explain(err)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (``None`` for all defaults) and apply dotted overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise BadInput(f"cannot read config {path}: {err.strerror}") from None
+        try:
+            tree = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise BadInput(f"config {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        if not isinstance(tree, dict):
+            raise BadInput(f"config {path} must be a mapping of sections (data:, model:, train: ...)")
+    return build_config(_merge(tree, parse_overrides(overrides or [])))
+
+
+def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return cfg.model_dump(mode="json")
