@@ -1,5 +1,204 @@
-"""The `kdforaa` command (filled in by the foundation work)."""
+"""The ``kdforaa`` command line: train, eval, demo, models, data fetch, augment-grid.
+
+Exit codes (design.md §4): 0 success, 2 bad input (one line on stderr, no traceback), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from kdforaa import __version__
+from kdforaa.errors import BadInput
 
 
-def main(argv=None) -> int:
+def _cmd_train(args: argparse.Namespace) -> int:
+    from kdforaa.train.config import load_config
+    from kdforaa.train.loop import Trainer, resume_config
+
+    config_path = args.items[0] if args.items and "=" not in args.items[0] else None
+    overrides = args.items[1:] if config_path else args.items
+    if args.resume:
+        if config_path or overrides:
+            raise BadInput("--resume continues a run with its own config: give no CONFIG or overrides")
+        trainer = Trainer(resume_config(args.resume), args.resume, resume=True, progress=not args.quiet)
+        out = args.resume
+    else:
+        if not args.out:
+            raise BadInput("missing --out DIR: the run folder to write (or --resume DIR to continue one)")
+        trainer = Trainer(load_config(config_path, overrides), args.out, progress=not args.quiet)
+        out = args.out
+    summary = trainer.run()
+    print(
+        f"final test accuracy {summary['final_test_acc']:.2f}% (best {summary['best_test_acc']:.2f}%); "
+        f"run folder: {Path(out).resolve()}"
+    )
     return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from kdforaa.data.datasets import load_dataset
+    from kdforaa.models.registry import build_model
+    from kdforaa.train.checkpoint import load_checkpoint
+    from kdforaa.train.config import build_config
+    from kdforaa.train.device import resolve_device
+    from kdforaa.train.evaluate import evaluate
+
+    state = load_checkpoint(args.checkpoint)
+    cfg = build_config(state["config"])
+    if args.data:
+        cfg.data.name = args.data
+    if args.root:
+        cfg.data.root = args.root
+    dataset = load_dataset(cfg.data, args.split)
+    if (dataset.num_classes, dataset.in_channels) != (state["num_classes"], state["in_channels"]):
+        raise BadInput(
+            f"checkpoint expects {state['num_classes']} classes and {state['in_channels']} channels, "
+            f"data set {cfg.data.name} has {dataset.num_classes} classes and {dataset.in_channels} channels"
+        )
+    device = resolve_device(args.device)
+    model = build_model(state["model_name"], state["num_classes"], state["in_channels"])
+    model.load_state_dict(state["model"])
+    result = evaluate(model.to(device), dataset, device)
+    print(
+        f"{state['model_name']} on {cfg.data.name} {args.split}: accuracy {result['acc']:.2f}% "
+        f"loss {result['loss']:.4f} ({len(dataset)} images); checkpoint: {Path(args.checkpoint).resolve()}"
+    )
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from kdforaa.demo import run_demo
+
+    run_demo(Path(args.out), full=args.full, seeds=args.seeds)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from kdforaa.models.registry import available_models, describe_model
+
+    for name in available_models():
+        print(describe_model(name))
+    print("timm:<name> builds any timm model when timm is installed (pip install 'kdforaa[timm]')")
+    return 0
+
+
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from kdforaa.data.fetch import fetch_dataset
+
+    path = fetch_dataset(args.name, root=args.root)
+    print(f"{args.name} is ready in {path}")
+    return 0
+
+
+def _cmd_augment_grid(args: argparse.Namespace) -> int:
+    from kdforaa.analysis.augment_grid import write_policy_grid
+
+    path = write_policy_grid(
+        out=Path(args.out),
+        data=args.data,
+        root=args.root,
+        policy=args.policy,
+        num_ops=args.num_ops,
+        levels=args.levels,
+        count=args.count,
+        seed=args.seed,
+    )
+    print(f"grid written to {path.resolve()}")
+    return 0
+
+
+def _levels(text: str) -> list[float]:
+    try:
+        levels = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"levels must be comma-separated numbers like 0,5,10, got {text!r}") from None
+    if not levels or min(levels) < 0:
+        raise argparse.ArgumentTypeError(f"levels must be non-negative numbers like 0,5,10, got {text!r}")
+    return levels
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kdforaa",
+        description="Train image classifiers under strong per-sample augmentation, with knowledge distillation "
+        "that circumvents augmentation outliers (KDforAA).",
+    )
+    parser.add_argument("--version", action="version", version=f"kdforaa {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "train",
+        help="train a model (a teacher, or a student distilled from one)",
+        description="Train a model from a YAML config; dotted key=value pairs override config keys "
+        "(e.g. train.epochs=5 distill.method=topk_kd).",
+    )
+    p.add_argument("items", nargs="*", metavar="CONFIG [key=value ...]", help="config file, then overrides")
+    p.add_argument("--out", help="run folder to create (config.yaml, metrics.jsonl, last.pt, best.pt, summary.json)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on a data set split")
+    p.add_argument("checkpoint", help="a run folder's last.pt or best.pt")
+    p.add_argument("--data", help="data set name (default: the one the checkpoint was trained on)")
+    p.add_argument("--root", help="data set folder (default: the checkpoint's, then the standard places)")
+    p.add_argument("--split", choices=["train", "test"], default="test")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser(
+        "demo",
+        help="train a teacher, then a student three ways (CE, Hinton KD, KDforAA) at RandAugment level 15",
+        description="The five-minute demonstration on Fashion-MNIST: teacher, then CE vs KD vs KDforAA students "
+        "under strong augmentation; prints a table and writes a plot and results.json.",
+    )
+    p.add_argument("--out", default="runs/demo", help="folder for the demo's runs and results (default runs/demo)")
+    p.add_argument("--full", action="store_true", help="the longer version documented in docs/results.md")
+    p.add_argument("--seeds", type=int, default=1, help="student seeds per method (default 1)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("models", help="list the model names (model.name)")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("data", help="data set tools")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    f = data_sub.add_parser("fetch", help="download, verify and unpack a data set")
+    f.add_argument("name", choices=["fashion-mnist", "mnist", "cifar10", "cifar100"])
+    f.add_argument("--root", help="where to put it (default $KDFORAA_DATA or ~/.cache/kdforaa)")
+    f.set_defaults(func=_cmd_data_fetch)
+
+    p = sub.add_parser("augment-grid", help="write a PNG grid of images under a policy at increasing levels")
+    p.add_argument("--out", default="augment-grid.png", help="PNG file to write")
+    p.add_argument("--data", default="fashion-mnist", help="data set name (default fashion-mnist)")
+    p.add_argument("--root", help="data set folder")
+    p.add_argument("--policy", default="randaugment", help="randaugment, autoaugment, trivialaugment or an op name")
+    p.add_argument("--num-ops", type=int, default=2, help="RandAugment ops per image (default 2)")
+    p.add_argument("--levels", type=_levels, default=[0, 5, 10, 15, 20, 30], help="comma-separated levels")
+    p.add_argument("--count", type=int, default=8, help="number of images (rows)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_augment_grid)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:  # BadInput and the ValueErrors of ops and policies
+        print(f"kdforaa: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kdforaa: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        from kdforaa.train.loop import TrainingError
+
+        if isinstance(err, TrainingError):
+            print(f"kdforaa: {err}", file=sys.stderr)
+            return 1
+        traceback.print_exc()
+        print(f"kdforaa: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1

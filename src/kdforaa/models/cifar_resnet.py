@@ -1,0 +1,132 @@
+"""CIFAR-style ResNets (He et al. 2016): a 3x3 stem and three stages of basic blocks.
+
+Depth is ``6n + 2`` (``n`` blocks per stage). Where a block changes width or resolution its shortcut
+is a strided 1x1 convolution followed by BatchNorm ("option B"), as in RepDistiller's models, so the
+names below have the same layers and parameter counts as the KD literature's tables.
+
+This module also holds what every model of the zoo shares: the weight init, the 3x3 convolution and
+:class:`FeatureClassifier`, the ``forward(x, return_features)`` contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+FEATURE_NAMES = ("stem", "stage1", "stage2", "stage3")
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """3x3 convolution, padding 1, no bias (a BatchNorm always follows or precedes it)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def init_weights(model: nn.Module) -> None:
+    """The usual ResNet init: Kaiming-normal convs (fan-out, ReLU gain), BatchNorm 1/0, zero linear bias.
+
+    Draws from torch's default generator, so ``torch.manual_seed`` makes it deterministic.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.zeros_(module.bias)
+
+
+class FeatureClassifier(nn.Module):
+    """A backbone with named stage features, global average pooling and a linear classifier.
+
+    Subclasses build ``self.fc`` and ``self.stage_channels`` and implement :meth:`stage_features`.
+    Any input size works (28x28, 32x32, larger): pooling averages whatever spatial size is left.
+    """
+
+    fc: nn.Linear
+    stage_channels: dict[str, int]
+
+    def stage_features(self, x: Tensor) -> dict[str, Tensor]:
+        """``(B,C,H,W) float`` -> ``{"stem", "stage1", "stage2", "stage3"}`` post-activation maps."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+        """``(B,C,H,W) float`` -> logits ``(B, num_classes)``, or ``(logits, feats)``.
+
+        ``feats`` maps, in this order, "stem", "stage1", "stage2", "stage3" to ``(B, C_i, H_i, W_i)``
+        post-activation maps ("stage3" is the last before pooling) and "pooled" to ``(B, D)``;
+        ``self.stage_channels`` gives each feature's channel count.
+        """
+        feats = self.stage_features(x)
+        pooled = feats["stage3"].mean(dim=(2, 3))
+        logits = self.fc(pooled)
+        if not return_features:
+            return logits
+        feats["pooled"] = pooled
+        return logits, feats
+
+
+class BasicBlock(nn.Module):
+    """Post-activation basic block: ``relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))``."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        needs_projection = stride != 1 or in_channels != out_channels
+        self.shortcut = (
+            nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+            if needs_projection
+            else nn.Identity()
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return F.relu(out, inplace=True)
+
+
+class CifarResNet(FeatureClassifier):
+    """ResNet of depth ``6n + 2`` with ``widths = (stem, stage1, stage2, stage3)`` channels.
+
+    Stages 2 and 3 halve the resolution: a 32x32 input gives 32/16/8 maps, a 28x28 one 28/14/7.
+    """
+
+    def __init__(self, depth: int, widths: Sequence[int], num_classes: int, in_channels: int) -> None:
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6 != 0:
+            raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1, got {depth}")
+        if len(widths) != 4:
+            raise ValueError(f"widths must be (stem, stage1, stage2, stage3), got {tuple(widths)}")
+        blocks_per_stage = (depth - 2) // 6
+        self.stem = nn.Sequential(
+            conv3x3(in_channels, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
+        )
+        self.stage1 = _stage(widths[0], widths[1], blocks_per_stage, stride=1)
+        self.stage2 = _stage(widths[1], widths[2], blocks_per_stage, stride=2)
+        self.stage3 = _stage(widths[2], widths[3], blocks_per_stage, stride=2)
+        self.fc = nn.Linear(widths[3], num_classes)
+        self.stage_channels = dict(zip(FEATURE_NAMES, widths, strict=True)) | {"pooled": widths[3]}
+        init_weights(self)
+
+    def stage_features(self, x: Tensor) -> dict[str, Tensor]:
+        stem = self.stem(x)
+        stage1 = self.stage1(stem)
+        stage2 = self.stage2(stage1)
+        stage3 = self.stage3(stage2)
+        return {"stem": stem, "stage1": stage1, "stage2": stage2, "stage3": stage3}
+
+
+def _stage(in_channels: int, out_channels: int, num_blocks: int, stride: int) -> nn.Sequential:
+    """``num_blocks`` basic blocks; only the first one changes width and stride."""
+    blocks = [BasicBlock(in_channels, out_channels, stride)]
+    blocks += [BasicBlock(out_channels, out_channels, 1) for _ in range(num_blocks - 1)]
+    return nn.Sequential(*blocks)

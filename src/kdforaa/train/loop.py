@@ -1,0 +1,329 @@
+"""The training engine: one loop for plain cross-entropy training and for distillation.
+
+Per step (design.md §1): uint8 batch -> per-sample keys -> augmentation on the device -> normalise ->
+teacher (frozen, same augmented batch) -> student -> criterion -> SGD step. All randomness of the data
+path comes from counter-based keys, and the model's own randomness (dropout) from the torch RNG saved
+in every checkpoint, so a resumed run ends with bit-identical weights on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from kdforaa import __version__
+from kdforaa.augment.pipeline import build_augment
+from kdforaa.augment.random import make_keys, permutation
+from kdforaa.data.datasets import load_dataset
+from kdforaa.data.loader import batches, normalize
+from kdforaa.distill.criterion import build_criterion
+from kdforaa.distill.teacher import load_teacher
+from kdforaa.errors import BadInput
+from kdforaa.models.registry import build_model
+from kdforaa.train.checkpoint import load_checkpoint, save_checkpoint
+from kdforaa.train.config import RunConfig, build_config, config_to_dict
+from kdforaa.train.device import resolve_device
+from kdforaa.train.evaluate import evaluate
+from kdforaa.train.run_folder import RunFolder
+from kdforaa.train.schedule import lr_factor
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the message says where and why."""
+
+
+class Trainer:
+    """Trains ``cfg.model`` on ``cfg.data`` into the run folder ``out``; ``resume`` continues its last.pt."""
+
+    def __init__(self, cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True):
+        self.cfg, self.folder, self.progress = cfg, RunFolder(out), progress
+        self.device = resolve_device(cfg.train.device)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self._check_folder(resume)
+        torch.manual_seed(cfg.seed)
+        self.train_set = load_dataset(cfg.data, "train")
+        self.test_set = load_dataset(cfg.data, "test")
+        ds = self.train_set
+        self.model = build_model(cfg.model.name, ds.num_classes, ds.in_channels).to(self.device)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda and cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.augment = build_augment(cfg.augment, *ds.image_size)
+        self.teacher = None
+        if cfg.teacher.checkpoint:
+            self.teacher = load_teacher(cfg.teacher.checkpoint, ds.num_classes, ds.in_channels, self.device)
+        elif cfg.distill.method != "none" or cfg.distill.sp or cfg.distill.hints:
+            raise BadInput(f"distill.method={cfg.distill.method} needs a teacher: set teacher.checkpoint=PATH")
+        self.criterion = build_criterion(
+            cfg.distill,
+            ds.num_classes,
+            label_smoothing=cfg.train.label_smoothing,
+            student_channels=getattr(self.model, "stage_channels", None),
+            teacher_channels=getattr(self.teacher, "stage_channels", None) if self.teacher else None,
+        ).to(self.device)
+        params = list(self.model.parameters()) + list(self.criterion.parameters())
+        t = cfg.train
+        self.optimizer = torch.optim.SGD(
+            params, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov and t.momentum > 0, weight_decay=t.weight_decay
+        )
+        n = len(ds)
+        self.steps_per_epoch = max(1, n // t.batch_size)
+        self.total_steps = self.steps_per_epoch * t.epochs
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best_acc, self.elapsed, self.skipped = -1.0, 0.0, 0
+        self._reset_stats()
+        if resume:
+            self._restore(load_checkpoint(self.folder.last, map_location="cpu"))
+        self.writer = self._tensorboard() if t.tensorboard else None
+
+    # ----------------------------------------------------------------- set-up
+    def _check_folder(self, resume: bool) -> None:
+        folder = self.folder
+        if resume:
+            if not folder.last.exists():
+                raise BadInput(f"nothing to resume in {folder.path}: it has no {folder.last.name}")
+        elif folder.has_run():
+            raise BadInput(
+                f"{folder.path} already holds a run: continue it with 'kdforaa train --resume {folder.path}' "
+                "or choose another --out"
+            )
+        folder.lock()
+        if not resume:
+            folder.write_config(config_to_dict(self.cfg))
+
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise BadInput("train.tensorboard needs tensorboard: pip install 'kdforaa[tensorboard]'") from None
+        return SummaryWriter(str(self.folder.file("tensorboard")))
+
+    def _reset_stats(self) -> None:
+        self.stats: dict[str, float] = {}
+
+    # ------------------------------------------------------------ checkpoints
+    def _state(self) -> dict[str, Any]:
+        ds = self.train_set
+        rng = {"torch": torch.get_rng_state()}
+        if self.cuda:
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "criterion": self.criterion.state_dict(),
+            "scheduler": {"global_step": self.global_step, "total_steps": self.total_steps},
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "best_acc": self.best_acc,
+            "elapsed": self.elapsed,
+            "skipped_steps": self.skipped,
+            "stats": dict(self.stats),
+            "rng": rng,
+            "config": config_to_dict(self.cfg),
+            "model_name": self.cfg.model.name,
+            "num_classes": ds.num_classes,
+            "in_channels": ds.in_channels,
+            "mean": list(ds.mean),
+            "std": list(ds.std),
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.criterion.load_state_dict(state["criterion"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.global_step, self.best_acc = state["global_step"], state["best_acc"]
+        self.elapsed, self.skipped = state["elapsed"], state["skipped_steps"]
+        self.stats = dict(state["stats"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if self.cuda and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.folder.keep_metrics_before(self.epoch)
+
+    def save(self) -> None:
+        save_checkpoint(self._state(), self.folder.last)
+
+    # ------------------------------------------------------------------ steps
+    def _autocast(self):
+        if self.cuda and self.cfg.train.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _to_input(self, images: torch.Tensor) -> torch.Tensor:
+        x = normalize(images, self.train_set.mean, self.train_set.std)
+        if self.cuda and self.cfg.train.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _teacher_outputs(self, x: torch.Tensor, clean: torch.Tensor):
+        if self.teacher is None:
+            return None, None
+        inp = x if self.cfg.teacher.input == "augmented" else self._to_input(clean)
+        with self._autocast():
+            if self.criterion.needs_features:
+                logits, feats = self.teacher.forward_features(inp)
+            else:
+                logits, feats = self.teacher(inp), None
+        return logits.float(), feats
+
+    def _accumulate(self, terms: dict[str, torch.Tensor], logits, labels, teacher_logits, n: int) -> None:
+        s = self.stats
+        for name, value in terms.items():
+            s[name] = s.get(name, 0.0) + float(value) * n
+        s["correct"] = s.get("correct", 0.0) + float((logits.argmax(1) == labels).sum())
+        if teacher_logits is not None:
+            s["teacher_wrong"] = s.get("teacher_wrong", 0.0) + float((teacher_logits.argmax(1) != labels).sum())
+        s["n"] = s.get("n", 0.0) + n
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:
+        cfg = self.cfg
+        keys = make_keys(cfg.seed, self.epoch, indices)
+        params = self.augment.sample(keys)
+        clean = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        x = self._to_input(self.augment.apply(clean, params))
+        teacher_logits, teacher_feats = self._teacher_outputs(x, clean)
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.train.lr * lr_factor(cfg.train, self.global_step, self.total_steps, self.steps_per_epoch)
+        with self._autocast():
+            if self.criterion.needs_features:
+                logits, feats = self.model(x, return_features=True)
+            else:
+                logits, feats = self.model(x), None
+        loss, terms = self.criterion(
+            logits.float(),
+            labels,
+            teacher_logits=teacher_logits,
+            level=params.level.to(self.device),
+            student_feats=feats,
+            teacher_feats=teacher_feats,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+            if cfg.train.on_nan == "stop":
+                raise TrainingError(
+                    f"non-finite loss at epoch {self.epoch + 1} step {self.step_in_epoch + 1} "
+                    f"(global step {self.global_step + 1}): {detail}; lower train.lr or set train.on_nan=skip"
+                )
+            self.skipped += 1
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self._accumulate({"loss": loss.detach(), **terms}, logits.detach(), labels, teacher_logits, labels.numel())
+        self.step_in_epoch += 1
+        self.global_step += 1
+
+    # ------------------------------------------------------------------ epochs
+    def _epoch_record(self, seconds: float, images_seen: int) -> dict[str, Any]:
+        s, n = self.stats, max(1.0, self.stats.get("n", 0.0))
+        record: dict[str, Any] = {"epoch": self.epoch, "step": self.global_step}
+        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        for name, value in s.items():
+            if name not in ("n", "correct", "teacher_wrong"):
+                record[f"train_{name}"] = value / n
+        record["train_acc"] = 100.0 * s.get("correct", 0.0) / n
+        if "teacher_wrong" in s:
+            record["teacher_outlier_rate"] = s["teacher_wrong"] / n
+        test = evaluate(self.model, self.test_set, self.device, self.cfg.train.eval_batch_size)
+        record.update(test_acc=test["acc"], test_loss=test["loss"])
+        record["skipped_steps"] = self.skipped
+        record["epoch_seconds"] = seconds
+        record["img_per_s"] = images_seen / seconds if seconds > 0 else math.nan
+        return record
+
+    def run(self) -> dict[str, Any]:
+        """Train to the configured number of epochs; returns the summary (also written to summary.json)."""
+        cfg = self.cfg
+        try:
+            while self.epoch < cfg.train.epochs:
+                self._run_epoch()
+            summary = self._summary()
+            self.folder.write_summary(summary)
+            return summary
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            self.folder.unlock()
+
+    def _run_epoch(self) -> None:
+        cfg, bs = self.cfg, self.cfg.train.batch_size
+        self.model.train()
+        order = permutation(cfg.seed, self.epoch, len(self.train_set))[: self.steps_per_epoch * bs]
+        start = self.step_in_epoch
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=start,
+            desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}",
+            disable=not self.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        t0, seen = time.perf_counter(), 0
+        every = cfg.train.checkpoint_every
+        for images, labels, indices in batches(self.train_set, order[start * bs :], bs, cfg.data.num_workers):
+            self.train_step(images, labels, indices)
+            seen += labels.numel()
+            bar.update(1)
+            if every and self.global_step % every == 0 and self.step_in_epoch < self.steps_per_epoch:
+                self.elapsed += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                self.save()
+        bar.close()
+        seconds = time.perf_counter() - t0
+        self.elapsed += seconds
+        record = self._epoch_record(seconds, seen)
+        improved = record["test_acc"] > self.best_acc
+        self.best_acc = max(self.best_acc, record["test_acc"])
+        self.folder.append_metrics(record)
+        self._log(record)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self._reset_stats()
+        self.save()
+        if improved:
+            save_checkpoint(self._state(), self.folder.best)
+
+    def _log(self, r: dict[str, Any]) -> None:
+        if self.writer is not None:
+            for key, value in r.items():
+                if isinstance(value, (int, float)) and key not in ("epoch", "step"):
+                    self.writer.add_scalar(key, value, r["epoch"] + 1)
+        if self.progress:
+            extra = f" teacher-outliers {100 * r['teacher_outlier_rate']:.1f}%" if "teacher_outlier_rate" in r else ""
+            tqdm.write(
+                f"epoch {r['epoch'] + 1}/{self.cfg.train.epochs}: loss {r.get('train_loss', math.nan):.4f} "
+                f"train-acc {r['train_acc']:.2f} test-acc {r['test_acc']:.2f}{extra} "
+                f"({r['img_per_s']:.0f} img/s)"
+            )
+
+    def _summary(self) -> dict[str, Any]:
+        records = self.folder.read_metrics()
+        last = records[-1] if records else {}
+        return {
+            "final_test_acc": last.get("test_acc"),
+            "best_test_acc": max((r["test_acc"] for r in records), default=None),
+            "epochs": self.epoch,
+            "steps": self.global_step,
+            "skipped_steps": self.skipped,
+            "wall_time_s": self.elapsed,
+            "world_size": 1,
+            "model": self.cfg.model.name,
+            "data": self.cfg.data.name,
+            "teacher": self.cfg.teacher.checkpoint,
+            "distill": self.cfg.distill.method,
+            "kdforaa_version": __version__,
+        }
+
+
+def resume_config(out: str | Path) -> RunConfig:
+    """The resolved config a run folder was started with."""
+    return build_config(RunFolder(out).read_config())
