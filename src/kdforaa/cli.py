@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 
 from kdforaa import __version__
-from kdforaa.errors import BadInput
+from kdforaa.errors import BadInput, TrainingError
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -193,12 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kdforaa: interrupted", file=sys.stderr)
         return 130
+    except TrainingError as err:
+        print(f"kdforaa: {err}", file=sys.stderr)
+        return 1
     except Exception as err:
-        from kdforaa.train.loop import TrainingError
-
-        if isinstance(err, TrainingError):
-            print(f"kdforaa: {err}", file=sys.stderr)
-            return 1
         traceback.print_exc()
         print(f"kdforaa: internal error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1

@@ -3,3 +3,7 @@
 
 class BadInput(ValueError):
     """Bad input from the user: the message is one line saying what is wrong and how to fix it."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the message says where and why (exit 1)."""

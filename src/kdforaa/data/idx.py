@@ -24,7 +24,9 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
     dtype = np.dtype(_DTYPES[raw[2]])
     expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:
-        raise BadInput(f"{name} is truncated or padded: {len(raw)} bytes, expected {expected} for shape {dims}")
+        raise BadInput(
+            f"{name} is truncated or padded: {len(raw)} bytes, expected {expected} for shape {dims}"
+        )
     return np.frombuffer(raw, dtype, offset=header).reshape(dims)
 
 

@@ -10,7 +10,7 @@ This module also holds what every model of the zoo shares: the weight init, the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -41,12 +41,17 @@ def init_weights(model: nn.Module) -> None:
 class FeatureClassifier(nn.Module):
     """A backbone with named stage features, global average pooling and a linear classifier.
 
-    Subclasses build ``self.fc`` and ``self.stage_channels`` and implement :meth:`stage_features`.
+    Subclasses build their stages, call :meth:`build_head` and implement :meth:`stage_features`.
     Any input size works (28x28, 32x32, larger): pooling averages whatever spatial size is left.
     """
 
     fc: nn.Linear
     stage_channels: dict[str, int]
+
+    def build_head(self, widths: Sequence[int], num_classes: int) -> None:
+        """Set the classifier and ``stage_channels`` from ``widths = (stem, stage1, stage2, stage3)``."""
+        self.fc = nn.Linear(widths[-1], num_classes)
+        self.stage_channels = dict(zip(FEATURE_NAMES, widths, strict=True)) | {"pooled": widths[-1]}
 
     def stage_features(self, x: Tensor) -> dict[str, Tensor]:
         """``(B,C,H,W) float`` -> ``{"stem", "stage1", "stage2", "stage3"}`` post-activation maps."""
@@ -110,11 +115,10 @@ class CifarResNet(FeatureClassifier):
         self.stem = nn.Sequential(
             conv3x3(in_channels, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
         )
-        self.stage1 = _stage(widths[0], widths[1], blocks_per_stage, stride=1)
-        self.stage2 = _stage(widths[1], widths[2], blocks_per_stage, stride=2)
-        self.stage3 = _stage(widths[2], widths[3], blocks_per_stage, stride=2)
-        self.fc = nn.Linear(widths[3], num_classes)
-        self.stage_channels = dict(zip(FEATURE_NAMES, widths, strict=True)) | {"pooled": widths[3]}
+        self.stage1 = make_stage(BasicBlock, widths[0], widths[1], blocks_per_stage, stride=1)
+        self.stage2 = make_stage(BasicBlock, widths[1], widths[2], blocks_per_stage, stride=2)
+        self.stage3 = make_stage(BasicBlock, widths[2], widths[3], blocks_per_stage, stride=2)
+        self.build_head(widths, num_classes)
         init_weights(self)
 
     def stage_features(self, x: Tensor) -> dict[str, Tensor]:
@@ -125,8 +129,14 @@ class CifarResNet(FeatureClassifier):
         return {"stem": stem, "stage1": stage1, "stage2": stage2, "stage3": stage3}
 
 
-def _stage(in_channels: int, out_channels: int, num_blocks: int, stride: int) -> nn.Sequential:
-    """``num_blocks`` basic blocks; only the first one changes width and stride."""
-    blocks = [BasicBlock(in_channels, out_channels, stride)]
-    blocks += [BasicBlock(out_channels, out_channels, 1) for _ in range(num_blocks - 1)]
+def make_stage(
+    block: Callable[[int, int, int], nn.Module],
+    in_channels: int,
+    out_channels: int,
+    num_blocks: int,
+    stride: int,
+) -> nn.Sequential:
+    """``num_blocks`` blocks made by ``block(in, out, stride)``; only the first changes width and stride."""
+    blocks = [block(in_channels, out_channels, stride)]
+    blocks += [block(out_channels, out_channels, 1) for _ in range(num_blocks - 1)]
     return nn.Sequential(*blocks)

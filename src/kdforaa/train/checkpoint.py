@@ -44,10 +44,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise BadInput(f"checkpoint {path} does not exist: pass a run folder's last.pt or best.pt")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        raise BadInput(
-            f"checkpoint {path} holds objects other than tensors and plain data; refusing to unpickle it"
-        ) from None
+    except pickle.UnpicklingError as err:
+        if "GLOBAL" in str(err):  # a pickled object the safe unpickler will not build
+            raise BadInput(
+                f"checkpoint {path} holds objects other than tensors and plain data; refusing to unpickle it"
+            ) from None
+        raise BadInput(f"checkpoint {path} is unreadable or truncated (not a torch checkpoint)") from None
     except Exception as err:  # truncated zip, not a torch file, ...
         raise BadInput(f"checkpoint {path} is unreadable or truncated ({type(err).__name__})") from None
     if not isinstance(state, dict) or MARKER not in state or "model" not in state:

@@ -24,7 +24,7 @@ from kdforaa.data.datasets import load_dataset
 from kdforaa.data.loader import batches, normalize
 from kdforaa.distill.criterion import build_criterion
 from kdforaa.distill.teacher import load_teacher
-from kdforaa.errors import BadInput
+from kdforaa.errors import BadInput, TrainingError
 from kdforaa.models.registry import build_model
 from kdforaa.train.checkpoint import load_checkpoint, save_checkpoint
 from kdforaa.train.config import RunConfig, build_config, config_to_dict
@@ -32,10 +32,6 @@ from kdforaa.train.device import resolve_device
 from kdforaa.train.evaluate import evaluate
 from kdforaa.train.run_folder import RunFolder
 from kdforaa.train.schedule import lr_factor
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. a non-finite loss); the message says where and why."""
 
 
 class Trainer:
@@ -53,12 +49,14 @@ class Trainer:
         ds = self.train_set
         self.model = build_model(cfg.model.name, ds.num_classes, ds.in_channels).to(self.device)
         self.cuda = self.device.type == "cuda"
-        if self.cuda and cfg.train.channels_last:
+        if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.augment = build_augment(cfg.augment, *ds.image_size)
         self.teacher = None
         if cfg.teacher.checkpoint:
             self.teacher = load_teacher(cfg.teacher.checkpoint, ds.num_classes, ds.in_channels, self.device)
+            if cfg.train.channels_last:
+                self.teacher.model.to(memory_format=torch.channels_last)
         elif cfg.distill.method != "none" or cfg.distill.sp or cfg.distill.hints:
             raise BadInput(f"distill.method={cfg.distill.method} needs a teacher: set teacher.checkpoint=PATH")
         self.criterion = build_criterion(
@@ -159,7 +157,7 @@ class Trainer:
 
     def _to_input(self, images: torch.Tensor) -> torch.Tensor:
         x = normalize(images, self.train_set.mean, self.train_set.std)
-        if self.cuda and self.cfg.train.channels_last:
+        if self.cfg.train.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 

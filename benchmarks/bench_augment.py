@@ -1,0 +1,224 @@
+"""Throughput of our batched per-sample RandAugment(2, 9) against Pillow image by image and kornia.
+
+    python benchmarks/bench_augment.py [--device cpu|cuda] [--quick]
+
+Side by side in one process: ours (sampling included), a timm-style Pillow reference written here
+(one image at a time, numpy <-> Pillow conversion included, same 14 ops and level table) and kornia's
+RandAugment when it is importable (kornia draws its ops once per batch, ours per sample). Prints
+Markdown tables of median images/s, ratios against the targets, and per-op throughput of our ops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageEnhance, ImageOps
+
+from kdforaa.augment import geometry, ops
+from kdforaa.augment.levels import LEVEL_TO_ARGUMENT, OP_NAMES, SIGNED_OPS, op_argument
+from kdforaa.augment.policies import RANDAUGMENT_OPS, RandAugment
+from kdforaa.data.idx import read_idx
+
+FASHION = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+NUM_OPS, MAGNITUDE = 2, 9.0
+KORNIA_MAGNITUDE = MAGNITUDE * 3  # kornia's magnitude runs 0..30 where ours runs 0..10
+
+
+@dataclass(frozen=True)
+class Case:
+    side: int
+    batch: int
+    min_vs_pillow: float
+    min_vs_kornia: float
+
+
+CASES = (Case(32, 256, 8.0, 1.0), Case(224, 64, 1.5, 1.5))
+
+
+def real_batch(side: int, batch: int, device: torch.device) -> torch.Tensor:
+    """``(batch,3,side,side)`` uint8: Fashion-MNIST images resized, with a different gain per channel."""
+    grey = torch.from_numpy(np.array(read_idx(FASHION)[:batch])).unsqueeze(1).float()
+    grey = F.interpolate(grey, size=(side, side), mode="bilinear", align_corners=False)
+    rgb = grey * torch.tensor([1.0, 0.8, 0.5]).view(1, 3, 1, 1)
+    return rgb.round().clamp(0, 255).to(torch.uint8).to(device)
+
+
+# ------------------------------------------------------------------------ Pillow reference (timm-style)
+def _affine(data: Callable[[float], tuple[float, ...]]) -> Callable[[Image.Image, float], Image.Image]:
+    def run(img: Image.Image, arg: float) -> Image.Image:
+        fill = (0,) * len(img.getbands())
+        return img.transform(
+            img.size, Image.Transform.AFFINE, data(arg), Image.Resampling.NEAREST, fillcolor=fill
+        )
+
+    return run
+
+
+PILLOW_OPS: dict[str, Callable[[Image.Image, float], Image.Image]] = {
+    "identity": lambda img, a: img,
+    "autocontrast": lambda img, a: ImageOps.autocontrast(img),
+    "equalize": lambda img, a: ImageOps.equalize(img),
+    "invert": lambda img, a: ImageOps.invert(img),
+    "rotate": lambda img, a: img.rotate(a, Image.Resampling.NEAREST, fillcolor=(0,) * len(img.getbands())),
+    "posterize": lambda img, a: ImageOps.posterize(img, int(a)),
+    "solarize": lambda img, a: ImageOps.solarize(img, a),
+    "solarize_add": lambda img, a: img.point(
+        [min(255, v + int(a)) if v < 128 else v for v in range(256)] * 3
+    ),
+    "color": lambda img, a: ImageEnhance.Color(img).enhance(a),
+    "contrast": lambda img, a: ImageEnhance.Contrast(img).enhance(a),
+    "brightness": lambda img, a: ImageEnhance.Brightness(img).enhance(a),
+    "sharpness": lambda img, a: ImageEnhance.Sharpness(img).enhance(a),
+    "shear_x": _affine(lambda a: (1, a, 0, 0, 1, 0)),
+    "shear_y": _affine(lambda a: (1, 0, 0, a, 1, 0)),
+    "translate_x": _affine(lambda a: (1, 0, a, 0, 1, 0)),
+    "translate_y": _affine(lambda a: (1, 0, 0, 0, 1, a)),
+}
+
+
+class PillowRandAugment:
+    """RandAugment one image at a time through Pillow, as timm does it on CPU data-loader workers.
+
+    Op arguments come from our level table, computed once per image size (timm's level-to-argument
+    functions are plain Python arithmetic, so per-image torch calls would handicap Pillow).
+    """
+
+    def __init__(self, num_ops: int, magnitude: float, seed: int = 0) -> None:
+        self.num_ops, self.magnitude = num_ops, magnitude
+        self.rng = random.Random(seed)
+        self._arguments: dict[tuple[int, int], dict[tuple[str, float], float]] = {}
+
+    def _table(self, height: int, width: int) -> dict[tuple[str, float], float]:
+        if (height, width) not in self._arguments:
+            self._arguments[(height, width)] = {
+                (op, sign): float(op_argument(op, self.magnitude, sign, height=height, width=width))
+                for op in RANDAUGMENT_OPS
+                for sign in (-1.0, 1.0)
+            }
+        return self._arguments[(height, width)]
+
+    def _one(self, img: Image.Image) -> Image.Image:
+        table = self._table(img.height, img.width)
+        for _ in range(self.num_ops):
+            op = self.rng.choice(RANDAUGMENT_OPS)
+            sign = self.rng.choice((-1.0, 1.0)) if op in SIGNED_OPS else 1.0
+            img = PILLOW_OPS[op](img, table[(op, sign)])
+        return img
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        arrays = x.permute(0, 2, 3, 1).cpu().numpy()
+        out = [np.asarray(self._one(Image.fromarray(a))) for a in arrays]
+        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
+
+
+# -------------------------------------------------------------------------------------------- timing
+def images_per_second(fn: Callable[[], object], batch: int, repeats: int, device: torch.device) -> float:
+    """Median over ``repeats`` timed calls (after one warm-up call) of ``batch / seconds``."""
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    fn()
+    sync()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        seconds.append(time.perf_counter() - start)
+    return batch / statistics.median(seconds)
+
+
+def kornia_runner(x: torch.Tensor) -> Callable[[], torch.Tensor] | None:
+    try:
+        from kornia.augmentation.auto import RandAugment as KorniaRandAugment
+    except ImportError:
+        return None
+    augment = KorniaRandAugment(n=NUM_OPS, m=KORNIA_MAGNITUDE).to(x.device)
+    return lambda: augment(x.float().div(255)).mul(255).round().clamp(0, 255).to(torch.uint8)
+
+
+def per_op_runners(x: torch.Tensor) -> dict[str, Callable[[], torch.Tensor]]:
+    """Each of our ops on the whole batch at level 9 with per-sample signs, plus the fused warp."""
+    batch, _, height, width = x.shape
+    signs = torch.where(torch.arange(batch) % 2 == 0, 1.0, -1.0)
+
+    def runner(name: str) -> Callable[[], torch.Tensor]:
+        op = getattr(ops, name)
+        if name not in LEVEL_TO_ARGUMENT:
+            return lambda: op(x)
+        arg = op_argument(name, torch.full((batch,), MAGNITUDE), signs, height=height, width=width).to(
+            x.device
+        )
+        return lambda: op(x, arg)
+
+    runners = {name: runner(name) for name in OP_NAMES}
+    matrix = geometry.compose(
+        geometry.rotate_matrix(27.0 * signs, height, width), geometry.shear_x_matrix(0.27 * signs)
+    ).to(x.device)
+    runners["warp (rotate+shear fused)"] = lambda: geometry.warp(x, matrix)
+    return runners
+
+
+def measure(case: Case, device: torch.device, repeats: int) -> tuple[float, float, float, dict[str, float]]:
+    """Images/s of ours, Pillow and kornia (nan if absent), and of each of our ops, for one case."""
+    x = real_batch(case.side, case.batch, device)
+    ours, generator = RandAugment(NUM_OPS, MAGNITUDE), torch.Generator().manual_seed(0)
+    rate = images_per_second(lambda: ours(x, generator), case.batch, repeats, device)
+    pillow, x_cpu = PillowRandAugment(NUM_OPS, MAGNITUDE), x.cpu()
+    pillow_rate = images_per_second(lambda: pillow(x_cpu), case.batch, repeats, torch.device("cpu"))
+    kornia = kornia_runner(x)
+    kornia_rate = images_per_second(kornia, case.batch, repeats, device) if kornia else float("nan")
+    per_op = {
+        name: images_per_second(run, case.batch, repeats, device) for name, run in per_op_runners(x).items()
+    }
+    return rate, pillow_rate, kornia_rate, per_op
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(2)
+    repeats = 3 if args.quick else 7
+    print(
+        f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; median of {repeats} repeats"
+    )
+    print("Pillow runs on the CPU, one image at a time; kornia chooses its ops once per batch.\n")
+    results = [(case, *measure(case, device, repeats)) for case in CASES]
+    print(
+        "| images | batch | ours img/s | Pillow img/s | kornia img/s | ours/Pillow | ours/kornia | targets |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for case, rate, pillow_rate, kornia_rate, _ in results:
+        vs_pillow, vs_kornia = rate / pillow_rate, rate / kornia_rate
+        met = vs_pillow >= case.min_vs_pillow and not vs_kornia < case.min_vs_kornia
+        target = f">= {case.min_vs_pillow:g}x Pillow, >= {case.min_vs_kornia:g}x kornia"
+        rates = f"{rate:,.0f} | {pillow_rate:,.0f} | {kornia_rate:,.0f}"
+        ratios = f"{vs_pillow:.1f}x | {vs_kornia:.1f}x"
+        print(
+            f"| {case.side}x{case.side} RGB | {case.batch} | {rates} | {ratios} | {'met' if met else 'MISSED'}: {target} |"
+        )
+    print("\nOur ops alone, whole batch, level 9 (img/s):\n")
+    print("| op | " + " | ".join(f"{c.side}x{c.side} B={c.batch}" for c in CASES) + " |")
+    print("|---|" + "---|" * len(CASES))
+    for name in results[0][-1]:
+        print(f"| {name} | " + " | ".join(f"{r[-1][name]:,.0f}" for r in results) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""Batched augmentation ops on uint8 images, each sample with its own argument, Pillow's semantics.
+
+Every op takes ``x``, a ``(B,C,H,W)`` uint8 tensor with ``C`` in {1, 3} on any device, and returns a
+new tensor of the same shape and dtype. A per-sample argument is a ``(B,)`` tensor or a Python number
+(the same for all samples). Sample ``i`` of the result is what Pillow gives for image ``i`` (mode "L"
+for one channel, "RGB" for three) with argument ``i``; see ``design.md`` for the reference call of
+each op. The colour ops redo Pillow's own integer and float32 arithmetic, so they agree with it to
+the grey level; the geometric ops resample through :func:`kdforaa.augment.geometry.warp`.
+
+No op loops over samples: work is a handful of whole-batch tensor operations (elementwise float32 or
+integer arithmetic, one 3x3 convolution, one histogram and one table look-up).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from kdforaa.augment.geometry import (
+    check_images,
+    per_sample,
+    rotate_matrix,
+    shear_x_matrix,
+    shear_y_matrix,
+    translate_matrix,
+    warp,
+)
+from kdforaa.errors import BadInput
+
+__all__ = [
+    "autocontrast",
+    "brightness",
+    "color",
+    "contrast",
+    "equalize",
+    "identity",
+    "invert",
+    "posterize",
+    "rotate",
+    "sharpness",
+    "shear_x",
+    "shear_y",
+    "solarize",
+    "solarize_add",
+    "translate_x",
+    "translate_y",
+]
+
+Argument = torch.Tensor | float
+
+# ITU-R 601-2 luma in 16.16 fixed point, as Pillow's RGB -> "L" conversion computes it.
+_LUMA_WEIGHTS = (19595.0, 38470.0, 7471.0)
+# ImageFilter.SMOOTH: this 3x3 kernel divided by 13.
+_SMOOTH_KERNEL = ((1.0, 1.0, 1.0), (1.0, 5.0, 1.0), (1.0, 1.0, 1.0))
+
+
+def _argument(
+    value: Argument,
+    x: torch.Tensor,
+    name: str,
+    low: float = -math.inf,
+    high: float = math.inf,
+    whole: bool = False,
+) -> torch.Tensor:
+    """Validate a per-sample argument: ``(B,)`` or ``(1,)`` float64 on the device it came on."""
+    t = per_sample(value, name)
+    batch = x.shape[0]
+    if t.shape[0] not in (1, batch):
+        raise BadInput(f"{name} has {t.shape[0]} values for a batch of {batch}: pass a number or a ({batch},) tensor")
+    ok = torch.isfinite(t) & (t >= low) & (t <= high)
+    if whole:
+        ok &= t == t.round()
+    if not ok.all():
+        kind = "whole number" if whole else "finite number"
+        bounds = f" in {low:g}..{high:g}" if math.isfinite(low) and math.isfinite(high) else ""
+        bounds = bounds or (f" >= {low:g}" if math.isfinite(low) else "")
+        raise BadInput(f"{name} must be a {kind}{bounds}; got {t[~ok][0].item():g}")
+    return t
+
+
+def _factor(value: Argument, x: torch.Tensor) -> torch.Tensor:
+    """An enhancement factor (>= 0) as ``(B,1,1,1)`` float32, the precision of Pillow's blend."""
+    return _argument(value, x, "factor", low=0.0).to(x.device, torch.float32).view(-1, 1, 1, 1)
+
+
+def _blend(image: torch.Tensor, degenerate: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Pillow's ``Image.blend(degenerate, image, factor)`` on float32 ``image`` (overwritten) -> uint8.
+
+    ``degenerate + factor * (image - degenerate)`` in float32, clipped to 0..255 and truncated,
+    which is what Pillow's C code does; ``degenerate`` broadcasts against ``image``.
+    """
+    out = image.sub_(degenerate).mul_(factor).add_(degenerate)
+    return out.clamp_(0, 255).to(torch.uint8)
+
+
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    """Pillow's RGB -> "L": ``(19595 R + 38470 G + 7471 B + 32768) >> 16``; ``(B,3,H,W)`` float32 -> ``(B,1,H,W)``.
+
+    Every intermediate is an integer below 2**24, so float32 holds it exactly.
+    """
+    weights = rgb.new_tensor(_LUMA_WEIGHTS).view(1, 3, 1, 1)
+    return (rgb * weights).sum(1, keepdim=True).add_(32768.0).div_(65536.0).floor_()
+
+
+def _levels(x: torch.Tensor) -> torch.Tensor:
+    """``(256,)`` int64 grey levels 0..255 on ``x``'s device."""
+    return torch.arange(256, device=x.device)
+
+
+def _channel_codes(x: torch.Tensor) -> torch.Tensor:
+    """``(B*C, H*W)`` int64: each pixel's value plus 256 times its (sample, channel) row number.
+
+    One index serves both the per-channel histograms (a single ``bincount``) and the per-channel
+    look-up tables (a single ``take``).
+    """
+    rows = x.shape[0] * x.shape[1]
+    offsets = torch.arange(rows, device=x.device).mul_(256).view(rows, 1)
+    return x.reshape(rows, -1).to(torch.int64).add_(offsets)
+
+
+def _apply_tables(x: torch.Tensor, codes: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+    """Map every pixel through its channel's table: ``tables`` is ``(B*C, 256)`` -> uint8 like ``x``."""
+    return tables.to(torch.uint8).reshape(-1).take(codes).reshape(x.shape)
+
+
+# Geometric ops: thin wrappers over geometry.warp.
+
+
+def rotate(x: torch.Tensor, degrees: Argument, fill: int = 0, interpolation: str = "nearest") -> torch.Tensor:
+    """Rotate counter-clockwise about the image centre: ``img.rotate(degrees, NEAREST, fillcolor=fill)``."""
+    check_images(x)
+    matrix = rotate_matrix(_argument(degrees, x, "degrees"), x.shape[2], x.shape[3])
+    return warp(x, matrix, fill, interpolation)
+
+
+def shear_x(x: torch.Tensor, factor: Argument, fill: int = 0, interpolation: str = "nearest") -> torch.Tensor:
+    """Shear along x: ``img.transform(size, AFFINE, (1, factor, 0, 0, 1, 0), NEAREST, fillcolor=fill)``."""
+    check_images(x)
+    return warp(x, shear_x_matrix(_argument(factor, x, "factor")), fill, interpolation)
+
+
+def shear_y(x: torch.Tensor, factor: Argument, fill: int = 0, interpolation: str = "nearest") -> torch.Tensor:
+    """Shear along y: ``img.transform(size, AFFINE, (1, 0, 0, factor, 1, 0), NEAREST, fillcolor=fill)``."""
+    check_images(x)
+    return warp(x, shear_y_matrix(_argument(factor, x, "factor")), fill, interpolation)
+
+
+def translate_x(x: torch.Tensor, pixels: Argument, fill: int = 0, interpolation: str = "nearest") -> torch.Tensor:
+    """Output pixel x reads input x + pixels (content moves left for pixels > 0), Pillow's AFFINE."""
+    check_images(x)
+    return warp(x, translate_matrix(_argument(pixels, x, "pixels"), 0.0), fill, interpolation)
+
+
+def translate_y(x: torch.Tensor, pixels: Argument, fill: int = 0, interpolation: str = "nearest") -> torch.Tensor:
+    """Output pixel y reads input y + pixels (content moves up for pixels > 0), Pillow's AFFINE."""
+    check_images(x)
+    return warp(x, translate_matrix(0.0, _argument(pixels, x, "pixels")), fill, interpolation)
+
+
+# Colour ops: Pillow's ImageEnhance blends and ImageOps tables.
+
+
+def brightness(x: torch.Tensor, factor: Argument) -> torch.Tensor:
+    """``ImageEnhance.Brightness(img).enhance(factor)``: a blend with black, i.e. ``x * factor``."""
+    check_images(x)
+    return x.to(torch.float32).mul_(_factor(factor, x)).clamp_(0, 255).to(torch.uint8)
+
+
+def color(x: torch.Tensor, factor: Argument) -> torch.Tensor:
+    """``ImageEnhance.Color(img).enhance(factor)``: a blend with the image's grey version.
+
+    A grey image is its own grey version, so one channel comes back unchanged.
+    """
+    check_images(x)
+    factor = _factor(factor, x)
+    if x.shape[1] == 1:
+        return x.clone()
+    image = x.to(torch.float32)
+    return _blend(image, _luma(image), factor)
+
+
+def contrast(x: torch.Tensor, factor: Argument) -> torch.Tensor:
+    """``ImageEnhance.Contrast(img).enhance(factor)``: a blend with the mean grey level (rounded)."""
+    check_images(x)
+    factor = _factor(factor, x)
+    image = x.to(torch.float32)
+    grey = image if x.shape[1] == 1 else _luma(image)
+    pixels = x.shape[2] * x.shape[3]
+    total = grey.sum((1, 2, 3), dtype=torch.float64)  # exact: an integer below 2**53
+    mean = torch.div(2 * total + pixels, 2 * pixels, rounding_mode="floor")  # int(mean + 0.5)
+    return _blend(image, mean.to(torch.float32).view(-1, 1, 1, 1), factor)
+
+
+def sharpness(x: torch.Tensor, factor: Argument) -> torch.Tensor:
+    """``ImageEnhance.Sharpness(img).enhance(factor)``: a blend with the SMOOTH-filtered image.
+
+    The filter leaves the one-pixel border as it is, so border pixels never change. Inside, SMOOTH is
+    ``round(S / 13)`` for the kernel sum ``S``; ``S/13 + 0.5`` is never a tie, so the integer form
+    ``floor((S + 6) / 13)`` reproduces Pillow's float computation exactly.
+    """
+    check_images(x)
+    factor = _factor(factor, x)
+    out = x.clone()
+    batch, channels, height, width = x.shape
+    if height < 3 or width < 3:
+        return out
+    image = x.to(torch.float32)
+    kernel = image.new_tensor(_SMOOTH_KERNEL).view(1, 1, 3, 3)
+    total = F.conv2d(image.view(batch * channels, 1, height, width), kernel)
+    smooth = total.add_(6.0).div_(13.0, rounding_mode="floor").view(batch, channels, height - 2, width - 2)
+    out[:, :, 1:-1, 1:-1] = _blend(image[:, :, 1:-1, 1:-1], smooth, factor)
+    return out
+
+
+def posterize(x: torch.Tensor, bits: Argument) -> torch.Tensor:
+    """``ImageOps.posterize(img, bits)``: keep the ``bits`` highest bits; 0 bits gives black."""
+    check_images(x)
+    kept = _argument(bits, x, "bits", low=0, high=8, whole=True).to(x.device, torch.int64)
+    mask = 256 - torch.pow(2, 8 - kept)
+    return x & mask.to(torch.uint8).view(-1, 1, 1, 1)
+
+
+def _below(x: torch.Tensor, threshold: Argument) -> torch.Tensor:
+    """``(B,C,H,W)`` bool: pixel < threshold (0..256), the test of ``ImageOps.solarize``."""
+    limit = _argument(threshold, x, "threshold", low=0, high=256)
+    # For whole pixel values, v < t exactly when v < ceil(t).
+    return x < torch.ceil(limit).to(x.device, torch.int16).view(-1, 1, 1, 1)
+
+
+def solarize(x: torch.Tensor, threshold: Argument) -> torch.Tensor:
+    """``ImageOps.solarize(img, threshold)``: invert every pixel >= threshold (0..256)."""
+    check_images(x)
+    return torch.where(_below(x, threshold), x, 255 - x)
+
+
+def solarize_add(x: torch.Tensor, addition: Argument, threshold: Argument = 128) -> torch.Tensor:
+    """Add ``addition`` to every pixel < threshold, clipping to 0..255; other pixels stay.
+
+    Pillow has no such op; the reference is a table ``min(255, max(0, int(v + addition)))`` for
+    ``v < threshold`` through ``img.point``. Fractional additions round down.
+    """
+    check_images(x)
+    below = _below(x, threshold)
+    shift = torch.floor(_argument(addition, x, "addition")).clamp_(-255, 255)
+    added = (x.to(torch.int16) + shift.to(x.device, torch.int16).view(-1, 1, 1, 1)).clamp_(0, 255)
+    return torch.where(below, added.to(torch.uint8), x)
+
+
+def equalize(x: torch.Tensor) -> torch.Tensor:
+    """``ImageOps.equalize(img)``, each channel of each sample with its own histogram.
+
+    Pillow's rule: ``step = (pixels - count of the highest occupied level) // 255``; level ``v`` maps to
+    ``(step // 2 + pixels below v) // step``; a channel with ``step == 0`` (e.g. one level) stays.
+    """
+    check_images(x)
+    codes = _channel_codes(x)
+    rows = codes.shape[0]
+    hist = torch.bincount(codes.reshape(-1), minlength=rows * 256).view(rows, 256)
+    levels = _levels(x)
+    highest = ((hist > 0) * levels).amax(1, keepdim=True)
+    step = (codes.shape[1] - hist.gather(1, highest)) // 255
+    below = hist.cumsum(1) - hist
+    tables = torch.div(step // 2 + below, step.clamp(min=1), rounding_mode="floor").clamp_(max=255)
+    return _apply_tables(x, codes, torch.where(step > 0, tables, levels))
+
+
+def autocontrast(x: torch.Tensor) -> torch.Tensor:
+    """``ImageOps.autocontrast(img)`` (cutoff 0), per channel of each sample.
+
+    Stretches ``lo..hi`` to ``0..255`` by Pillow's float64 table ``int(v * scale + offset)`` with
+    ``scale = 255 / (hi - lo)``, ``offset = -lo * scale``; constant channels stay as they are.
+    """
+    check_images(x)
+    codes = _channel_codes(x)
+    flat = x.reshape(codes.shape[0], -1)
+    low = flat.amin(1, keepdim=True).to(torch.float64)
+    span = flat.amax(1, keepdim=True).to(torch.float64) - low
+    scale = torch.full_like(span, 255.0) / span.clamp(min=1.0)  # not 255.0 / span: torch takes a reciprocal
+    offset = -low * scale
+    levels = _levels(x)
+    tables = (levels.to(torch.float64) * scale + offset).clamp_(0, 255).floor_()
+    return _apply_tables(x, codes, torch.where(span > 0, tables, levels.to(torch.float64)))
+
+
+def invert(x: torch.Tensor) -> torch.Tensor:
+    """``ImageOps.invert(img)``: ``255 - x``."""
+    check_images(x)
+    return 255 - x
+
+
+def identity(x: torch.Tensor) -> torch.Tensor:
+    """A copy of ``x``, unchanged."""
+    check_images(x)
+    return x.clone()

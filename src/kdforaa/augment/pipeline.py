@@ -1,0 +1,139 @@
+"""The train-time augmentation built from the config: policy, padded random crop, flip, cutout.
+
+Crop and flip are affine, so they join the policy's geometric ops in the same single warp per batch
+(order: crop, flip, then the policy's geometry); cutout comes last. All of it is drawn per sample from
+the counter-based keys, so a sample's training image can be regenerated from ``(seed, epoch, index)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import torch
+
+from kdforaa.augment import geometry
+from kdforaa.augment import random as rnd
+from kdforaa.augment.policies import (
+    AugParams,
+    AutoAugment,
+    Policy,
+    RandAugment,
+    SingleOp,
+    TrivialAugment,
+    check_keys,
+)
+from kdforaa.errors import BadInput
+
+if TYPE_CHECKING:  # augment never imports train at run time
+    from kdforaa.train.config import AugmentConfig
+
+# AutoAugment has no single magnitude: augment.magnitude / this value scales its published levels.
+AUTOAUGMENT_REFERENCE_MAGNITUDE = 9.0
+
+
+def _no_ops(batch_size: int) -> AugParams:
+    return AugParams(
+        ops=torch.zeros(batch_size, 0, dtype=torch.int64),
+        levels=torch.zeros(batch_size, 0),
+        signs=torch.zeros(batch_size, 0, dtype=torch.int8),
+        applied=torch.zeros(batch_size, 0, dtype=torch.bool),
+    )
+
+
+class AugmentPipeline(Policy):
+    """``policy`` (or none), then random crop after zero padding, horizontal flip and cutout.
+
+    Built for images of one size ``height x width`` (cutout boxes are drawn for that size).
+    """
+
+    def __init__(
+        self,
+        policy: Policy | None,
+        height: int,
+        width: int,
+        *,
+        crop_padding: int = 0,
+        flip: bool = False,
+        cutout: int = 0,
+        fill: int = 0,
+        interpolation: str = "nearest",
+    ) -> None:
+        super().__init__(fill=fill, interpolation=interpolation)
+        for name, value in (("height", height), ("width", width)):
+            if not isinstance(value, int) or value <= 0:
+                raise BadInput(f"{name}={value!r} must be a positive number of pixels")
+        for name, value in (("crop_padding", crop_padding), ("cutout", cutout)):
+            if not isinstance(value, int) or value < 0:
+                raise BadInput(f"{name}={value!r} must be an integer >= 0 (0 turns it off)")
+        self.policy = policy
+        self.height, self.width = height, width
+        self.crop_padding, self.flip, self.cutout = crop_padding, bool(flip), cutout
+
+    def sample(self, keys: torch.Tensor) -> AugParams:
+        """The policy's parameters plus per-sample crop shift, flip flag and cutout box."""
+        keys = check_keys(keys)
+        params = self.policy.sample(keys) if self.policy is not None else _no_ops(len(keys))
+        crop = flip = cutout = None
+        if self.crop_padding > 0:
+            pad = self.crop_padding
+            crop = rnd.integers(keys, "crop", 2 * pad + 1, 2) - pad
+        if self.flip:
+            flip = rnd.uniform(keys, "flip")[:, 0] < 0.5
+        if self.cutout > 0:
+            size = torch.tensor([self.height, self.width])
+            centre = (rnd.uniform(keys, "cutout", 2) * size).floor().long()
+            start = centre - self.cutout // 2
+            top_left, bottom_right = start.clamp(min=0), torch.minimum(start + self.cutout, size)
+            cutout = torch.cat([top_left, bottom_right], dim=1)
+        return replace(params, crop=crop, flip=flip, cutout=cutout)
+
+    def apply(self, x: torch.Tensor, params: AugParams) -> torch.Tensor:
+        """``x`` ``(B,C,height,width) uint8`` augmented as ``params`` say (deterministic)."""
+        geometry.check_images(x)
+        if tuple(x.shape[-2:]) != (self.height, self.width):
+            size = (self.height, self.width)
+            raise ValueError(f"x has images of {tuple(x.shape[-2:])} but the pipeline was built for {size}")
+        return super().apply(x, params)
+
+
+def build_policy(cfg: AugmentConfig) -> Policy | None:
+    """The policy named by ``cfg.policy`` (None for ``"none"``).
+
+    ``autoaugment`` scales the published levels by ``magnitude / 9`` (so the default 9 is the published
+    policy and 18 doubles every level); ``trivialaugment`` draws its own levels and ignores ``magnitude``.
+    """
+    common = {"fill": cfg.fill, "interpolation": cfg.interpolation}
+    if cfg.policy == "none":
+        return None
+    if cfg.policy == "randaugment":
+        return RandAugment(cfg.num_ops, cfg.magnitude, cfg.magnitude_std, **common)
+    if cfg.policy == "autoaugment":
+        scale = cfg.magnitude / AUTOAUGMENT_REFERENCE_MAGNITUDE
+        return AutoAugment(
+            cfg.autoaugment_policy, magnitude_scale=scale, magnitude_std=cfg.magnitude_std, **common
+        )
+    if cfg.policy == "trivialaugment":
+        return TrivialAugment(**common)
+    raise BadInput(
+        f"augment.policy={cfg.policy!r} is not accepted; use none, randaugment, autoaugment or trivialaugment"
+    )
+
+
+def build_augment(cfg: AugmentConfig, height: int, width: int) -> AugmentPipeline:
+    """The train-time augmentation of ``cfg`` for ``height x width`` images."""
+    return AugmentPipeline(
+        build_policy(cfg),
+        height,
+        width,
+        crop_padding=cfg.crop_padding,
+        flip=cfg.flip,
+        cutout=cfg.cutout,
+        fill=cfg.fill,
+        interpolation=cfg.interpolation,
+    )
+
+
+def build_single_op(op_name: str, level: float, *, fill: int = 0, interpolation: str = "nearest") -> SingleOp:
+    """A policy applying exactly ``op_name`` at ``level`` to every sample, sign drawn per sample."""
+    return SingleOp(op_name, level, fill=fill, interpolation=interpolation)

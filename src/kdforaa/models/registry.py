@@ -1,0 +1,142 @@
+"""Model names -> constructors: the CIFAR ResNets and Wide ResNets of the KD literature, plus ``timm:<name>``.
+
+Every model built here takes ``(B, in_channels, H, W)`` float images of any size >= 8x8 and follows the
+``forward(x, return_features=False)`` contract of :class:`~kdforaa.models.cifar_resnet.FeatureClassifier`.
+A ``timm:`` model exposes only the "pooled" feature (timm backbones have no common stage layout).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from kdforaa.errors import BadInput
+from kdforaa.models.cifar_resnet import CifarResNet
+from kdforaa.models.wrn import WideResNet
+
+TIMM_PREFIX = "timm:"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """How to build one named model, and how to describe it in one line."""
+
+    family: str
+    shape: str
+    build: Callable[[int, int, float], nn.Module]  # (num_classes, in_channels, dropout) -> model
+    has_dropout: bool
+
+
+def _resnet(depth: int, widths: Sequence[int]) -> _Entry:
+    return _Entry(
+        family="CIFAR ResNet",
+        shape=f"depth {depth}, widths {'/'.join(map(str, widths))}",
+        build=lambda num_classes, in_channels, _: CifarResNet(depth, widths, num_classes, in_channels),
+        has_dropout=False,
+    )
+
+
+def _wrn(depth: int, widen_factor: int) -> _Entry:
+    return _Entry(
+        family="Wide ResNet",
+        shape=f"depth {depth}, widen factor {widen_factor}",
+        build=lambda num_classes, in_channels, dropout: WideResNet(
+            depth, widen_factor, num_classes, in_channels, dropout
+        ),
+        has_dropout=True,
+    )
+
+
+_THIN = (16, 16, 32, 64)  # RepDistiller's resnet8..resnet110
+_WIDE = (32, 64, 128, 256)  # RepDistiller's resnet8x4, resnet32x4
+
+_REGISTRY: dict[str, _Entry] = {
+    **{f"resnet{depth}": _resnet(depth, _THIN) for depth in (8, 14, 20, 32, 44, 56, 110)},
+    "resnet8x4": _resnet(8, _WIDE),
+    "resnet32x4": _resnet(32, _WIDE),
+    **{
+        f"wrn_{d}_{k}": _wrn(d, k)
+        for d, k in ((16, 1), (16, 2), (16, 4), (28, 10), (40, 1), (40, 2), (40, 4))
+    },
+}
+
+
+class TimmClassifier(nn.Module):
+    """A timm model behind our ``forward(x, return_features)`` contract.
+
+    Features are only ``{"pooled": (B, D)}``: the pre-logits vector timm's head computes, so
+    logit-based and pooled-feature distillation work, stage hints do not.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        pooled_channels = getattr(model, "head_hidden_size", None) or model.num_features
+        self.stage_channels = {"pooled": int(pooled_channels)}
+
+    def forward(self, x: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+        """``(B,C,H,W) float`` -> logits ``(B, num_classes)``, or ``(logits, {"pooled": (B, D)})``."""
+        if not return_features:
+            return self.model(x)
+        pooled = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        return self.model.get_classifier()(pooled), {"pooled": pooled}
+
+
+def _build_timm(name: str, num_classes: int, in_channels: int, dropout: float) -> TimmClassifier:
+    try:
+        timm = importlib.import_module("timm")
+    except ImportError:
+        raise BadInput(
+            f"model '{TIMM_PREFIX}{name}' needs timm, which is not installed: pip install 'kdforaa[timm]'"
+        ) from None
+    if not timm.is_model(name):
+        raise BadInput(
+            f"timm has no model '{name}'; list them with: python -c 'import timm; print(timm.list_models())'"
+        )
+    model = timm.create_model(
+        name, pretrained=False, in_chans=in_channels, num_classes=num_classes, drop_rate=dropout
+    )
+    return TimmClassifier(model)
+
+
+def available_models() -> list[str]:
+    """The registered model names (``timm:<name>`` is accepted too but not listed)."""
+    return list(_REGISTRY)
+
+
+def build_model(name: str, num_classes: int, in_channels: int, *, dropout: float = 0.0) -> nn.Module:
+    """A freshly initialised model (deterministic under ``torch.manual_seed``).
+
+    ``dropout`` is the Wide ResNets' in-block dropout (timm's ``drop_rate``); other models reject it.
+    Raises BadInput for an unknown name or impossible sizes.
+    """
+    if num_classes < 1 or in_channels < 1:
+        raise BadInput(
+            f"model needs num_classes >= 1 and in_channels >= 1, got {num_classes} and {in_channels}"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise BadInput(f"dropout must be in [0, 1), got {dropout}")
+    if name.startswith(TIMM_PREFIX):
+        return _build_timm(name.removeprefix(TIMM_PREFIX), num_classes, in_channels, dropout)
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        raise BadInput(
+            f"unknown model '{name}'; choose one of {', '.join(available_models())} or timm:<name>"
+        )
+    if dropout > 0 and not entry.has_dropout:
+        raise BadInput(f"model '{name}' has no dropout; set dropout to 0 or pick a wrn_* model")
+    return entry.build(num_classes, in_channels, dropout)
+
+
+def describe_model(name: str) -> str:
+    """One line: name, family, depth/width and parameter count for 10 classes and 1 input channel."""
+    with torch.device("meta"):  # shapes only: no memory, no init work, no random draws
+        model = build_model(name, num_classes=10, in_channels=1)
+    num_params = sum(p.numel() for p in model.parameters())
+    entry = _REGISTRY.get(name)
+    kind = f"{entry.family}, {entry.shape}" if entry else "timm model"
+    return f"{name}: {kind}, {num_params / 1e6:.2f}M parameters (10 classes, 1 channel)"
