@@ -307,7 +307,7 @@ def _geometry(params: AugParams, h: int, w: int) -> torch.Tensor | None:
     if params.flip is not None:
         steps.append(geometry.flip_matrix(params.flip, w))
     geometric_ids = [i for i, name in enumerate(params.op_names) if name in GEOMETRIC_OPS]
-    if bool((params.applied & torch.isin(params.ops, torch.tensor(geometric_ids))).any()):
+    if bool((params.applied & torch.isin(params.ops, torch.tensor(geometric_ids, dtype=torch.int64))).any()):
         arg = {name: _slot_arguments(params, name, h, w) for name in GEOMETRIC_OPS}
         # A slot holds one op, so at most one factor per slot differs from the identity: order is moot.
         per_slot = geometry.compose(

@@ -1,0 +1,120 @@
+"""The command line: exit codes, one-line errors, and a tiny train -> eval round trip."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from kdforaa.cli import main
+
+TINY = ["data.limit=128", "data.test_limit=100", "model.name=resnet8", "train.epochs=1", "train.batch_size=64"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", *TINY, "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_train_then_eval(trained, capsys):
+    code, out, _ = run(capsys, "eval", str(trained / "best.pt"), "--device", "cpu")
+    assert code == 0
+    assert "accuracy" in out and "fashion-mnist test" in out
+
+
+def test_train_prints_where_results_are(tmp_path, capsys):
+    code, out, _ = run(capsys, "train", *TINY, "--out", str(tmp_path / "r"), "--quiet")
+    assert code == 0
+    assert out.strip().splitlines()[-1].endswith(str((tmp_path / "r").resolve()))
+
+
+def test_unknown_config_key(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  epochz: 1\n")
+    code, _, err = run(capsys, "train", str(cfg), "--out", str(tmp_path / "r"))
+    assert code == 2
+    assert "train.epochz" in one_line_error(err)
+
+
+def test_wrong_value_type(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "train.epochs=many", "--out", str(tmp_path / "r"))
+    assert code == 2
+    assert "train.epochs" in one_line_error(err)
+
+
+def test_missing_data_files(tmp_path, capsys):
+    code, _, err = run(capsys, "train", f"data.root={tmp_path}", "--out", str(tmp_path / "r"))
+    assert code == 2
+    assert "train-images-idx3-ubyte" in one_line_error(err)
+
+
+def test_out_folder_with_another_run(trained, capsys):
+    before = sorted(p.name for p in trained.iterdir())
+    code, _, err = run(capsys, "train", *TINY, "--out", str(trained))
+    assert code == 2
+    assert "--resume" in one_line_error(err)
+    assert sorted(p.name for p in trained.iterdir()) == before
+
+
+def test_unreadable_checkpoint(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    code, _, err = run(capsys, "eval", str(bad))
+    assert code == 2
+    assert "bad.pt" in one_line_error(err)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_pickle_payload_checkpoint_never_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.pt"
+    torch.save({"kdforaa": "0.1.0", "model": {}, "payload": _Payload()}, evil)
+    code, _, err = run(capsys, "eval", str(evil))
+    assert code == 2
+    assert "refusing to unpickle" in one_line_error(err)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_non_kdforaa_checkpoint(tmp_path, capsys):
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    code, _, err = run(capsys, "eval", str(other))
+    assert code == 2
+    assert "not a kdforaa checkpoint" in one_line_error(err)
+
+
+def test_models_lists_the_zoo(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    assert "resnet8" in out and "wrn_40_2" in out and "timm:" in out
+
+
+def test_help_via_python_m():
+    result = subprocess.run([sys.executable, "-m", "kdforaa", "train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "--resume" in result.stdout
+
+
+def test_bad_subcommand_is_exit_2():
+    result = subprocess.run([sys.executable, "-m", "kdforaa", "fly"], capture_output=True, text=True)
+    assert result.returncode == 2
