@@ -1,11 +1,13 @@
 """Throughput of our batched per-sample RandAugment(2, 9) against Pillow image by image and kornia.
 
-    python benchmarks/bench_augment.py [--device cpu|cuda] [--quick]
+    python benchmarks/bench_augment.py [--device cpu|cuda] [--quick] [--threads 2]
 
 Side by side in one process: ours (sampling included), a timm-style Pillow reference written here
 (one image at a time, numpy <-> Pillow conversion included, same 14 ops and level table) and kornia's
 RandAugment when it is importable (kornia draws its ops once per batch, ours per sample). Prints
-Markdown tables of median images/s, ratios against the targets, and per-op throughput of our ops.
+Markdown tables of median images/s, ratios against the targets, and per-op throughput of our ops next
+to Pillow's, so slow ops show. On a machine whose cores are busy with other jobs, torch's two-thread
+parallel regions stall on the busy core: compare with ``--threads 1`` there.
 """
 
 from __future__ import annotations
@@ -170,53 +172,90 @@ def per_op_runners(x: torch.Tensor) -> dict[str, Callable[[], torch.Tensor]]:
     return runners
 
 
-def measure(case: Case, device: torch.device, repeats: int) -> tuple[float, float, float, dict[str, float]]:
-    """Images/s of ours, Pillow and kornia (nan if absent), and of each of our ops, for one case."""
+def pillow_op_runners(x: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """Each op through Pillow image by image (already converted), same arguments as ours."""
+    images = [Image.fromarray(a) for a in x.permute(0, 2, 3, 1).cpu().numpy()]
+    height, width = x.shape[-2:]
+
+    def runner(name: str) -> Callable[[], object]:
+        signs = [1.0 if i % 2 == 0 else -1.0 for i in range(len(images))]
+        args = [float(op_argument(name, MAGNITUDE, s, height=height, width=width)) for s in signs]
+        return lambda: [PILLOW_OPS[name](img, arg) for img, arg in zip(images, args, strict=True)]
+
+    return {name: runner(name) for name in OP_NAMES}
+
+
+@dataclass
+class Result:
+    case: Case
+    ours: float
+    pillow: float
+    kornia: float
+    ours_per_op: dict[str, float]
+    pillow_per_op: dict[str, float]
+
+
+def measure(case: Case, device: torch.device, repeats: int) -> Result:
+    """Images/s of ours, Pillow and kornia (nan if absent), and of each op, for one case."""
     x = real_batch(case.side, case.batch, device)
+    cpu = torch.device("cpu")
     ours, generator = RandAugment(NUM_OPS, MAGNITUDE), torch.Generator().manual_seed(0)
-    rate = images_per_second(lambda: ours(x, generator), case.batch, repeats, device)
     pillow, x_cpu = PillowRandAugment(NUM_OPS, MAGNITUDE), x.cpu()
-    pillow_rate = images_per_second(lambda: pillow(x_cpu), case.batch, repeats, torch.device("cpu"))
     kornia = kornia_runner(x)
-    kornia_rate = images_per_second(kornia, case.batch, repeats, device) if kornia else float("nan")
-    per_op = {
-        name: images_per_second(run, case.batch, repeats, device) for name, run in per_op_runners(x).items()
-    }
-    return rate, pillow_rate, kornia_rate, per_op
+
+    def rate(fn: Callable[[], object], on: torch.device = device) -> float:
+        return images_per_second(fn, case.batch, repeats, on)
+
+    return Result(
+        case,
+        ours=rate(lambda: ours(x, generator)),
+        pillow=rate(lambda: pillow(x_cpu), cpu),
+        kornia=rate(kornia) if kornia else float("nan"),
+        ours_per_op={name: rate(run) for name, run in per_op_runners(x).items()},
+        pillow_per_op={name: rate(run, cpu) for name, run in pillow_op_runners(x_cpu).items()},
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
-        torch.set_num_threads(2)
+        torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 7
     print(
         f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; median of {repeats} repeats"
     )
     print("Pillow runs on the CPU, one image at a time; kornia chooses its ops once per batch.\n")
-    results = [(case, *measure(case, device, repeats)) for case in CASES]
+    results = [measure(case, device, repeats) for case in CASES]
     print(
         "| images | batch | ours img/s | Pillow img/s | kornia img/s | ours/Pillow | ours/kornia | targets |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for case, rate, pillow_rate, kornia_rate, _ in results:
-        vs_pillow, vs_kornia = rate / pillow_rate, rate / kornia_rate
-        met = vs_pillow >= case.min_vs_pillow and not vs_kornia < case.min_vs_kornia
+    for r in results:
+        vs_pillow, vs_kornia = r.ours / r.pillow, r.ours / r.kornia
+        met = vs_pillow >= r.case.min_vs_pillow and not vs_kornia < r.case.min_vs_kornia
         verdict = "met" if met else "MISSED"
-        target = f"{verdict}: >= {case.min_vs_pillow:g}x Pillow, >= {case.min_vs_kornia:g}x kornia"
-        rates = f"{rate:,.0f} | {pillow_rate:,.0f} | {kornia_rate:,.0f}"
-        ratios = f"{vs_pillow:.1f}x | {vs_kornia:.1f}x"
-        print(f"| {case.side}x{case.side} RGB | {case.batch} | {rates} | {ratios} | {target} |")
-    print("\nOur ops alone, whole batch, level 9 (img/s):\n")
-    print("| op | " + " | ".join(f"{c.side}x{c.side} B={c.batch}" for c in CASES) + " |")
-    print("|---|" + "---|" * len(CASES))
-    for name in results[0][-1]:
-        print(f"| {name} | " + " | ".join(f"{r[-1][name]:,.0f}" for r in results) + " |")
+        target = f"{verdict}: >= {r.case.min_vs_pillow:g}x Pillow, >= {r.case.min_vs_kornia:g}x kornia"
+        rates = f"{r.ours:,.0f} | {r.pillow:,.0f} | {r.kornia:,.0f} | {vs_pillow:.1f}x | {vs_kornia:.1f}x"
+        print(f"| {r.case.side}x{r.case.side} RGB | {r.case.batch} | {rates} | {target} |")
+    print(
+        "\nEach op alone on the whole batch at level 9, img/s (Pillow: one image at a time, no conversion):\n"
+    )
+    sizes = [f"{r.case.side}x{r.case.side} B={r.case.batch}" for r in results]
+    print("| op | " + " | ".join(f"ours {s} | Pillow {s} | ratio" for s in sizes) + " |")
+    print("|---|" + "---|---|---|" * len(results))
+    for name in results[0].ours_per_op:
+        cells = []
+        for r in results:
+            ours_rate, pillow_rate = r.ours_per_op[name], r.pillow_per_op.get(name)
+            pillow_cells = f"{pillow_rate:,.0f} | {ours_rate / pillow_rate:.1f}x" if pillow_rate else "— | —"
+            cells.append(f"{ours_rate:,.0f} | {pillow_cells}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

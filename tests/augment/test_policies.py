@@ -81,6 +81,17 @@ def test_apply_does_not_modify_its_input(fashion_rgb):
     assert torch.equal(x, fashion_rgb[:32])
 
 
+@pytest.mark.parametrize("height", [28, 13])  # 13x28x3 bytes per image: rows not a multiple of 8
+def test_memory_layout_and_row_size_do_not_change_the_result(fashion_rgb, height):
+    policy, x = RandAugment(3, 9.0), fashion_rgb[:48, :, :height].contiguous()
+    params = policy.sample(keys_for(range(48)))
+    expected = policy.apply(x, params)
+    assert torch.equal(policy.apply(x.contiguous(memory_format=torch.channels_last), params), expected)
+    assert torch.equal(
+        policy.apply(x[:, :, :, :-1], params), policy.apply(x[:, :, :, :-1].contiguous(), params)
+    )
+
+
 def test_params_survive_dict_and_weights_only_save(fashion_rgb):
     policy, x = RandAugment(2, 9.0, magnitude_std=0.5, prob=0.7), fashion_rgb[:40]
     params = policy.sample(keys_for(range(40)))
@@ -232,6 +243,7 @@ def test_any_level_and_shape_gives_a_valid_batch(
         (lambda: RandAugment(2, 9.0, magnitude_std=-0.5), "magnitude_std"),
         (lambda: RandAugment(-1), "num_ops"),
         (lambda: RandAugment(ops=["rotate", "blur"]), "ops='blur'.*identity"),
+        (lambda: TrivialAugment(ops=[]), r"ops=\[\] must list at least one op"),
         (lambda: RandAugment(interpolation="cubic"), "interpolation='cubic'.*nearest, bilinear"),
         (lambda: RandAugment(fill=300), "fill.*300"),
         (lambda: TrivialAugment(-3), "max_level"),

@@ -4,8 +4,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import CIFAR_FOLDERS, cifar_pickle_bytes, write_cifar
 
+from fakedata import CIFAR_FOLDERS, cifar_pickle_bytes, write_cifar
 from kdforaa.data.cifar import load_pickle, read_cifar
 from kdforaa.data.datasets import load_dataset
 from kdforaa.errors import BadInput

@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import idx_bytes, write_mnist_like
 
+from fakedata import idx_bytes, write_mnist_like
 from kdforaa.data.datasets import FASHION_MNIST_CLASSES, InMemoryDataset, data_home, load_dataset, search_dirs
 from kdforaa.errors import BadInput
 from kdforaa.train.config import DataConfig

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_cifar, write_mnist_like
 
+from fakedata import write_cifar, write_mnist_like
 from kdforaa.data import fetch
 from kdforaa.data.datasets import load_dataset
 from kdforaa.data.fetch import Source, fetch_dataset

@@ -18,6 +18,7 @@ import math
 import numbers
 
 import torch
+import torch.nn.functional as F
 
 from kdforaa.errors import BadInput
 
@@ -25,10 +26,10 @@ INTERPOLATIONS = ("nearest", "bilinear")
 
 # Pillow's nearest-neighbour affine runs in 16.16 fixed point; we reproduce it exactly.
 _ONE = 1 << 16
-# Row and column parts of a coordinate are clamped to this (16384 px) so that their int32 sum cannot
-# overflow; every point that far out lies outside any image we resample, like Pillow's own fixed-point
-# path, which needs +-32768 px.
-_COORDINATE_LIMIT = 1 << 30
+# Row and column parts of a coordinate are clamped to this (8192 px) so that their int32 sum (plus
+# a margin) cannot overflow; every point that far out lies outside any image we resample, like
+# Pillow's own fixed-point path, which needs +-32768 px.
+_COORDINATE_LIMIT = 1 << 29
 
 
 def check_images(x: torch.Tensor) -> None:
@@ -54,7 +55,7 @@ def per_sample(value: torch.Tensor | float, name: str) -> torch.Tensor:
         raise BadInput(f"{name} must be a number or a (B,) tensor; got {type(value).__name__}")
     if isinstance(value, torch.Tensor) and (value.dtype == torch.bool or value.is_complex()):
         raise BadInput(f"{name} must be a real-valued tensor; got dtype {value.dtype}")
-    t = torch.as_tensor(value).to(torch.float64)
+    t = torch.as_tensor(value, dtype=torch.float64)
     if t.ndim > 1:
         raise BadInput(f"{name} must be a number or a (B,) tensor; got shape {tuple(t.shape)}")
     return t.reshape(-1)
@@ -66,7 +67,10 @@ def _affine(rows: list[list[torch.Tensor | float]]) -> torch.Tensor:
     like = next((e for e in entries if isinstance(e, torch.Tensor)), None)
     device = like.device if like is not None else torch.device("cpu")
     tensors = torch.broadcast_tensors(
-        *[e if isinstance(e, torch.Tensor) else torch.tensor([e], dtype=torch.float64, device=device) for e in entries]
+        *[
+            e if isinstance(e, torch.Tensor) else torch.tensor([e], dtype=torch.float64, device=device)
+            for e in entries
+        ]
     )
     batch = tensors[0].shape[0]
     zero = torch.zeros(batch, dtype=torch.float64, device=device)
@@ -118,7 +122,7 @@ def crop_matrix(left: torch.Tensor | int, top: torch.Tensor | int) -> torch.Tens
 
 
 def flip_matrix(flip: torch.Tensor | bool, width: int) -> torch.Tensor:
-    """Horizontal mirror where ``flip`` is true, identity elsewhere: ``(B,3,3)``; ``flip`` is ``(B,)`` bool."""
+    """Horizontal mirror where ``flip`` (``(B,)`` bool or one bool) is true, identity elsewhere."""
     sign = 1.0 - 2.0 * torch.as_tensor(flip, dtype=torch.float64).reshape(-1)
     return _affine([[sign, 0.0, (1.0 - sign) * (width / 2)], [0.0, 1.0, 0.0]])
 
@@ -138,27 +142,36 @@ def compose(*matrices: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _fixed_point(matrix: torch.Tensor, batch: int, height: int, width: int, device: torch.device):
-    """Sample coordinates of every output pixel in 16.16 fixed point, exactly as Pillow computes them.
+def _sample_points(
+    matrix: torch.Tensor, batch: int, height: int, width: int, device: torch.device, margin: int = 0
+) -> torch.Tensor:
+    """Where every output pixel samples the input, in 16.16 fixed point, as Pillow's NEAREST finds it.
 
-    Returns ``(xx, yy)``, each ``(B,H,W)`` int32: the input position ``M @ (x+0.5, y+0.5, 1)`` times
-    65536, with the matrix entries rounded to 1/65536 first (Pillow's ``affine_fixed``).
+    Returns ``(B,2,H,W)`` int32: x (channel 0) and y (channel 1) of ``M @ (col+0.5, row+0.5, 1)``
+    plus ``margin`` pixels, times 65536. Pillow has two paths and we follow each per sample: a matrix
+    without rotation or shear terms (``b == d == 0``: shifts, flips, scaling) is evaluated in float64
+    and floored (``ImagingScaleAffine``); any other has its entries rounded to 1/65536 first
+    (``affine_fixed``). A coordinate is a row part plus a column part, built small and summed once.
     """
-    m = matrix.to(torch.float64)
-    a, b, c = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
-    d, e, f = m[:, 1, 0], m[:, 1, 1], m[:, 1, 2]
-    entries = torch.stack([a, b, c + a * 0.5 + b * 0.5, d, e, f + d * 0.5 + e * 0.5], dim=1)
-    fixed = torch.floor(entries * float(_ONE) + 0.5).clamp(-(2.0**40), 2.0**40).to(torch.int64)
-    fixed = fixed.to(device).expand(batch, 6)
-    cols = torch.arange(width, device=device, dtype=torch.int64)
-    rows = torch.arange(height, device=device, dtype=torch.int64)
+    m = matrix.to(device, torch.float64)[:, :2].expand(batch, 2, 3)
+    step_x, step_y = m[:, :, 0:1], m[:, :, 1:2]  # change per output column, per output row
+    offset = m[:, :, 2:3] + step_x * 0.5 + step_y * 0.5  # Pillow's order: c + a/2 + b/2
+    cols = torch.arange(width, device=device)
+    rows = torch.arange(height, device=device)
+    limit = _COORDINATE_LIMIT
 
-    def plane(step_x: torch.Tensor, step_y: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        row_part = (offset[:, None] + step_y[:, None] * rows).clamp(-_COORDINATE_LIMIT, _COORDINATE_LIMIT - 1)
-        col_part = (step_x[:, None] * cols).clamp(-_COORDINATE_LIMIT, _COORDINATE_LIMIT - 1)
-        return row_part.to(torch.int32)[:, :, None] + col_part.to(torch.int32)[:, None, :]
+    fixed = torch.floor(torch.cat([step_x, step_y, offset], dim=2) * _ONE + 0.5).clamp_(-(2.0**40), 2.0**40)
+    fixed = fixed.to(torch.int64)
+    col_part = (fixed[:, :, 0:1] * cols).clamp_(-limit, limit - 1).to(torch.float64)
+    row_part = (fixed[:, :, 1:2] * rows + fixed[:, :, 2:3]).clamp_(-limit, limit - 1).to(torch.float64)
 
-    return plane(fixed[:, 0], fixed[:, 1], fixed[:, 2]), plane(fixed[:, 3], fixed[:, 4], fixed[:, 5])
+    separable = ((m[:, 0, 1] == 0) & (m[:, 1, 0] == 0)).view(batch, 1, 1)
+    exact_x = torch.floor((offset[:, 0] + step_x[:, 0] * cols) * _ONE).clamp_(-limit, limit - 1)
+    exact_y = torch.floor((offset[:, 1] + step_y[:, 1] * rows) * _ONE).clamp_(-limit, limit - 1)
+    col_part = torch.where(separable, torch.stack([exact_x, torch.zeros_like(exact_x)], dim=1), col_part)
+    row_part = torch.where(separable, torch.stack([torch.zeros_like(exact_y), exact_y], dim=1), row_part)
+    row_part += margin * _ONE
+    return row_part.to(torch.int32)[:, :, :, None] + col_part.to(torch.int32)[:, :, None, :]
 
 
 def _check_matrix(matrix: torch.Tensor, batch: int) -> None:
@@ -185,8 +198,8 @@ def warp(
     ``matrix`` is ``(B,3,3)``, ``(1,3,3)`` or ``(3,3)`` (see the module docstring); its bottom row is
     ignored. Output pixels that read outside the input get ``fill`` (0..255, all channels).
     ``"nearest"`` reproduces Pillow's ``Image.transform(..., AFFINE, data, NEAREST)`` pixel for pixel
-    (16.16 fixed-point coordinates, floor); ``"bilinear"`` follows Pillow's ``BILINEAR``: a sample
-    point inside the image blends its 2x2 neighbours (edge pixels repeated) and truncates.
+    (16.16 fixed-point coordinates, floor); ``"bilinear"`` follows Pillow's ``BILINEAR`` within one
+    grey level: a sample point inside the image blends its 2x2 neighbours (edge pixels repeated).
     An identity matrix returns an exact copy with either interpolation.
     """
     check_images(x)
@@ -195,45 +208,47 @@ def warp(
         raise BadInput(f"interpolation must be one of {INTERPOLATIONS}; got {interpolation!r}")
     batch, channels, height, width = x.shape
     _check_matrix(matrix, batch)
-    xx, yy = _fixed_point(matrix.reshape(-1, 3, 3), batch, height, width, x.device)
+    matrix = matrix.reshape(-1, 3, 3)
     if interpolation == "nearest":
-        return _nearest(x, xx, yy, fill)
-    return _bilinear(x, xx, yy, fill)
+        return _nearest(x, _sample_points(matrix, batch, height, width, x.device, margin=1), fill)
+    return _bilinear(x, _sample_points(matrix, batch, height, width, x.device), fill)
 
 
-def _nearest(x: torch.Tensor, xx: torch.Tensor, yy: torch.Tensor, fill: int) -> torch.Tensor:
-    """Gather the pixel containing each sample point from a copy of ``x`` framed by one fill pixel.
+def _nearest(x: torch.Tensor, points: torch.Tensor, fill: int) -> torch.Tensor:
+    """Gather the pixel containing each sample point from a copy of ``x`` inside a square of ``fill``.
 
-    Coordinates are clamped into the frame, so every point outside the image reads ``fill``.
+    The input sits at rows ``1..H``, columns ``1..W`` of a ``(side, side)`` canvas with
+    ``side = max(H, W) + 2``, and ``points`` are in canvas coordinates (one pixel of margin added);
+    clamping pixel indices to the canvas sends every point outside the image to a fill pixel.
     """
     batch, channels, height, width = x.shape
-    framed = torch.full((batch, channels, height + 2, width + 2), fill, dtype=torch.uint8, device=x.device)
-    framed[:, :, 1:-1, 1:-1] = x
-    col = (xx >> 16).add_(1).clamp_(0, width + 1)
-    row = (yy >> 16).add_(1).clamp_(0, height + 1)
-    index = row.mul_(width + 2).add_(col).to(torch.int64).reshape(batch, 1, height * width)
-    out = framed.reshape(batch, channels, -1).gather(2, index.expand(batch, channels, height * width))
-    return out.reshape(x.shape)
+    side = max(height, width) + 2
+    canvas = torch.full((batch, channels, side, side), fill, dtype=torch.uint8, device=x.device)
+    canvas[:, :, 1 : height + 1, 1 : width + 1] = x
+    pixel = points.bitwise_right_shift_(16).clamp_(0, side - 1)
+    index = torch.empty((batch, height, width), dtype=torch.int64, device=x.device)
+    torch.add(pixel[:, 0], pixel[:, 1], alpha=side, out=index)
+    index = index.view(batch, 1, height * width).expand(batch, channels, height * width)
+    return canvas.view(batch, channels, side * side).gather(2, index).view(x.shape)
 
 
-def _bilinear(x: torch.Tensor, xx: torch.Tensor, yy: torch.Tensor, fill: int) -> torch.Tensor:
-    """Pillow's bilinear filter: blend the 2x2 neighbours of ``point - 0.5`` (clamped), truncate."""
-    batch, channels, height, width = x.shape
-    inside = (xx >= 0) & (xx < width * _ONE) & (yy >= 0) & (yy < height * _ONE)
-    xs, ys = xx - _ONE // 2, yy - _ONE // 2
-    x0, y0 = xs >> 16, ys >> 16
-    dx = (xs & (_ONE - 1)).to(torch.float32).div_(_ONE)[:, None]
-    dy = (ys & (_ONE - 1)).to(torch.float32).div_(_ONE)[:, None]
-    flat = x.reshape(batch, channels, -1)
+def _bilinear(x: torch.Tensor, points: torch.Tensor, fill: int) -> torch.Tensor:
+    """Pillow's bilinear filter via ``grid_sample``: 2x2 neighbours of the point (edges repeated).
 
-    def pixels(row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
-        index = row.clamp(0, height - 1) * width + col.clamp(0, width - 1)
-        index = index.to(torch.int64).reshape(batch, 1, -1).expand(batch, channels, -1)
-        return flat.gather(2, index).reshape(batch, channels, height, width).to(torch.float32)
-
-    top_left, top_right = pixels(y0, x0), pixels(y0, x0 + 1)
-    bottom_left, bottom_right = pixels(y0 + 1, x0), pixels(y0 + 1, x0 + 1)
-    top = top_left + (top_right - top_left) * dx
-    bottom = bottom_left + (bottom_right - bottom_left) * dx
-    value = (top + (bottom - top) * dy).to(torch.uint8)
-    return torch.where(inside[:, None], value, torch.tensor(fill, dtype=torch.uint8, device=x.device))
+    Points outside the image read ``fill``. Pillow truncates the blended value; we truncate after
+    adding a margin (1/64, more above 256 px) that absorbs float32 coordinate error, so whole values
+    (an identity map, whole-pixel shifts) stay exact, and we differ from Pillow by one grey level
+    only where its value lies within the margin below a whole number.
+    """
+    height, width = x.shape[2:]
+    size = torch.tensor([width, height], dtype=torch.int32, device=x.device).view(1, 2, 1, 1)
+    inside = ((points >= 0) & (points < size * _ONE)).all(1, keepdim=True)
+    # Pixel-centre coordinates (pixel i at i), normalised so that -1 and 1 are the first and last centre.
+    scale = 2.0 / (size - 1).clamp(min=1).to(torch.float32)
+    grid = points.to(torch.float32).mul_(1.0 / _ONE).sub_(0.5).mul_(scale).sub_(1.0).permute(0, 2, 3, 1)
+    value = F.grid_sample(
+        x.to(torch.float32), grid, mode="bilinear", padding_mode="border", align_corners=True
+    )
+    margin = max(1.0 / 64, max(height, width) * 2.0**-14)  # float32 error grows with the image side
+    value = value.add_(margin).to(torch.uint8)
+    return value.mul_(inside).add_((~inside).view(torch.uint8) * fill)

@@ -8,7 +8,7 @@ each op. The colour ops redo Pillow's own integer and float32 arithmetic, so the
 the grey level; the geometric ops resample through :func:`kdforaa.augment.geometry.warp`.
 
 No op loops over samples: work is a handful of whole-batch tensor operations (elementwise float32 or
-integer arithmetic, one 3x3 convolution, one histogram and one table look-up).
+integer arithmetic, shifted sums for the 3x3 filter, one histogram and one table look-up).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from kdforaa.augment.geometry import (
     check_images,
@@ -50,11 +49,6 @@ __all__ = [
 
 Argument = torch.Tensor | float
 
-# ITU-R 601-2 luma in 16.16 fixed point, as Pillow's RGB -> "L" conversion computes it.
-_LUMA_WEIGHTS = (19595.0, 38470.0, 7471.0)
-# ImageFilter.SMOOTH: this 3x3 kernel divided by 13.
-_SMOOTH_KERNEL = ((1.0, 1.0, 1.0), (1.0, 5.0, 1.0), (1.0, 1.0, 1.0))
-
 
 def _argument(
     value: Argument,
@@ -68,7 +62,9 @@ def _argument(
     t = per_sample(value, name)
     batch = x.shape[0]
     if t.shape[0] not in (1, batch):
-        raise BadInput(f"{name} has {t.shape[0]} values for a batch of {batch}: pass a number or a ({batch},) tensor")
+        raise BadInput(
+            f"{name} has {t.shape[0]} values for a batch of {batch}: pass a number or a ({batch},) tensor"
+        )
     ok = torch.isfinite(t) & (t >= low) & (t <= high)
     if whole:
         ok &= t == t.round()
@@ -96,12 +92,13 @@ def _blend(image: torch.Tensor, degenerate: torch.Tensor, factor: torch.Tensor) 
 
 
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    """Pillow's RGB -> "L": ``(19595 R + 38470 G + 7471 B + 32768) >> 16``; ``(B,3,H,W)`` float32 -> ``(B,1,H,W)``.
+    """Pillow's RGB -> "L", ``(19595 R + 38470 G + 7471 B + 32768) >> 16``: ``(B,3,H,W)`` -> ``(B,1,H,W)``.
 
     Every intermediate is an integer below 2**24, so float32 holds it exactly.
     """
-    weights = rgb.new_tensor(_LUMA_WEIGHTS).view(1, 3, 1, 1)
-    return (rgb * weights).sum(1, keepdim=True).add_(32768.0).div_(65536.0).floor_()
+    red, green, blue = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+    luma = (red * 19595.0).add_(green, alpha=38470.0).add_(blue, alpha=7471.0)
+    return luma.add_(32768.0).div_(65536.0).floor_()
 
 
 def _levels(x: torch.Tensor) -> torch.Tensor:
@@ -110,19 +107,19 @@ def _levels(x: torch.Tensor) -> torch.Tensor:
 
 
 def _channel_codes(x: torch.Tensor) -> torch.Tensor:
-    """``(B*C, H*W)`` int64: each pixel's value plus 256 times its (sample, channel) row number.
+    """``(B*C*H*W,)`` int32: each pixel's value plus 256 times its (sample, channel) row number.
 
     One index serves both the per-channel histograms (a single ``bincount``) and the per-channel
-    look-up tables (a single ``take``).
+    look-up tables (a single ``index_select``); int32 halves the memory traffic of int64.
     """
     rows = x.shape[0] * x.shape[1]
-    offsets = torch.arange(rows, device=x.device).mul_(256).view(rows, 1)
-    return x.reshape(rows, -1).to(torch.int64).add_(offsets)
+    offsets = torch.arange(0, rows * 256, 256, device=x.device, dtype=torch.int32).view(rows, 1)
+    return x.reshape(rows, x.shape[2] * x.shape[3]).to(torch.int32).add_(offsets).view(-1)
 
 
 def _apply_tables(x: torch.Tensor, codes: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
     """Map every pixel through its channel's table: ``tables`` is ``(B*C, 256)`` -> uint8 like ``x``."""
-    return tables.to(torch.uint8).reshape(-1).take(codes).reshape(x.shape)
+    return tables.to(torch.uint8).view(-1).index_select(0, codes).view(x.shape)
 
 
 # Geometric ops: thin wrappers over geometry.warp.
@@ -147,13 +144,17 @@ def shear_y(x: torch.Tensor, factor: Argument, fill: int = 0, interpolation: str
     return warp(x, shear_y_matrix(_argument(factor, x, "factor")), fill, interpolation)
 
 
-def translate_x(x: torch.Tensor, pixels: Argument, fill: int = 0, interpolation: str = "nearest") -> torch.Tensor:
+def translate_x(
+    x: torch.Tensor, pixels: Argument, fill: int = 0, interpolation: str = "nearest"
+) -> torch.Tensor:
     """Output pixel x reads input x + pixels (content moves left for pixels > 0), Pillow's AFFINE."""
     check_images(x)
     return warp(x, translate_matrix(_argument(pixels, x, "pixels"), 0.0), fill, interpolation)
 
 
-def translate_y(x: torch.Tensor, pixels: Argument, fill: int = 0, interpolation: str = "nearest") -> torch.Tensor:
+def translate_y(
+    x: torch.Tensor, pixels: Argument, fill: int = 0, interpolation: str = "nearest"
+) -> torch.Tensor:
     """Output pixel y reads input y + pixels (content moves up for pixels > 0), Pillow's AFFINE."""
     check_images(x)
     return warp(x, translate_matrix(0.0, _argument(pixels, x, "pixels")), fill, interpolation)
@@ -188,8 +189,10 @@ def contrast(x: torch.Tensor, factor: Argument) -> torch.Tensor:
     image = x.to(torch.float32)
     grey = image if x.shape[1] == 1 else _luma(image)
     pixels = x.shape[2] * x.shape[3]
-    total = grey.sum((1, 2, 3), dtype=torch.float64)  # exact: an integer below 2**53
-    mean = torch.div(2 * total + pixels, 2 * pixels, rounding_mode="floor")  # int(mean + 0.5)
+    # The sum of whole grey levels is exact in float32 below 2**24 (images up to 256x256), else float64.
+    exact = torch.float32 if 255 * pixels < 2**24 else torch.float64
+    total = grey.sum((1, 2, 3), dtype=exact).to(torch.int64)
+    mean = (2 * total + pixels) // (2 * pixels)  # Pillow's int(mean + 0.5)
     return _blend(image, mean.to(torch.float32).view(-1, 1, 1, 1), factor)
 
 
@@ -197,20 +200,23 @@ def sharpness(x: torch.Tensor, factor: Argument) -> torch.Tensor:
     """``ImageEnhance.Sharpness(img).enhance(factor)``: a blend with the SMOOTH-filtered image.
 
     The filter leaves the one-pixel border as it is, so border pixels never change. Inside, SMOOTH is
-    ``round(S / 13)`` for the kernel sum ``S``; ``S/13 + 0.5`` is never a tie, so the integer form
-    ``floor((S + 6) / 13)`` reproduces Pillow's float computation exactly.
+    ``round(S / 13)`` for the sum ``S`` of the 3x3 neighbourhood plus 4 times the centre pixel;
+    ``S/13 + 0.5`` is never a tie, so ``floor((S + 6) / 13)`` reproduces Pillow's float arithmetic.
     """
     check_images(x)
     factor = _factor(factor, x)
     out = x.clone()
-    batch, channels, height, width = x.shape
-    if height < 3 or width < 3:
+    if x.shape[2] < 3 or x.shape[3] < 3:
         return out
     image = x.to(torch.float32)
-    kernel = image.new_tensor(_SMOOTH_KERNEL).view(1, 1, 3, 3)
-    total = F.conv2d(image.view(batch * channels, 1, height, width), kernel)
-    smooth = total.add_(6.0).div_(13.0, rounding_mode="floor").view(batch, channels, height - 2, width - 2)
-    out[:, :, 1:-1, 1:-1] = _blend(image[:, :, 1:-1, 1:-1], smooth, factor)
+    rows = image[..., :-2] + image[..., 1:-1]
+    rows += image[..., 2:]
+    total = rows[..., :-2, :] + rows[..., 1:-1, :]
+    total += rows[..., 2:, :]
+    centre = image[..., 1:-1, 1:-1]
+    # Exact: S + 6 <= 3321, and for whole numbers that small floor(n * float32(1/13)) == n // 13.
+    smooth = total.add_(centre, alpha=4.0).add_(6.0).mul_(1.0 / 13.0).floor_()
+    out[..., 1:-1, 1:-1] = _blend(centre, smooth, factor)
     return out
 
 
@@ -232,20 +238,21 @@ def _below(x: torch.Tensor, threshold: Argument) -> torch.Tensor:
 def solarize(x: torch.Tensor, threshold: Argument) -> torch.Tensor:
     """``ImageOps.solarize(img, threshold)``: invert every pixel >= threshold (0..256)."""
     check_images(x)
-    return torch.where(_below(x, threshold), x, 255 - x)
+    inverted = (~_below(x, threshold)).view(torch.uint8).mul_(255)  # 255 - v == v ^ 255
+    return x ^ inverted
 
 
 def solarize_add(x: torch.Tensor, addition: Argument, threshold: Argument = 128) -> torch.Tensor:
     """Add ``addition`` to every pixel < threshold, clipping to 0..255; other pixels stay.
 
-    Pillow has no such op; the reference is a table ``min(255, max(0, int(v + addition)))`` for
-    ``v < threshold`` through ``img.point``. Fractional additions round down.
+    Pillow has no such op; the reference is the table ``min(255, max(0, int(v + addition)))`` for
+    ``v < threshold`` applied with ``img.point``. Fractional additions round down.
     """
     check_images(x)
     below = _below(x, threshold)
     shift = torch.floor(_argument(addition, x, "addition")).clamp_(-255, 255)
-    added = (x.to(torch.int16) + shift.to(x.device, torch.int16).view(-1, 1, 1, 1)).clamp_(0, 255)
-    return torch.where(below, added.to(torch.uint8), x)
+    added = below.to(torch.int16).mul_(shift.to(x.device, torch.int16).view(-1, 1, 1, 1))
+    return added.add_(x).clamp_(0, 255).to(torch.uint8)
 
 
 def equalize(x: torch.Tensor) -> torch.Tensor:
@@ -256,14 +263,14 @@ def equalize(x: torch.Tensor) -> torch.Tensor:
     """
     check_images(x)
     codes = _channel_codes(x)
-    rows = codes.shape[0]
-    hist = torch.bincount(codes.reshape(-1), minlength=rows * 256).view(rows, 256)
-    levels = _levels(x)
-    highest = ((hist > 0) * levels).amax(1, keepdim=True)
-    step = (codes.shape[1] - hist.gather(1, highest)) // 255
-    below = hist.cumsum(1) - hist
-    tables = torch.div(step // 2 + below, step.clamp(min=1), rounding_mode="floor").clamp_(max=255)
-    return _apply_tables(x, codes, torch.where(step > 0, tables, levels))
+    rows, pixels = x.shape[0] * x.shape[1], x.shape[2] * x.shape[3]
+    hist = torch.bincount(codes, minlength=rows * 256).view(rows, 256)
+    highest = x.reshape(rows, pixels).amax(1, keepdim=True).to(torch.int64)
+    step = (pixels - hist.gather(1, highest)) // 255
+    below = (hist.cumsum(1) - hist).to(torch.float64)
+    # float64 division then floor equals integer division for operands below 2**53, and is faster.
+    tables = below.add_(step // 2).div_(step.clamp(min=1)).floor_().clamp_(max=255)
+    return _apply_tables(x, codes, torch.where(step > 0, tables, _levels(x).to(torch.float64)))
 
 
 def autocontrast(x: torch.Tensor) -> torch.Tensor:
@@ -274,7 +281,7 @@ def autocontrast(x: torch.Tensor) -> torch.Tensor:
     """
     check_images(x)
     codes = _channel_codes(x)
-    flat = x.reshape(codes.shape[0], -1)
+    flat = x.reshape(x.shape[0] * x.shape[1], x.shape[2] * x.shape[3])
     low = flat.amin(1, keepdim=True).to(torch.float64)
     span = flat.amax(1, keepdim=True).to(torch.float64) - low
     scale = torch.full_like(span, 255.0) / span.clamp(min=1.0)  # not 255.0 / span: torch takes a reciprocal

@@ -1,8 +1,10 @@
 """The train-time augmentation built from the config: policy, padded random crop, flip, cutout.
 
-Crop and flip are affine, so they join the policy's geometric ops in the same single warp per batch
-(order: crop, flip, then the policy's geometry); cutout comes last. All of it is drawn per sample from
-the counter-based keys, so a sample's training image can be regenerated from ``(seed, epoch, index)``.
+Order: the policy's colour ops, then one warp per batch that fuses crop, flip and the policy's
+geometric ops (in that order), then cutout. Every pixel without a source (crop padding, rotated-in
+corners, the cutout square) takes the config's ``fill``, 0 by default. All of it is drawn per sample
+from the counter-based keys, so a sample's training image can be regenerated from
+``(seed, epoch, index)``.
 """
 
 from __future__ import annotations

@@ -186,6 +186,10 @@ class AugParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugParams:
+        """Inverse of :meth:`to_dict`."""
+        missing = sorted({"op_names", "ops", "levels", "signs", "applied"} - set(data))
+        if missing:
+            raise ValueError(f"AugParams.from_dict: the dict lacks {', '.join(missing)}")
         tensors = {f.name: data[f.name] for f in fields(cls) if f.name != "op_names" and f.name in data}
         return cls(op_names=tuple(data["op_names"]), **tensors)
 
@@ -250,13 +254,27 @@ def _slot_groups(params: AugParams, slot: int) -> list[tuple[str | None, torch.T
     return [(params.op_names[i] if i >= 0 else None, r) for i, r in zip(ids.tolist(), rows, strict=True)]
 
 
-def _reassemble(pieces: list[torch.Tensor], rows: list[torch.Tensor]) -> torch.Tensor:
-    """Put ``pieces[k]`` back at batch positions ``rows[k]`` (the rows together are a permutation).
+def _writable(x: torch.Tensor, owned: bool) -> torch.Tensor:
+    """A contiguous tensor equal to ``x`` that may be written in place (``x`` itself when owned)."""
+    return x.contiguous() if owned else x.clone(memory_format=torch.contiguous_format)
 
-    One concatenation and one gather: much cheaper than an ``index_copy_`` per piece.
+
+def _write_rows(out: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
+    """``out[rows] = values`` in place, for contiguous ``(B,C,H,W)`` uint8 ``out`` and ``values``.
+
+    ``index_copy_`` moves one element at a time, so each row is viewed as the widest integers its
+    byte count (and alignment) allows: up to 8x fewer elements to move than as bytes.
     """
-    inverse = torch.argsort(torch.cat(rows)).to(pieces[0].device)
-    return torch.cat(pieces).index_select(0, inverse)
+    values = values.contiguous()
+    width = out[0].numel()
+    offsets = (width, out.storage_offset(), values.storage_offset())
+    dtype = next(
+        t
+        for t, size in ((torch.int64, 8), (torch.int32, 4), (torch.int16, 2), (torch.uint8, 1))
+        if all(n % size == 0 for n in offsets)
+    )
+    target = out.view(len(out), width).view(dtype)
+    target.index_copy_(0, rows.to(out.device), values.view(len(values), width).view(dtype))
 
 
 def _run_colour_op(
@@ -271,21 +289,21 @@ def _run_colour_op(
 
 
 def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
-    """Colour ops slot by slot, each op batched over the samples that drew it in that slot."""
+    """Colour ops slot by slot, each op batched over the samples that drew it in that slot.
+
+    Returns ``x`` itself when no colour op applies, else a new tensor.
+    """
     out = x
     for slot in range(params.ops.shape[1]):
-        groups = _slot_groups(params, slot)
-        coloured = [(name, rows) for name, rows in groups if name in COLOUR_OPS]
-        if not coloured:
-            continue
-        if len(coloured) == 1 and len(coloured[0][1]) == len(params):
-            out = _run_colour_op(out, coloured[0][0], params, coloured[0][1], slot)
-            continue
-        still = torch.cat([rows for name, rows in groups if name not in COLOUR_OPS] + [coloured[0][1][:0]])
-        pieces = [out.index_select(0, still.to(out.device))]
-        for name, rows in coloured:
-            pieces.append(_run_colour_op(out.index_select(0, rows.to(out.device)), name, params, rows, slot))
-        out = _reassemble(pieces, [still, *(rows for _, rows in coloured)])
+        for name, rows in _slot_groups(params, slot):
+            if name not in COLOUR_OPS:
+                continue
+            if len(rows) == len(params):
+                out = _run_colour_op(out, name, params, rows, slot)
+                continue
+            changed = _run_colour_op(out.index_select(0, rows.to(out.device)), name, params, rows, slot)
+            out = _writable(out, owned=out is not x)
+            _write_rows(out, rows, changed)
     return out
 
 
@@ -320,17 +338,24 @@ def _geometry(params: AugParams, h: int, w: int) -> torch.Tensor | None:
     return geometry.compose(*steps) if steps else None
 
 
-def _warp_moving(x: torch.Tensor, matrix: torch.Tensor, fill: int, interpolation: str) -> torch.Tensor:
-    """Warp only the samples whose matrix is not the identity (one resample for all of them)."""
+def _warp_moving(
+    x: torch.Tensor, matrix: torch.Tensor, fill: int, interpolation: str, owned: bool
+) -> torch.Tensor:
+    """Warp only the samples whose matrix is not the identity (one resample for all of them).
+
+    Writes into ``x`` when ``owned``, else into a copy.
+    """
     moving = (matrix != torch.eye(3, dtype=matrix.dtype)).flatten(1).any(1)
     if not bool(moving.any()):
         return x
     if bool(moving.all()):
         return geometry.warp(x, matrix.to(x.device), fill=fill, interpolation=interpolation)
-    rows, still = moving.nonzero().squeeze(1), (~moving).nonzero().squeeze(1)
+    rows = moving.nonzero().squeeze(1)
     sub = x.index_select(0, rows.to(x.device))
     warped = geometry.warp(sub, matrix[rows].to(x.device), fill=fill, interpolation=interpolation)
-    return _reassemble([x.index_select(0, still.to(x.device)), warped], [still, rows])
+    out = _writable(x, owned)
+    _write_rows(out, rows, warped)
+    return out
 
 
 def _cut_out(x: torch.Tensor, boxes: torch.Tensor, fill: int) -> torch.Tensor:
@@ -355,7 +380,7 @@ def apply_params(
     out = _colour_pass(x, params)
     matrix = _geometry(params, h, w)
     if matrix is not None:
-        out = _warp_moving(out, matrix, fill, interpolation)
+        out = _warp_moving(out, matrix, fill, interpolation, owned=out is not x)
     if params.cutout is not None:
         out = _cut_out(out, params.cutout, fill)
     return out if out is not x else x.clone()
@@ -368,6 +393,13 @@ _UNSIGNED = torch.tensor([name not in SIGNED_OPS for name in OP_NAMES])
 
 def _op_ids(names: Sequence[str]) -> torch.Tensor:
     return torch.tensor([OP_NAMES.index(name) for name in names], dtype=torch.int64)
+
+
+def _op_set(names: Sequence[str]) -> tuple[str, ...]:
+    """The validated op names a policy draws from (BadInput naming ``ops`` otherwise)."""
+    if isinstance(names, str) or len(names) == 0:
+        raise BadInput(f"ops={names!r} must list at least one op; accepted: {', '.join(OP_NAMES)}")
+    return tuple(check_op_name(op, "ops") for op in names)
 
 
 def _jitter(levels: torch.Tensor, keys: torch.Tensor, std: float) -> torch.Tensor:
@@ -431,13 +463,11 @@ class RandAugment(Policy):
             raise BadInput(f"num_ops={num_ops!r} must be an integer >= 0")
         if not 0.0 <= prob <= 1.0:
             raise BadInput(f"prob={prob!r} must be a probability in [0, 1]")
-        if len(ops) == 0:
-            raise BadInput(f"ops must name at least one op; accepted: {', '.join(OP_NAMES)}")
         self.num_ops = num_ops
         self.magnitude = _check_level(magnitude, "magnitude")
         self.magnitude_std = _check_level(magnitude_std, "magnitude_std")
         self.prob = prob
-        self.ops = tuple(check_op_name(op, "ops") for op in ops)
+        self.ops = _op_set(ops)
         self._ids = _op_ids(self.ops)
 
     def _draw(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -500,10 +530,8 @@ class TrivialAugment(Policy):
         super().__init__(fill=fill, interpolation=interpolation)
         if not isinstance(max_level, int) or max_level < 0:
             raise BadInput(f"max_level={max_level!r} must be an integer >= 0")
-        if len(ops) == 0:
-            raise BadInput(f"ops must name at least one op; accepted: {', '.join(OP_NAMES)}")
         self.max_level = max_level
-        self.ops = tuple(check_op_name(op, "ops") for op in ops)
+        self.ops = _op_set(ops)
         self._ids = _op_ids(self.ops)
 
     def _draw(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -521,9 +549,9 @@ class SingleOp(Policy):
     def __init__(self, op: str, level: float, *, fill: int = 0, interpolation: str = "nearest") -> None:
         super().__init__(fill=fill, interpolation=interpolation)
         self.op = check_op_name(op)
-        self.level_value = _check_level(level, "level")
+        self.level = _check_level(level, "level")
 
     def _draw(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         op_ids = torch.full((len(keys), 1), OP_NAMES.index(self.op), dtype=torch.int64)
-        levels = torch.full((len(keys), 1), self.level_value)
+        levels = torch.full((len(keys), 1), self.level)
         return op_ids, levels, torch.ones_like(op_ids, dtype=torch.bool)

@@ -1,4 +1,4 @@
-"""Writers of tiny fake data sets in the official on-disk formats, and fixtures around them.
+"""Writers of tiny fake data sets in the official on-disk formats (fixtures around them: tests/conftest.py).
 
 Each writer returns a :class:`FakeData` with the root to point ``data.root`` at and the arrays it
 wrote, so tests can compare what a reader returns with what was written.
@@ -10,12 +10,10 @@ import gzip
 import io
 import pickle
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 
@@ -154,40 +152,3 @@ def write_image_folder(
             np.array(labels, dtype=np.int64),
         )
     return FakeData(root, splits["train"], splits["test"])
-
-
-@pytest.fixture
-def make_mnist_like(tmp_path: Path) -> Callable[..., FakeData]:
-    """Factory: ``make_mnist_like(n_train=64, n_test=16, gz=True, name="fashion-mnist")``."""
-
-    def make(name: str = "fashion-mnist", **kwargs) -> FakeData:
-        return write_mnist_like(tmp_path / name, **kwargs)
-
-    return make
-
-
-@pytest.fixture
-def tiny_fashion_mnist(make_mnist_like) -> FakeData:
-    """A root holding a 64/16-image Fashion-MNIST-format data set (gzipped IDX)."""
-    return make_mnist_like()
-
-
-@pytest.fixture
-def make_cifar(tmp_path: Path) -> Callable[..., FakeData]:
-    """Factory: ``make_cifar(variant="cifar10", n_train=20, n_test=10, python2=True)``; the result's
-    root is the parent of the extracted folder."""
-
-    def make(variant: str = "cifar10", **kwargs) -> FakeData:
-        return write_cifar(tmp_path / variant, variant, **kwargs)
-
-    return make
-
-
-@pytest.fixture
-def make_image_folder(tmp_path: Path) -> Callable[..., FakeData]:
-    """Factory: ``make_image_folder(classes=("cat", "dog"), per_class=(3, 2), size=(20, 12))``."""
-
-    def make(**kwargs) -> FakeData:
-        return write_image_folder(tmp_path / "folder", **kwargs)
-
-    return make
