@@ -68,8 +68,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.steps} steps, "
-          f"median of {args.repeats}")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.steps} steps, "
+        f"median of {args.repeats}"
+    )
     print("| model | bare loop (img/s) | kdforaa Trainer (img/s) | ours / bare |")
     print("|---|---|---|---|")
     for name in args.models.split(","):

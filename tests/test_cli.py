@@ -9,7 +9,13 @@ import torch
 
 from kdforaa.cli import main
 
-TINY = ["data.limit=128", "data.test_limit=100", "model.name=resnet8", "train.epochs=1", "train.batch_size=64"]
+TINY = [
+    "data.limit=128",
+    "data.test_limit=100",
+    "model.name=resnet8",
+    "train.epochs=1",
+    "train.batch_size=64",
+]
 
 
 def run(capsys, *argv):
@@ -110,7 +116,9 @@ def test_models_lists_the_zoo(capsys):
 
 
 def test_help_via_python_m():
-    result = subprocess.run([sys.executable, "-m", "kdforaa", "train", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "kdforaa", "train", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0
     assert "--resume" in result.stdout
 

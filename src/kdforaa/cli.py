@@ -114,7 +114,9 @@ def _levels(text: str) -> list[float]:
     try:
         levels = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"levels must be comma-separated numbers like 0,5,10, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"levels must be comma-separated numbers like 0,5,10, got {text!r}"
+        ) from None
     if not levels or min(levels) < 0:
         raise argparse.ArgumentTypeError(f"levels must be non-negative numbers like 0,5,10, got {text!r}")
     return levels
@@ -123,8 +125,8 @@ def _levels(text: str) -> list[float]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kdforaa",
-        description="Train image classifiers under strong per-sample augmentation, with knowledge distillation "
-        "that circumvents augmentation outliers (KDforAA).",
+        description="Train image classifiers under strong per-sample augmentation, with knowledge "
+        "distillation that circumvents augmentation outliers (KDforAA).",
     )
     parser.add_argument("--version", action="version", version=f"kdforaa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -136,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. train.epochs=5 distill.method=topk_kd).",
     )
     p.add_argument("items", nargs="*", metavar="CONFIG [key=value ...]", help="config file, then overrides")
-    p.add_argument("--out", help="run folder to create (config.yaml, metrics.jsonl, last.pt, best.pt, summary.json)")
+    p.add_argument(
+        "--out", help="run folder to create (config.yaml, metrics.jsonl, last.pt, best.pt, summary.json)"
+    )
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     p.set_defaults(func=_cmd_train)
@@ -152,10 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="train a teacher, then a student three ways (CE, Hinton KD, KDforAA) at RandAugment level 15",
-        description="The five-minute demonstration on Fashion-MNIST: teacher, then CE vs KD vs KDforAA students "
-        "under strong augmentation; prints a table and writes a plot and results.json.",
+        description="The five-minute demonstration on Fashion-MNIST: teacher, then CE vs KD vs KDforAA "
+        "students under strong augmentation; prints a table and writes a plot and results.json.",
     )
-    p.add_argument("--out", default="runs/demo", help="folder for the demo's runs and results (default runs/demo)")
+    p.add_argument(
+        "--out", default="runs/demo", help="folder for the demo's runs and results (default runs/demo)"
+    )
     p.add_argument("--full", action="store_true", help="the longer version documented in docs/results.md")
     p.add_argument("--seeds", type=int, default=1, help="student seeds per method (default 1)")
     p.set_defaults(func=_cmd_demo)
@@ -174,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="augment-grid.png", help="PNG file to write")
     p.add_argument("--data", default="fashion-mnist", help="data set name (default fashion-mnist)")
     p.add_argument("--root", help="data set folder")
-    p.add_argument("--policy", default="randaugment", help="randaugment, autoaugment, trivialaugment or an op name")
+    p.add_argument(
+        "--policy", default="randaugment", help="randaugment, autoaugment, trivialaugment or an op name"
+    )
     p.add_argument("--num-ops", type=int, default=2, help="RandAugment ops per image (default 2)")
     p.add_argument("--levels", type=_levels, default=[0, 5, 10, 15, 20, 30], help="comma-separated levels")
     p.add_argument("--count", type=int, default=8, help="number of images (rows)")
@@ -188,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ValueError as err:  # BadInput and the ValueErrors of ops and policies
-        print(f"kdforaa: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        print(
+            f"kdforaa: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         print("kdforaa: interrupted", file=sys.stderr)

@@ -28,7 +28,10 @@ _STUDENT: dict[str, Any] = {
     "augment": {"policy": "randaugment", "num_ops": 2, "magnitude": 15.0},
     "train": {"epochs": 8, "batch_size": 128, "lr": 0.1, "threads": 2},
 }
-_FULL = {"teacher": {"train": {"epochs": 15}, "model": {"name": "resnet20"}}, "student": {"train": {"epochs": 30}}}
+_FULL = {
+    "teacher": {"train": {"epochs": 15}, "model": {"name": "resnet20"}},
+    "student": {"train": {"epochs": 30}},
+}
 
 METHODS: dict[str, dict[str, Any]] = {
     "CE": {"method": "none"},
@@ -40,7 +43,11 @@ METHODS: dict[str, dict[str, Any]] = {
 def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for key, value in b.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _deep_merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
@@ -64,7 +71,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
     lines = ["| method | test accuracy (%) | Δ vs CE | time (s) |", "|---|---|---|---|"]
     for r in rows:
         spread = f" ± {r['std']:.2f}" if r["n"] > 1 else ""
-        lines.append(f"| {r['method']} | {r['mean']:.2f}{spread} | {r['mean'] - base:+.2f} | {r['seconds']:.0f} |")
+        lines.append(
+            f"| {r['method']} | {r['mean']:.2f}{spread} | {r['mean'] - base:+.2f} | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -133,6 +142,8 @@ def run_demo(out: Path, full: bool = False, seeds: int = 1) -> dict[str, Any]:
     _plot(rows, teacher["final_test_acc"], out / "demo.png")
     print(f"\nteacher ({teacher_tree['model']['name']}): {teacher['final_test_acc']:.2f}% test accuracy")
     print(table)
-    print(f"demo results: {(out / 'results.md').resolve()} (table), {(out / 'demo.png').resolve()} (plot), "
-          f"{(out / 'results.json').resolve()} (numbers)")
+    print(
+        f"demo results: {(out / 'results.md').resolve()} (table), {(out / 'demo.png').resolve()} (plot), "
+        f"{(out / 'results.json').resolve()} (numbers)"
+    )
     return results

@@ -36,7 +36,13 @@ def teacher_run(tmp_path_factory):
 
 def test_run_folder_contents(teacher_run):
     out, summary = teacher_run
-    assert {p.name for p in out.iterdir()} >= {"config.yaml", "metrics.jsonl", "last.pt", "best.pt", "summary.json"}
+    assert {p.name for p in out.iterdir()} >= {
+        "config.yaml",
+        "metrics.jsonl",
+        "last.pt",
+        "best.pt",
+        "summary.json",
+    }
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [0, 1]
     assert all(0 <= r["test_acc"] <= 100 and r["img_per_s"] > 0 for r in records)

@@ -58,7 +58,9 @@ class Trainer:
             if cfg.train.channels_last:
                 self.teacher.model.to(memory_format=torch.channels_last)
         elif cfg.distill.method != "none" or cfg.distill.sp or cfg.distill.hints:
-            raise BadInput(f"distill.method={cfg.distill.method} needs a teacher: set teacher.checkpoint=PATH")
+            raise BadInput(
+                f"distill.method={cfg.distill.method} needs a teacher: set teacher.checkpoint=PATH"
+            )
         self.criterion = build_criterion(
             cfg.distill,
             ds.num_classes,
@@ -69,7 +71,11 @@ class Trainer:
         params = list(self.model.parameters()) + list(self.criterion.parameters())
         t = cfg.train
         self.optimizer = torch.optim.SGD(
-            params, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov and t.momentum > 0, weight_decay=t.weight_decay
+            params,
+            lr=t.lr,
+            momentum=t.momentum,
+            nesterov=t.nesterov and t.momentum > 0,
+            weight_decay=t.weight_decay,
         )
         n = len(ds)
         self.steps_per_epoch = max(1, n // t.batch_size)
@@ -100,7 +106,9 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise BadInput("train.tensorboard needs tensorboard: pip install 'kdforaa[tensorboard]'") from None
+            raise BadInput(
+                "train.tensorboard needs tensorboard: pip install 'kdforaa[tensorboard]'"
+            ) from None
         return SummaryWriter(str(self.folder.file("tensorboard")))
 
     def _reset_stats(self) -> None:
@@ -178,7 +186,9 @@ class Trainer:
             s[name] = s.get(name, 0.0) + float(value) * n
         s["correct"] = s.get("correct", 0.0) + float((logits.argmax(1) == labels).sum())
         if teacher_logits is not None:
-            s["teacher_wrong"] = s.get("teacher_wrong", 0.0) + float((teacher_logits.argmax(1) != labels).sum())
+            s["teacher_wrong"] = s.get("teacher_wrong", 0.0) + float(
+                (teacher_logits.argmax(1) != labels).sum()
+            )
         s["n"] = s.get("n", 0.0) + n
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:
@@ -190,7 +200,9 @@ class Trainer:
         x = self._to_input(self.augment.apply(clean, params))
         teacher_logits, teacher_feats = self._teacher_outputs(x, clean)
         for group in self.optimizer.param_groups:
-            group["lr"] = cfg.train.lr * lr_factor(cfg.train, self.global_step, self.total_steps, self.steps_per_epoch)
+            group["lr"] = cfg.train.lr * lr_factor(
+                cfg.train, self.global_step, self.total_steps, self.steps_per_epoch
+            )
         with self._autocast():
             if self.criterion.needs_features:
                 logits, feats = self.model(x, return_features=True)
@@ -216,7 +228,9 @@ class Trainer:
         else:
             loss.backward()
             self.optimizer.step()
-        self._accumulate({"loss": loss.detach(), **terms}, logits.detach(), labels, teacher_logits, labels.numel())
+        self._accumulate(
+            {"loss": loss.detach(), **terms}, logits.detach(), labels, teacher_logits, labels.numel()
+        )
         self.step_in_epoch += 1
         self.global_step += 1
 
@@ -296,7 +310,11 @@ class Trainer:
                 if isinstance(value, (int, float)) and key not in ("epoch", "step"):
                     self.writer.add_scalar(key, value, r["epoch"] + 1)
         if self.progress:
-            extra = f" teacher-outliers {100 * r['teacher_outlier_rate']:.1f}%" if "teacher_outlier_rate" in r else ""
+            extra = (
+                f" teacher-outliers {100 * r['teacher_outlier_rate']:.1f}%"
+                if "teacher_outlier_rate" in r
+                else ""
+            )
             tqdm.write(
                 f"epoch {r['epoch'] + 1}/{self.cfg.train.epochs}: loss {r.get('train_loss', math.nan):.4f} "
                 f"train-acc {r['train_acc']:.2f} test-acc {r['test_acc']:.2f}{extra} "

@@ -54,7 +54,9 @@ class RunFolder:
 
     def read_config(self) -> dict[str, Any]:
         if not self.has_run():
-            raise BadInput(f"{self.path} holds no run (no {CONFIG}); start one with 'kdforaa train CONFIG --out DIR'")
+            raise BadInput(
+                f"{self.path} holds no run (no {CONFIG}); start one with 'kdforaa train CONFIG --out DIR'"
+            )
         return yaml.safe_load(self.file(CONFIG).read_text())
 
     def write_config(self, tree: dict[str, Any]) -> None:
@@ -74,7 +76,9 @@ class RunFolder:
                 except (OSError, ValueError):
                     owner = 0
                 if owner and owner != os.getpid() and _pid_alive(owner):
-                    raise BadInput(f"{self.path} is in use by process {owner}; wait for it or choose another --out")
+                    raise BadInput(
+                        f"{self.path} is in use by process {owner}; wait for it or choose another --out"
+                    ) from None
                 lock.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as fh:
