@@ -126,3 +126,18 @@ def test_help_via_python_m():
 def test_bad_subcommand_is_exit_2():
     result = subprocess.run([sys.executable, "-m", "kdforaa", "fly"], capture_output=True, text=True)
     assert result.returncode == 2
+
+
+def test_augment_grid_writes_a_png(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    code, stdout, _ = run(capsys, "augment-grid", "--out", str(out), "--count", "2", "--levels", "0,15")
+    assert code == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(out.resolve()) in stdout
+
+
+@pytest.mark.parametrize("argv", [["--policy", "spin"], ["--count", "0"]])
+def test_augment_grid_bad_input(tmp_path, capsys, argv):
+    code, _, err = run(capsys, "augment-grid", "--out", str(tmp_path / "g.png"), *argv)
+    assert code == 2
+    one_line_error(err)

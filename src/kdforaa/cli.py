@@ -10,6 +10,8 @@ import sys
 import traceback
 from pathlib import Path
 
+import torch
+
 from kdforaa import __version__
 from kdforaa.errors import BadInput, TrainingError
 
@@ -94,19 +96,26 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_augment_grid(args: argparse.Namespace) -> int:
-    from kdforaa.analysis.augment_grid import write_policy_grid
+    from kdforaa.analysis.augment_grid import render_grid
+    from kdforaa.augment import OP_NAMES, build_policy, build_single_op
+    from kdforaa.data.datasets import load_dataset
+    from kdforaa.train.config import AugmentConfig, DataConfig
 
-    path = write_policy_grid(
-        out=Path(args.out),
-        data=args.data,
-        root=args.root,
-        policy=args.policy,
-        num_ops=args.num_ops,
-        levels=args.levels,
-        count=args.count,
-        seed=args.seed,
-    )
-    print(f"grid written to {path.resolve()}")
+    policies = ("randaugment", "autoaugment", "trivialaugment")
+    if args.policy not in policies and args.policy not in OP_NAMES:
+        raise BadInput(f"--policy {args.policy!r} is not one of {', '.join(policies + tuple(OP_NAMES))}")
+    if args.count < 1:
+        raise BadInput(f"--count must be at least 1, got {args.count}")
+    dataset = load_dataset(DataConfig(name=args.data, root=args.root, test_limit=args.count), "test")
+    images = dataset.images(torch.arange(min(args.count, len(dataset))))
+
+    def factory(level: float):
+        if args.policy in OP_NAMES:
+            return build_single_op(args.policy, level)
+        return build_policy(AugmentConfig(policy=args.policy, num_ops=args.num_ops, magnitude=level))
+
+    path = render_grid(images, factory, Path(args.out), levels=args.levels, seed=args.seed)
+    print(f"grid of {len(images)} {args.data} images under {args.policy} written to {path.resolve()}")
     return 0
 
 
