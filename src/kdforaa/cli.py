@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from kdforaa import __version__
-from kdforaa.errors import BadInput, TrainingError
+from kdforaa.errors import BadInput, Stopped, TrainingError
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -212,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kdforaa: interrupted", file=sys.stderr)
         return 130
+    except Stopped as err:
+        print(f"kdforaa: {err}", file=sys.stderr)
+        return 128 + err.signum
     except TrainingError as err:
         print(f"kdforaa: {err}", file=sys.stderr)
         return 1

@@ -7,3 +7,11 @@ class BadInput(ValueError):
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message says where and why (exit 1)."""
+
+
+class Stopped(Exception):
+    """Training was asked to stop by a signal; a checkpoint was written first."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum

@@ -16,8 +16,12 @@ from kdforaa.errors import BadInput
 MARKER = "kdforaa"
 
 
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` to ``path`` so that a crash leaves either the old file or the new one, never half."""
+def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: str | Path | None = None) -> None:
+    """Write ``state`` to ``path`` so that a crash leaves either the old file or the new one, never half.
+
+    With ``keep_previous``, the file being replaced is moved there first, so a good older checkpoint
+    survives even if the newest one is later found damaged.
+    """
     path = Path(path)
     state = {MARKER: __version__, **state}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -26,6 +30,8 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
             torch.save(state, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

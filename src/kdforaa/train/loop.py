@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ from kdforaa.data.datasets import load_dataset
 from kdforaa.data.loader import batches, normalize
 from kdforaa.distill.criterion import build_criterion
 from kdforaa.distill.teacher import load_teacher
-from kdforaa.errors import BadInput, TrainingError
+from kdforaa.errors import BadInput, Stopped, TrainingError
 from kdforaa.models.registry import build_model
 from kdforaa.train.checkpoint import load_checkpoint, save_checkpoint
 from kdforaa.train.config import RunConfig, build_config, config_to_dict
@@ -83,15 +86,16 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best_acc, self.elapsed, self.skipped = -1.0, 0.0, 0
         self._reset_stats()
+        self._stop_signal: int | None = None
         if resume:
-            self._restore(load_checkpoint(self.folder.last, map_location="cpu"))
+            self._restore(self._resume_state())
         self.writer = self._tensorboard() if t.tensorboard else None
 
     # ----------------------------------------------------------------- set-up
     def _check_folder(self, resume: bool) -> None:
         folder = self.folder
         if resume:
-            if not folder.last.exists():
+            if not folder.can_resume():
                 raise BadInput(f"nothing to resume in {folder.path}: it has no {folder.last.name}")
         elif folder.has_run():
             raise BadInput(
@@ -154,8 +158,29 @@ class Trainer:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.folder.keep_metrics_before(self.epoch)
 
+    def _resume_state(self) -> dict[str, Any]:
+        """last.pt, or previous.pt with a warning when last.pt is missing or damaged."""
+        folder = self.folder
+        try:
+            return load_checkpoint(folder.last, map_location="cpu")
+        except BadInput as err:
+            if not folder.previous.exists():
+                raise
+            warnings.warn(f"{err}; resuming from {folder.previous.name} instead", stacklevel=2)
+            return load_checkpoint(folder.previous, map_location="cpu")
+
+    def _write(self, path: Path, keep_previous: Path | None = None) -> None:
+        try:
+            save_checkpoint(self._state(), path, keep_previous=keep_previous)
+        except OSError as err:
+            raise TrainingError(
+                f"could not write checkpoint {path}: {err.strerror or err}; the previous checkpoint is intact: "
+                f"free space and continue with 'kdforaa train --resume {self.folder.path}'"
+            ) from None
+
     def save(self) -> None:
-        save_checkpoint(self._state(), self.folder.last)
+        """Write last.pt, keeping the one it replaces as previous.pt."""
+        self._write(self.folder.last, keep_previous=self.folder.previous)
 
     # ------------------------------------------------------------------ steps
     def _autocast(self):
@@ -255,6 +280,7 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train to the configured number of epochs; returns the summary (also written to summary.json)."""
         cfg = self.cfg
+        previous = self._catch_signals()
         try:
             while self.epoch < cfg.train.epochs:
                 self._run_epoch()
@@ -262,9 +288,33 @@ class Trainer:
             self.folder.write_summary(summary)
             return summary
         finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
             if self.writer is not None:
                 self.writer.close()
             self.folder.unlock()
+
+    def _catch_signals(self) -> dict[int, Any]:
+        """SIGTERM / Ctrl-C: finish the step, checkpoint, stop. A second Ctrl-C aborts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def on_signal(signum, frame):
+            self._stop_signal = signum
+            signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
+
+        return {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def _stop_if_asked(self) -> None:
+        if self._stop_signal is None:
+            return
+        self.save()
+        name = signal.Signals(self._stop_signal).name
+        raise Stopped(
+            self._stop_signal,
+            f"stopped by {name} at epoch {self.epoch + 1} step {self.step_in_epoch}; checkpoint written: "
+            f"continue with 'kdforaa train --resume {self.folder.path}'",
+        )
 
     def _run_epoch(self) -> None:
         cfg, bs = self.cfg, self.cfg.train.batch_size
@@ -285,6 +335,7 @@ class Trainer:
             self.train_step(images, labels, indices)
             seen += labels.numel()
             bar.update(1)
+            self._stop_if_asked()
             if every and self.global_step % every == 0 and self.step_in_epoch < self.steps_per_epoch:
                 self.elapsed += time.perf_counter() - t0
                 t0 = time.perf_counter()
@@ -302,7 +353,7 @@ class Trainer:
         self._reset_stats()
         self.save()
         if improved:
-            save_checkpoint(self._state(), self.folder.best)
+            self._write(self.folder.best)
 
     def _log(self, r: dict[str, Any]) -> None:
         if self.writer is not None:

@@ -11,10 +11,11 @@ import yaml
 
 from kdforaa.errors import BadInput
 
-CONFIG, METRICS, LAST, BEST, SUMMARY, LOCK = (
+CONFIG, METRICS, LAST, PREVIOUS, BEST, SUMMARY, LOCK = (
     "config.yaml",
     "metrics.jsonl",
     "last.pt",
+    "previous.pt",
     "best.pt",
     "summary.json",
     ".lock",
@@ -46,8 +47,15 @@ class RunFolder:
         return self.file(LAST)
 
     @property
+    def previous(self) -> Path:
+        return self.file(PREVIOUS)
+
+    @property
     def best(self) -> Path:
         return self.file(BEST)
+
+    def can_resume(self) -> bool:
+        return self.last.exists() or self.previous.exists()
 
     def has_run(self) -> bool:
         return self.file(CONFIG).exists()
