@@ -174,8 +174,8 @@ class Trainer:
             save_checkpoint(self._state(), path, keep_previous=keep_previous)
         except OSError as err:
             raise TrainingError(
-                f"could not write checkpoint {path}: {err.strerror or err}; the previous checkpoint is intact: "
-                f"free space and continue with 'kdforaa train --resume {self.folder.path}'"
+                f"could not write checkpoint {path}: {err.strerror or err}; the previous checkpoint is "
+                f"intact: free space and continue with 'kdforaa train --resume {self.folder.path}'"
             ) from None
 
     def save(self) -> None:
