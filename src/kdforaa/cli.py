@@ -18,25 +18,29 @@ from kdforaa.errors import BadInput, Stopped, TrainingError
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from kdforaa.train.config import load_config
+    from kdforaa.train.distributed import restarted_by_torchrun, torchrun_world
     from kdforaa.train.loop import Trainer, resume_config
+    from kdforaa.train.run_folder import RunFolder
 
     config_path = args.items[0] if args.items and "=" not in args.items[0] else None
     overrides = args.items[1:] if config_path else args.items
+    world = torchrun_world()
     if args.resume:
         if config_path or overrides:
             raise BadInput("--resume continues a run with its own config: give no CONFIG or overrides")
-        trainer = Trainer(resume_config(args.resume), args.resume, resume=True, progress=not args.quiet)
-        out = args.resume
+        out, resume = args.resume, True
     else:
         if not args.out:
             raise BadInput("missing --out DIR: the run folder to write (or --resume DIR to continue one)")
-        trainer = Trainer(load_config(config_path, overrides), args.out, progress=not args.quiet)
-        out = args.out
-    summary = trainer.run()
-    print(
-        f"final test accuracy {summary['final_test_acc']:.2f}% (best {summary['best_test_acc']:.2f}%); "
-        f"run folder: {Path(out).resolve()}"
-    )
+        # a worker restarted by torchrun --max-restarts continues the run its group began
+        out, resume = args.out, restarted_by_torchrun() and RunFolder(args.out).can_resume()
+    cfg = resume_config(out) if resume else load_config(config_path, overrides)
+    summary = Trainer(cfg, out, resume=resume, progress=not args.quiet, world=world).run()
+    if world.is_main:
+        print(
+            f"final test accuracy {summary['final_test_acc']:.2f}% (best {summary['best_test_acc']:.2f}%); "
+            f"run folder: {Path(out).resolve()}"
+        )
     return 0
 
 
@@ -119,6 +123,74 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache_teacher(args: argparse.Namespace) -> int:
+    from kdforaa.distill.cache import build_cache
+    from kdforaa.train.config import load_config
+    from kdforaa.train.device import resolve_device
+
+    cfg = load_config(args.config, args.overrides)
+    teacher = args.teacher or cfg.teacher.checkpoint
+    if not teacher:
+        raise BadInput("missing --teacher CKPT: the teacher checkpoint to cache (or set teacher.checkpoint)")
+    cache = build_cache(
+        cfg,
+        teacher,
+        args.out,
+        epochs=cfg.train.epochs if args.epochs is None else args.epochs,
+        k=args.k,
+        batch_size=args.batch_size,
+        device=resolve_device(args.device or cfg.train.device),
+        progress=not args.quiet,
+    )
+    span = f"{cache.epochs} epochs" if cache.per_epoch else "clean images (one file serves every epoch)"
+    print(
+        f"top-{cache.k} teacher logits of {cache.num_samples} samples x {span} cached in "
+        f"{Path(args.out).resolve()}; train with teacher.cache={args.out}"
+    )
+    return 0
+
+
+def _cmd_outliers(args: argparse.Namespace) -> int:
+    from kdforaa.analysis.outliers import run_outliers
+
+    run_outliers(
+        teacher=args.teacher,
+        out=args.out,
+        policy=args.policy,
+        levels=args.levels,
+        limit=args.limit,
+        data=args.data,
+        root=args.root,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=args.device,
+        k=args.k,
+        num_ops=args.num_ops,
+        autoaugment_policy=args.autoaugment_policy,
+        group_size=args.group_size,
+        gallery=args.gallery,
+        progress=not args.quiet,
+    )
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from kdforaa.analysis.sweep import report_only, run_sweep
+
+    if args.report_only:
+        if args.sweep or args.out:
+            raise BadInput(
+                "--report-only DIR remakes the tables of the sweep in DIR: give no SWEEP.yaml or --out"
+            )
+        report_only(args.report_only)
+        return 0
+    if not args.sweep:
+        raise BadInput("missing SWEEP.yaml: the sweep file to run (or --report-only DIR)")
+    if not args.out:
+        raise BadInput("missing --out DIR: the folder for the sweep's runs and results")
+    return run_sweep(args.sweep, args.out, jobs=args.jobs, dry_run=args.dry_run)
+
+
 def _levels(text: str) -> list[float]:
     try:
         levels = [float(v) for v in text.split(",") if v.strip()]
@@ -197,6 +269,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=8, help="number of images (rows)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_augment_grid)
+
+    p = sub.add_parser(
+        "cache-teacher",
+        help="run a teacher once over a config's augmented training images and cache its top-k logits",
+        description="Cache the teacher's top-k logits for every training sample of epochs 0..E-1 of a config "
+        "(same seed and per-sample augmentation keys), so training can replay them with teacher.cache=DIR "
+        "instead of running the teacher. Resumable: complete epochs in DIR are kept.",
+    )
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (e.g. seed=1)")
+    p.add_argument("--config", help="the training run's YAML config (default: all defaults)")
+    p.add_argument("--teacher", help="teacher checkpoint (default: the config's teacher.checkpoint)")
+    p.add_argument("--epochs", type=int, help="epochs to cache (default: the config's train.epochs)")
+    p.add_argument("--out", required=True, help="cache folder to write or extend")
+    p.add_argument("--k", type=int, default=10, help="teacher logits kept per sample (default 10)")
+    p.add_argument("--batch-size", type=int, help="teacher batch size (default: train.eval_batch_size)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the config's train.device)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_cache_teacher)
+    p = sub.add_parser(
+        "outliers",
+        help="measure which ops, at which levels, turn test images into outliers for a teacher",
+        description="Apply each op of a policy alone at each level to the test split and compare the "
+        "teacher's predictions with those on the clean images; also the whole policy per level. Writes "
+        "outliers.csv, policy_stats.csv, outliers_heatmap.png and outliers_gallery.png.",
+    )
+    p.add_argument(
+        "--teacher", required=True, help="teacher checkpoint (a run folder's best.pt) or timm:<name>"
+    )
+    p.add_argument("--out", required=True, help="folder for the tables and figures")
+    p.add_argument(
+        "--policy",
+        default="randaugment",
+        help="whose ops: randaugment, autoaugment, trivialaugment, or a comma list of op names",
+    )
+    p.add_argument(
+        "--levels", default="0,5,10,15,20,30", help="comma-separated levels (default 0,5,10,15,20,30)"
+    )
+    p.add_argument("--limit", type=int, help="use the first N test images (default: all)")
+    p.add_argument("--data", help="data set name (default: the one the teacher was trained on)")
+    p.add_argument("--root", help="data set folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-sample augmentation keys")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--k", type=int, default=3, help="K of topk_coverage (default 3)")
+    p.add_argument("--num-ops", type=int, default=2, help="ops per image of the whole RandAugment policy")
+    p.add_argument("--autoaugment-policy", default="imagenet", help="imagenet, cifar10 or svhn")
+    p.add_argument(
+        "--group-size",
+        type=int,
+        default=640,
+        help="teacher outputs averaged per group for the Wang et al. t_stddev (default 640, as theirs)",
+    )
+    p.add_argument("--gallery", type=int, default=16, help="outliers shown in the gallery (default 16)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_outliers)
+
+    p = sub.add_parser(
+        "sweep",
+        help="train a grid of runs from a sweep file, in parallel, and summarise them",
+        description="Train every run of SWEEP.yaml (base config x grid x seeds; teachers first) into its "
+        "own folder under DIR, skipping finished runs and resuming killed ones; then write results.csv, "
+        "summary.csv, summary.md and accuracy plots.",
+    )
+    p.add_argument("sweep", nargs="?", metavar="SWEEP.yaml", help="the sweep file")
+    p.add_argument("--out", help="folder for the runs and the results")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default 1)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
+    p.add_argument("--report-only", metavar="DIR", help="remake the tables and plots of the sweep in DIR")
+    p.set_defaults(func=_cmd_sweep)
     return parser
 
 

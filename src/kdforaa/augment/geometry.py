@@ -55,7 +55,11 @@ def per_sample(value: torch.Tensor | float, name: str) -> torch.Tensor:
         raise BadInput(f"{name} must be a number or a (B,) tensor; got {type(value).__name__}")
     if isinstance(value, torch.Tensor) and (value.dtype == torch.bool or value.is_complex()):
         raise BadInput(f"{name} must be a real-valued tensor; got dtype {value.dtype}")
-    t = torch.as_tensor(value, dtype=torch.float64)
+    try:
+        t = torch.as_tensor(value, dtype=torch.float64)
+    except OverflowError:  # a Python int beyond float64
+        size = f"an integer of {value.bit_length()} bits"
+        raise BadInput(f"{name} must be a finite number; got {size}") from None
     if t.ndim > 1:
         raise BadInput(f"{name} must be a number or a (B,) tensor; got shape {tuple(t.shape)}")
     return t.reshape(-1)

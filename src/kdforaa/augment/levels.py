@@ -46,6 +46,10 @@ ARGUMENT_FREE_OPS = frozenset({"identity", "autocontrast", "equalize", "invert"}
 # Past 255 an addition saturates every pixel below the threshold: a stronger level changes nothing.
 MAX_SOLARIZE_ADDITION = 255.0
 
+# The largest level a policy accepts. Every argument is saturated (rotate wraps) long before, and the
+# bound keeps levels and arguments finite in float32 after any magnitude_std noise or AutoAugment scale.
+MAX_LEVEL = 1e6
+
 Argument = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
 
 

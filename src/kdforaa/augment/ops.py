@@ -49,6 +49,10 @@ __all__ = [
 
 Argument = torch.Tensor | float
 
+# Every degenerate image of a blend holds whole grey levels, so any factor above 256 saturates every
+# pixel that differs from it: larger factors are clipped to this, keeping float32 finite (inf * 0 is NaN).
+_MAX_FACTOR = 512.0
+
 
 def _argument(
     value: Argument,
@@ -78,7 +82,8 @@ def _argument(
 
 def _factor(value: Argument, x: torch.Tensor) -> torch.Tensor:
     """An enhancement factor (>= 0) as ``(B,1,1,1)`` float32, the precision of Pillow's blend."""
-    return _argument(value, x, "factor", low=0.0).to(x.device, torch.float32).view(-1, 1, 1, 1)
+    factor = _argument(value, x, "factor", low=0.0).clamp_(max=_MAX_FACTOR)
+    return factor.to(x.device, torch.float32).view(-1, 1, 1, 1)
 
 
 def _blend(image: torch.Tensor, degenerate: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -114,7 +119,8 @@ def _channel_codes(x: torch.Tensor) -> torch.Tensor:
     """
     rows = x.shape[0] * x.shape[1]
     offsets = torch.arange(0, rows * 256, 256, device=x.device, dtype=torch.int32).view(rows, 1)
-    return x.reshape(rows, x.shape[2] * x.shape[3]).to(torch.int32).add_(offsets).view(-1)
+    # reshape, not view: for a channels-last batch of one image the (rows, pixels) view is not contiguous
+    return x.reshape(rows, x.shape[2] * x.shape[3]).to(torch.int32).add_(offsets).reshape(-1)
 
 
 def _apply_tables(x: torch.Tensor, codes: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:

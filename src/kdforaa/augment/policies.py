@@ -13,8 +13,7 @@ with a single warp per batch; then cutout. Pixels with no source take the policy
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -26,6 +25,7 @@ from kdforaa.augment.levels import (
     ARGUMENT_FREE_OPS,
     GEOMETRIC_OPS,
     LEVEL_TO_ARGUMENT,
+    MAX_LEVEL,
     OP_NAMES,
     SIGNED_OPS,
     check_op_name,
@@ -50,6 +50,9 @@ RANDAUGMENT_OPS: tuple[str, ...] = (
     "translate_x",
     "translate_y",
 )
+
+# More ops per sample than this leave nothing of the image; the bound keeps the (B, num_ops) draws small.
+MAX_NUM_OPS = 100
 
 # AutoAugment's published sub-policies (Cubuk et al. 2019, appendix): (op, probability, level 0..10).
 SubPolicy = tuple[tuple[str, float, int | None], tuple[str, float, int | None]]
@@ -138,6 +141,20 @@ AUTOAUGMENT_POLICIES: dict[str, tuple[SubPolicy, ...]] = {
 }
 
 
+# The dtype kinds each AugParams tensor may have; the optional ones may be None.
+_NUMBER = ("integer", "floating")
+_FIELD_KINDS = {
+    "ops": ("integer",),
+    "levels": _NUMBER,
+    "signs": _NUMBER,
+    "applied": ("bool",),
+    "crop": ("integer",),
+    "flip": ("bool",),
+    "cutout": ("integer",),
+}
+_OPTIONAL_FIELDS = ("crop", "flip", "cutout")
+
+
 @dataclass(frozen=True, eq=False)
 class AugParams:
     """Everything ``apply`` needs to reproduce a batch's augmentation; CPU tensors, one row per sample.
@@ -155,6 +172,14 @@ class AugParams:
     cutout: torch.Tensor | None = None  # (B,4) int64: (top, left, bottom, right) of the erased box
 
     def __post_init__(self) -> None:
+        # Params may come from a cache file: refuse what apply would crash on or silently ignore.
+        for name, kinds in _FIELD_KINDS.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL_FIELDS:
+                continue
+            if not isinstance(value, torch.Tensor) or _dtype_kind(value) not in kinds:
+                got = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"AugParams: {name} must be a {' or '.join(kinds)} tensor, got {got}")
         shape = self.ops.shape
         if self.ops.dim() != 2 or any(t.shape != shape for t in (self.levels, self.signs, self.applied)):
             raise ValueError("AugParams: ops, levels, signs and applied must all have the same (B,S) shape")
@@ -165,6 +190,12 @@ class AugParams:
                 raise ValueError(
                     f"AugParams: {name} must have shape {(shape[0], *tail)}, got {tuple(value.shape)}"
                 )
+        if not isinstance(self.op_names, tuple | list) or not all(n in OP_NAMES for n in self.op_names):
+            raise ValueError(f"AugParams: op_names must all be known ops ({', '.join(OP_NAMES)})")
+        if self.ops.numel() and not (0 <= int(self.ops.min()) and int(self.ops.max()) < len(self.op_names)):
+            raise ValueError(f"AugParams: ops must index op_names (0..{len(self.op_names) - 1})")
+        if not ((self.signs == 1) | (self.signs == -1)).all():
+            raise ValueError("AugParams: signs must be +1 or -1")
 
     def __len__(self) -> int:
         return self.ops.shape[0]
@@ -187,9 +218,13 @@ class AugParams:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugParams:
         """Inverse of :meth:`to_dict`."""
+        if not isinstance(data, dict):
+            raise ValueError(f"AugParams.from_dict needs a dict from to_dict, got {type(data).__name__}")
         missing = sorted({"op_names", "ops", "levels", "signs", "applied"} - set(data))
         if missing:
             raise ValueError(f"AugParams.from_dict: the dict lacks {', '.join(missing)}")
+        if not isinstance(data["op_names"], list | tuple):
+            raise ValueError("AugParams.from_dict: op_names must be a list of op names")
         tensors = {f.name: data[f.name] for f in fields(cls) if f.name != "op_names" and f.name in data}
         return cls(op_names=tuple(data["op_names"]), **tensors)
 
@@ -216,6 +251,15 @@ class AugParams:
 
 
 # ----------------------------------------------------------------------------------------- checks
+def _dtype_kind(t: torch.Tensor) -> str:
+    """``"bool"``, ``"integer"``, ``"floating"`` or ``"complex"``: what a tensor's dtype holds."""
+    if t.dtype == torch.bool:
+        return "bool"
+    if t.is_complex():
+        return "complex"
+    return "floating" if t.is_floating_point() else "integer"
+
+
 def check_keys(keys: torch.Tensor) -> torch.Tensor:
     if not isinstance(keys, torch.Tensor) or keys.dtype != torch.int64 or keys.dim() != 1:
         raise ValueError("keys must be a (B,) int64 tensor from kdforaa.augment.random.make_keys")
@@ -223,8 +267,8 @@ def check_keys(keys: torch.Tensor) -> torch.Tensor:
 
 
 def _check_level(value: float, name: str) -> float:
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise BadInput(f"{name}={value!r} must be a finite number >= 0")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_LEVEL:
+        raise BadInput(f"{name}={value!r} must be a number in 0..{MAX_LEVEL:g}")
     return float(value)
 
 
@@ -307,13 +351,30 @@ def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
     return out
 
 
-def _slot_arguments(params: AugParams, name: str, h: int, w: int) -> torch.Tensor:
-    """``(B*S,)`` argument of op ``name`` where a slot applies it, 0 (the identity) elsewhere."""
-    if name not in params.op_names:
-        return torch.zeros(params.ops.numel(), dtype=torch.float64)
-    uses = params.applied & (params.ops == params.op_names.index(name))
-    arg = op_argument(name, params.levels, params.signs, height=h, width=w).to(torch.float64)
-    return torch.where(uses, arg, 0.0).flatten()
+# geometric op -> its (N,3,3) inverse maps from (N,) arguments, for (h, w) images
+_GEOMETRIC_MATRIX = {
+    "rotate": lambda arg, h, w: geometry.rotate_matrix(arg, h, w),
+    "shear_x": lambda arg, h, w: geometry.shear_x_matrix(arg),
+    "shear_y": lambda arg, h, w: geometry.shear_y_matrix(arg),
+    "translate_x": lambda arg, h, w: geometry.translate_matrix(arg, 0.0),
+    "translate_y": lambda arg, h, w: geometry.translate_matrix(0.0, arg),
+}
+
+
+def _slot_matrices(params: AugParams, h: int, w: int) -> list[torch.Tensor]:
+    """One ``(B,3,3)`` inverse map per slot (identity where the slot is not geometric); [] if none is."""
+    factors = []
+    for name, matrix_of in _GEOMETRIC_MATRIX.items():
+        if name not in params.op_names:
+            continue
+        uses = params.applied & (params.ops == params.op_names.index(name))
+        if bool(uses.any()):
+            arg = op_argument(name, params.levels, params.signs, height=h, width=w).to(torch.float64)
+            factors.append(matrix_of(torch.where(uses, arg, 0.0).flatten(), h, w))
+    if not factors:
+        return []
+    # A slot holds one op, so at most one factor per slot differs from the identity: order is moot.
+    return list(geometry.compose(*factors).view(*params.ops.shape, 3, 3).unbind(1))
 
 
 def _geometry(params: AugParams, h: int, w: int) -> torch.Tensor | None:
@@ -324,17 +385,7 @@ def _geometry(params: AugParams, h: int, w: int) -> torch.Tensor | None:
         steps.append(geometry.crop_matrix(left, top))
     if params.flip is not None:
         steps.append(geometry.flip_matrix(params.flip, w))
-    geometric_ids = [i for i, name in enumerate(params.op_names) if name in GEOMETRIC_OPS]
-    if bool((params.applied & torch.isin(params.ops, torch.tensor(geometric_ids, dtype=torch.int64))).any()):
-        arg = {name: _slot_arguments(params, name, h, w) for name in GEOMETRIC_OPS}
-        # A slot holds one op, so at most one factor per slot differs from the identity: order is moot.
-        per_slot = geometry.compose(
-            geometry.rotate_matrix(arg["rotate"], h, w),
-            geometry.shear_x_matrix(arg["shear_x"]),
-            geometry.shear_y_matrix(arg["shear_y"]),
-            geometry.translate_matrix(arg["translate_x"], arg["translate_y"]),
-        )
-        steps.extend(per_slot.view(*params.ops.shape, 3, 3).unbind(1))
+    steps.extend(_slot_matrices(params, h, w))
     return geometry.compose(*steps) if steps else None
 
 
@@ -397,7 +448,7 @@ def _op_ids(names: Sequence[str]) -> torch.Tensor:
 
 def _op_set(names: Sequence[str]) -> tuple[str, ...]:
     """The validated op names a policy draws from (BadInput naming ``ops`` otherwise)."""
-    if isinstance(names, str) or len(names) == 0:
+    if isinstance(names, str) or not isinstance(names, Collection) or len(names) == 0:
         raise BadInput(f"ops={names!r} must list at least one op; accepted: {', '.join(OP_NAMES)}")
     return tuple(check_op_name(op, "ops") for op in names)
 
@@ -459,9 +510,9 @@ class RandAugment(Policy):
         interpolation: str = "nearest",
     ) -> None:
         super().__init__(fill=fill, interpolation=interpolation)
-        if not isinstance(num_ops, int) or num_ops < 0:
-            raise BadInput(f"num_ops={num_ops!r} must be an integer >= 0")
-        if not 0.0 <= prob <= 1.0:
+        if isinstance(num_ops, bool) or not isinstance(num_ops, int) or not 0 <= num_ops <= MAX_NUM_OPS:
+            raise BadInput(f"num_ops={num_ops!r} must be an integer in 0..{MAX_NUM_OPS}")
+        if isinstance(prob, bool) or not isinstance(prob, int | float) or not 0.0 <= prob <= 1.0:
             raise BadInput(f"prob={prob!r} must be a probability in [0, 1]")
         self.num_ops = num_ops
         self.magnitude = _check_level(magnitude, "magnitude")
@@ -528,8 +579,8 @@ class TrivialAugment(Policy):
         interpolation: str = "nearest",
     ) -> None:
         super().__init__(fill=fill, interpolation=interpolation)
-        if not isinstance(max_level, int) or max_level < 0:
-            raise BadInput(f"max_level={max_level!r} must be an integer >= 0")
+        if isinstance(max_level, bool) or not isinstance(max_level, int) or not 0 <= max_level <= MAX_LEVEL:
+            raise BadInput(f"max_level={max_level!r} must be an integer in 0..{MAX_LEVEL:g}")
         self.max_level = max_level
         self.ops = _op_set(ops)
         self._ids = _op_ids(self.ops)

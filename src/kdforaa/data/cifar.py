@@ -89,10 +89,16 @@ def _field(batch: dict[str, Any], key: str, path: Path) -> Any:
 
 def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     batch = load_pickle(path)
-    data, labels = _field(batch, "data", path), np.asarray(_field(batch, label_key, path))
+    data, labels = _field(batch, "data", path), _field(batch, label_key, path)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise BadInput(f"{path}: 'data' must be a uint8 array of shape (N, 3072)")
-    if labels.shape != (len(data),):
+    try:
+        labels = np.asarray(labels)
+    except ValueError:  # ragged nested lists
+        labels = np.empty((), dtype=object)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise BadInput(f"{path}: {label_key!r} must be a list of integer labels, one per image")
+    if len(labels) != len(data):
         raise BadInput(f"{path}: {len(labels)} labels for {len(data)} images")
     return data, labels.astype(np.int64)
 
@@ -103,7 +109,10 @@ def read_cifar(folder: Path, variant: str, split: str) -> tuple[np.ndarray, np.n
     Returns ``(images (N,3,32,32) uint8, labels (N,) int64, class names)``.
     """
     _, train_files, test_files, meta_file, label_key, names_key = _LAYOUTS[variant]
-    classes = [str(c) for c in _field(load_pickle(folder / meta_file), names_key, folder / meta_file)]
+    names = _field(load_pickle(folder / meta_file), names_key, folder / meta_file)
+    if not isinstance(names, list | tuple):
+        raise BadInput(f"{folder / meta_file}: {names_key!r} must be a list of class names")
+    classes = [str(c) for c in names]
     parts = [_read_batch(folder / f, label_key) for f in (train_files if split == "train" else test_files)]
     images = np.concatenate([p[0] for p in parts]).reshape(-1, 3, 32, 32)
     labels = np.concatenate([p[1] for p in parts])

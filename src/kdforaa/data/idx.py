@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
         raise BadInput(f"{name} is truncated: its IDX header is incomplete")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = np.dtype(_DTYPES[raw[2]])
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize  # Python ints: int64 would wrap
     if len(raw) != expected:
         raise BadInput(
             f"{name} is truncated or padded: {len(raw)} bytes, expected {expected} for shape {dims}"
@@ -35,6 +37,6 @@ def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         raise BadInput(f"cannot read {path}: {err}") from None
     return parse_idx(raw, str(path))

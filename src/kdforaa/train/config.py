@@ -5,6 +5,7 @@ Unknown keys and wrong types are :class:`~kdforaa.errors.BadInput` naming the ke
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ from kdforaa.errors import BadInput
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -64,6 +65,7 @@ class TrainConfig(_Section):
     on_nan: Literal["stop", "skip"] = "stop"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = Field(default=0, ge=0)  # torch CPU threads; 0 = leave torch's default
+    sync_bn: bool = False  # SyncBatchNorm across processes under torchrun
 
 
 class TeacherConfig(_Section):
@@ -106,14 +108,29 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def _parse_yaml(text: str, what: str) -> Any:
+    """``yaml.safe_load(text)``, any failure -> BadInput naming ``what``.
+
+    A malformed document fails with many error types (tag constructors raise ValueError or
+    AttributeError, deep nesting RecursionError); all of them mean bad input.
+    """
+    try:
+        return yaml.safe_load(text)
+    except Exception as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise BadInput(f"{what} is not valid YAML: {first}") from None
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """``["train.lr=0.05", "distill.k=5"]`` -> nested dict; values are parsed as YAML scalars."""
     tree: dict[str, Any] = {}
     for item in overrides:
+        if not isinstance(item, str):
+            raise BadInput(f"override {item!r} is not of the form key.sub=value")
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise BadInput(f"override {item!r} is not of the form key.sub=value")
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+        _set_dotted(tree, key.strip(), _parse_yaml(raw, f"override {item!r}") if raw.strip() else None)
     return tree
 
 
@@ -127,12 +144,19 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _short_repr(value: Any) -> str:
+    """An abbreviated repr: a YAML alias bomb makes a value whose full repr is gigabytes."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict = 2, 4, 4
+    return short.repr(value)
+
+
 def _explain(err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "config"
     if first["type"] == "extra_forbidden":
         return f"unknown config key {where!r}: remove it or check its spelling (see README, 'Config keys')"
-    return f"config key {where!r}: {first['msg']} (got {first.get('input')!r})"
+    return f"config key {where!r}: {first['msg']} (got {_short_repr(first.get('input'))})"
 
 
 def build_config(tree: dict[str, Any]) -> RunConfig:
@@ -150,10 +174,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             text = Path(path).read_text()
         except OSError as err:
             raise BadInput(f"cannot read config {path}: {err.strerror}") from None
-        try:
-            tree = yaml.safe_load(text) or {}
-        except yaml.YAMLError as err:
-            raise BadInput(f"config {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        except UnicodeDecodeError:
+            raise BadInput(f"config {path} is not UTF-8 text: pass a YAML file") from None
+        tree = _parse_yaml(text, f"config {path}") or {}
         if not isinstance(tree, dict):
             raise BadInput(f"config {path} must be a mapping of sections (data:, model:, train: ...)")
     return build_config(_merge(tree, parse_overrides(overrides or [])))

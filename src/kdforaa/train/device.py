@@ -7,10 +7,12 @@ import torch
 from kdforaa.errors import BadInput
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available; an explicit CUDA device without CUDA is bad input."""
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` picks CUDA when available (GPU ``local_rank`` under torchrun); CUDA without CUDA is bad."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    if name == "cuda" and torch.cuda.is_available():
+        return torch.device("cuda", local_rank)
     try:
         device = torch.device(name)
     except RuntimeError:

@@ -25,10 +25,12 @@ from kdforaa.augment.pipeline import build_augment
 from kdforaa.augment.random import make_keys, permutation
 from kdforaa.data.datasets import load_dataset
 from kdforaa.data.loader import batches, normalize
+from kdforaa.distill.cache import SoftLabelCache
 from kdforaa.distill.criterion import build_criterion
 from kdforaa.distill.teacher import load_teacher
 from kdforaa.errors import BadInput, Stopped, TrainingError
 from kdforaa.models.registry import build_model
+from kdforaa.train import distributed as dist
 from kdforaa.train.checkpoint import load_checkpoint, save_checkpoint
 from kdforaa.train.config import RunConfig, build_config, config_to_dict
 from kdforaa.train.device import resolve_device
@@ -40,12 +42,23 @@ from kdforaa.train.schedule import lr_factor
 class Trainer:
     """Trains ``cfg.model`` on ``cfg.data`` into the run folder ``out``; ``resume`` continues its last.pt."""
 
-    def __init__(self, cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True):
-        self.cfg, self.folder, self.progress = cfg, RunFolder(out), progress
-        self.device = resolve_device(cfg.train.device)
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out: str | Path,
+        resume: bool = False,
+        progress: bool = True,
+        world: dist.World | None = None,
+    ):
+        self.cfg, self.folder = cfg, RunFolder(out)
+        self.world = world or dist.World()
+        self.progress = progress and self.world.is_main
+        self.device = resolve_device(cfg.train.device, self.world.local_rank)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        self._check_folder(resume)
+        self.local_batch = dist.local_batch_size(cfg.train.batch_size, self.world)
+        if self.world.is_main:
+            self._check_folder(resume)
         torch.manual_seed(cfg.seed)
         self.train_set = load_dataset(cfg.data, "train")
         self.test_set = load_dataset(cfg.data, "test")
@@ -54,9 +67,22 @@ class Trainer:
         self.cuda = self.device.type == "cuda"
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = self._data_parallel(self.model)
         self.augment = build_augment(cfg.augment, *ds.image_size)
-        self.teacher = None
-        if cfg.teacher.checkpoint:
+        self.teacher, self.cache = None, None
+        if cfg.teacher.cache:
+            if not cfg.teacher.checkpoint:
+                raise BadInput(
+                    "teacher.cache needs teacher.checkpoint, the teacher it was made from: "
+                    "set teacher.checkpoint=PATH"
+                )
+            if cfg.distill.sp or cfg.distill.hints:
+                raise BadInput(
+                    "distill.sp and distill.hints need the teacher's features, which a cache does not hold: "
+                    "unset teacher.cache"
+                )
+            self.cache = SoftLabelCache.open(cfg.teacher.cache, cfg, cfg.teacher.checkpoint)
+        elif cfg.teacher.checkpoint:
             self.teacher = load_teacher(cfg.teacher.checkpoint, ds.num_classes, ds.in_channels, self.device)
             if cfg.train.channels_last:
                 self.teacher.model.to(memory_format=torch.channels_last)
@@ -81,6 +107,8 @@ class Trainer:
             weight_decay=t.weight_decay,
         )
         n = len(ds)
+        if self.world.distributed and n < t.batch_size:
+            raise BadInput(f"the training set has {n} samples, fewer than train.batch_size={t.batch_size}")
         self.steps_per_epoch = max(1, n // t.batch_size)
         self.total_steps = self.steps_per_epoch * t.epochs
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
@@ -92,6 +120,17 @@ class Trainer:
         self.writer = self._tensorboard() if t.tensorboard else None
 
     # ----------------------------------------------------------------- set-up
+    def _data_parallel(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module the steps call: DDP around the model when several processes train together."""
+        if not self.world.distributed:
+            return model
+        dist.init_process_group(self.world, self.device)
+        if self.cfg.train.sync_bn:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            self.model = model
+        ids = [self.device.index] if self.cuda else None
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
     def _check_folder(self, resume: bool) -> None:
         folder = self.folder
         if resume:
@@ -152,11 +191,12 @@ class Trainer:
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best_acc = state["global_step"], state["best_acc"]
         self.elapsed, self.skipped = state["elapsed"], state["skipped_steps"]
-        self.stats = dict(state["stats"])
+        self.stats = dict(state["stats"]) if self.world.is_main else {}  # rank 0 saved the sum of all ranks
         torch.set_rng_state(state["rng"]["torch"])
         if self.cuda and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
-        self.folder.keep_metrics_before(self.epoch)
+        if self.world.is_main:
+            self.folder.keep_metrics_before(self.epoch)
 
     def _resume_state(self) -> dict[str, Any]:
         """last.pt, or previous.pt with a warning when last.pt is missing or damaged."""
@@ -179,8 +219,12 @@ class Trainer:
             ) from None
 
     def save(self) -> None:
-        """Write last.pt, keeping the one it replaces as previous.pt."""
-        self._write(self.folder.last, keep_previous=self.folder.previous)
+        """Write last.pt (rank 0), keeping the one it replaces as previous.pt. Every rank must call it."""
+        local = self.stats
+        self.stats = dist.all_reduce_sum(local, self.world)
+        if self.world.is_main:
+            self._write(self.folder.last, keep_previous=self.folder.previous)
+        self.stats = local
 
     # ------------------------------------------------------------------ steps
     def _autocast(self):
@@ -194,7 +238,9 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def _teacher_outputs(self, x: torch.Tensor, clean: torch.Tensor):
+    def _teacher_outputs(self, x: torch.Tensor, clean: torch.Tensor, indices: torch.Tensor):
+        if self.cache is not None:
+            return self.cache.logits(self.epoch, indices, self.device), None
         if self.teacher is None:
             return None, None
         inp = x if self.cfg.teacher.input == "augmented" else self._to_input(clean)
@@ -223,16 +269,16 @@ class Trainer:
         clean = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         x = self._to_input(self.augment.apply(clean, params))
-        teacher_logits, teacher_feats = self._teacher_outputs(x, clean)
+        teacher_logits, teacher_feats = self._teacher_outputs(x, clean, indices)
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.train.lr * lr_factor(
                 cfg.train, self.global_step, self.total_steps, self.steps_per_epoch
             )
         with self._autocast():
             if self.criterion.needs_features:
-                logits, feats = self.model(x, return_features=True)
+                logits, feats = self.net(x, return_features=True)
             else:
-                logits, feats = self.model(x), None
+                logits, feats = self.net(x), None
         loss, terms = self.criterion(
             logits.float(),
             labels,
@@ -284,6 +330,8 @@ class Trainer:
         try:
             while self.epoch < cfg.train.epochs:
                 self._run_epoch()
+            if not self.world.is_main:
+                return {}
             summary = self._summary()
             self.folder.write_summary(summary)
             return summary
@@ -293,6 +341,7 @@ class Trainer:
             if self.writer is not None:
                 self.writer.close()
             self.folder.unlock()
+            dist.destroy(self.world)
 
     def _catch_signals(self) -> dict[int, Any]:
         """SIGTERM / Ctrl-C: finish the step, checkpoint, stop. A second Ctrl-C aborts at once."""
@@ -306,12 +355,13 @@ class Trainer:
         return {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
 
     def _stop_if_asked(self) -> None:
-        if self._stop_signal is None:
+        if not dist.any_rank(self._stop_signal is not None, self.world):
             return
         self.save()
-        name = signal.Signals(self._stop_signal).name
+        signum = self._stop_signal or signal.SIGTERM
+        name = signal.Signals(signum).name
         raise Stopped(
-            self._stop_signal,
+            signum,
             f"stopped by {name} at epoch {self.epoch + 1} step {self.step_in_epoch}; checkpoint written: "
             f"continue with 'kdforaa train --resume {self.folder.path}'",
         )
@@ -320,7 +370,8 @@ class Trainer:
         cfg, bs = self.cfg, self.cfg.train.batch_size
         self.model.train()
         order = permutation(cfg.seed, self.epoch, len(self.train_set))[: self.steps_per_epoch * bs]
-        start = self.step_in_epoch
+        order = dist.shard(order, bs, self.world)
+        start, local = self.step_in_epoch, self.local_batch
         bar = tqdm(
             total=self.steps_per_epoch,
             initial=start,
@@ -331,9 +382,11 @@ class Trainer:
         )
         t0, seen = time.perf_counter(), 0
         every = cfg.train.checkpoint_every
-        for images, labels, indices in batches(self.train_set, order[start * bs :], bs, cfg.data.num_workers):
+        for images, labels, indices in batches(
+            self.train_set, order[start * local :], local, cfg.data.num_workers
+        ):
             self.train_step(images, labels, indices)
-            seen += labels.numel()
+            seen += labels.numel() * self.world.size
             bar.update(1)
             self._stop_if_asked()
             if every and self.global_step % every == 0 and self.step_in_epoch < self.steps_per_epoch:
@@ -343,11 +396,14 @@ class Trainer:
         bar.close()
         seconds = time.perf_counter() - t0
         self.elapsed += seconds
-        record = self._epoch_record(seconds, seen)
-        improved = record["test_acc"] > self.best_acc
-        self.best_acc = max(self.best_acc, record["test_acc"])
-        self.folder.append_metrics(record)
-        self._log(record)
+        self.stats = dist.all_reduce_sum(self.stats, self.world)
+        improved = False
+        if self.world.is_main:
+            record = self._epoch_record(seconds, seen)
+            improved = record["test_acc"] > self.best_acc
+            self.best_acc = max(self.best_acc, record["test_acc"])
+            self.folder.append_metrics(record)
+            self._log(record)
         self.epoch += 1
         self.step_in_epoch = 0
         self._reset_stats()
@@ -382,7 +438,7 @@ class Trainer:
             "steps": self.global_step,
             "skipped_steps": self.skipped,
             "wall_time_s": self.elapsed,
-            "world_size": 1,
+            "world_size": self.world.size,
             "model": self.cfg.model.name,
             "data": self.cfg.data.name,
             "teacher": self.cfg.teacher.checkpoint,

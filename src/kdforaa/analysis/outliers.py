@@ -1,0 +1,466 @@
+"""``kdforaa outliers``: which ops, at which levels, turn test images into outliers for a teacher.
+
+KDforAA's premise (paper.md) is that strong augmentation sometimes removes what makes an image its
+class, so the one-hot label becomes wrong; a teacher looking at the same augmented image can tell.
+Here every op of a policy is applied alone at every level to the test split (a random sign per sample,
+keys ``(seed, 0, sample index)``, so any measured image can be regenerated exactly), and the teacher's
+predictions on the augmented images are compared with its predictions on the clean ones. The whole
+policy at each level, as training applies it, is measured the same way.
+
+Per op x level (``outliers.csv``; rates are shares in 0..1, accuracy is in %):
+``n``, ``teacher_acc`` (top-1 on augmented images), ``outlier_rate`` (right on the clean image, wrong
+on the augmented one), ``mean_true_prob`` (teacher probability of the true class), ``topk_coverage``
+(true class among the teacher's top K) and ``t_stddev`` (Wang et al. 2022, :func:`teacher_stddev`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from kdforaa.analysis import report
+from kdforaa.augment import build_policy, build_single_op
+from kdforaa.augment.levels import ARGUMENT_FREE_OPS, OP_NAMES
+from kdforaa.augment.policies import (
+    AUTOAUGMENT_POLICIES,
+    RANDAUGMENT_OPS,
+    Policy,
+    RandAugment,
+    TrivialAugment,
+)
+from kdforaa.augment.random import make_keys, permutation
+from kdforaa.data.loader import batches, normalize
+from kdforaa.distill.teacher import Teacher
+from kdforaa.errors import BadInput
+from kdforaa.train.config import AugmentConfig
+
+POLICIES = ("randaugment", "autoaugment", "trivialaugment")
+DEFAULT_LEVELS = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0)
+# Wang et al.'s code averages 10 batches of 64 teacher outputs per group (their --utils.check_ce_var).
+WANG_GROUP_SIZE = 640
+STAT_COLUMNS = ("n", "teacher_acc", "outlier_rate", "mean_true_prob", "topk_coverage", "t_stddev")
+
+
+# ------------------------------------------------------------------------------------------ op sets
+@dataclass(frozen=True)
+class OpSet:
+    """The ops measured one at a time, and the whole policy they belong to (built per level)."""
+
+    name: str  # randaugment | autoaugment | trivialaugment | ops (a list given by the user)
+    ops: tuple[str, ...]
+    num_ops: int = 2
+    autoaugment_policy: str = "imagenet"
+
+    def policy(self, level: float) -> Policy:
+        """The whole policy at ``level`` as training builds it.
+
+        AutoAugment scales its published levels by ``level / 9`` (build_policy); TrivialAugment has no
+        magnitude in training (it draws levels up to 30), so here ``level`` is its ``max_level``;
+        RandAugment and user op lists apply ``num_ops`` ops of the set at ``level``.
+        """
+        if self.name == "autoaugment":
+            cfg = AugmentConfig(
+                policy="autoaugment", magnitude=level, autoaugment_policy=self.autoaugment_policy
+            )
+            return build_policy(cfg)
+        if self.name == "trivialaugment":
+            return TrivialAugment(max_level=round(level), ops=self.ops)
+        return RandAugment(self.num_ops, level, ops=self.ops)
+
+    def describe(self) -> str:
+        """The whole policy in words, ``L`` standing for the level."""
+        if self.name == "autoaugment":
+            return f"AutoAugment({self.autoaugment_policy}, levels x L/9)"
+        if self.name == "trivialaugment":
+            return "TrivialAugment(max_level=L)"
+        if self.name == "randaugment":
+            return f"RandAugment({self.num_ops}, L)"
+        return f"RandAugment({self.num_ops}, L) over {'+'.join(self.ops)}"
+
+
+def resolve_op_set(spec: str, num_ops: int = 2, autoaugment_policy: str = "imagenet") -> OpSet:
+    """``randaugment``, ``autoaugment``, ``trivialaugment`` or a comma list of op names -> an OpSet."""
+    if spec in ("randaugment", "trivialaugment"):
+        return OpSet(spec, RANDAUGMENT_OPS, num_ops, autoaugment_policy)
+    if spec == "autoaugment":
+        if autoaugment_policy not in AUTOAUGMENT_POLICIES:
+            choices = ", ".join(AUTOAUGMENT_POLICIES)
+            raise BadInput(f"--autoaugment-policy {autoaugment_policy!r} is not one of {choices}")
+        table = AUTOAUGMENT_POLICIES[autoaugment_policy]
+        ops = tuple(dict.fromkeys(op for sub in table for op, _, _ in sub))
+        return OpSet(spec, ops, num_ops, autoaugment_policy)
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = [name for name in names if name not in OP_NAMES]
+    if not names or unknown:
+        raise BadInput(
+            f"--policy {spec!r}: {unknown[0] if unknown else 'nothing'!r} is neither a policy "
+            f"({', '.join(POLICIES)}) nor an op ({', '.join(OP_NAMES)})"
+        )
+    ops = tuple(dict.fromkeys(names))
+    return OpSet("ops", ops, num_ops, autoaugment_policy)
+
+
+def parse_levels(text: str) -> list[float]:
+    """``"0,5,10"`` -> ``[0.0, 5.0, 10.0]``; anything else (empty, negative, not a number) is BadInput."""
+    try:
+        levels = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise BadInput(f"--levels must be comma-separated numbers like 0,5,10, got {text!r}") from None
+    if not levels or any(not math.isfinite(v) or v < 0 for v in levels):
+        raise BadInput(f"--levels must be non-negative numbers like 0,5,10, got {text!r}")
+    return levels
+
+
+# --------------------------------------------------------------------------------------- statistics
+def teacher_stddev(
+    probs: torch.Tensor, group_size: int = WANG_GROUP_SIZE, order: torch.Tensor | None = None
+) -> float:
+    """Wang et al. (NeurIPS 2022) "stddev of teacher's mean probability" (T. stddev) of ``probs`` ``(N,C)``.
+
+    The teacher's softmax outputs, taken in ``order`` (default: as given), are cut into
+    ``G = floor(N / group_size)`` groups ``g`` (a last, incomplete group is dropped). Each group gives a
+    mean probability vector ``m_g = (1/|g|) sum_{i in g} p_i`` (one value per class); the statistic is the
+    standard deviation of ``m_g`` across groups (unbiased, ``G - 1``), averaged over the ``C`` classes::
+
+        T_stddev = (1/C) sum_c sqrt( sum_g (m_gc - mbar_c)^2 / (G - 1) ),   mbar_c = (1/G) sum_g m_gc
+
+    as in their code (``check_ce_var``: 10 batches of 64 outputs per group, ``std(dim=0).mean()``). They
+    show a student's test loss rises with it: a lower value marks a better augmentation for KD. Their
+    groups pool the teacher's outputs on the standard-augmented and on the strongly augmented copy,
+    because their student sees both; a KDforAA student sees only the augmented image, so callers pass
+    the outputs on augmented images only. NaN with fewer than two groups.
+    """
+    if group_size < 1:
+        raise ValueError(f"group_size must be at least 1, got {group_size}")
+    if order is not None:
+        probs = probs[order]
+    groups = probs.shape[0] // group_size
+    if groups < 2:
+        return math.nan
+    means = probs[: groups * group_size].double().view(groups, group_size, -1).mean(dim=1)
+    return float(means.std(dim=0, correction=1).mean())
+
+
+def outlier_stats(
+    clean: torch.Tensor,
+    augmented: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    k: int = 3,
+    group_size: int = WANG_GROUP_SIZE,
+    order: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """The statistics of one op x level from teacher probabilities ``(N,C)`` on clean and augmented images.
+
+    ``teacher_acc`` is in %; ``outlier_rate``, ``mean_true_prob`` and ``topk_coverage`` are in 0..1.
+    """
+    n = labels.numel()
+    right_clean = clean.argmax(1) == labels
+    right_augmented = augmented.argmax(1) == labels
+    true_prob = augmented.gather(1, labels[:, None])[:, 0]
+    top = augmented.topk(min(k, augmented.shape[1]), dim=1).indices
+    return {
+        "n": n,
+        "teacher_acc": 100.0 * float(right_augmented.double().mean()),
+        "outlier_rate": float((right_clean & ~right_augmented).double().mean()),
+        "mean_true_prob": float(true_prob.double().mean()),
+        "topk_coverage": float((top == labels[:, None]).any(1).double().mean()),
+        "t_stddev": teacher_stddev(augmented, group_size, order),
+    }
+
+
+# ----------------------------------------------------------------------------------------- teacher
+@torch.inference_mode()
+def predict_probs(
+    teacher: Teacher,
+    dataset: Any,
+    policy: Policy | None,
+    *,
+    seed: int,
+    batch_size: int,
+    device: torch.device | str,
+    on_batch: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Teacher softmax ``(N,C)`` float32 (CPU) on every image of ``dataset``, augmented by ``policy``.
+
+    Sample ``i`` is augmented with key ``(seed, 0, i)``: the same sample always gets the same draw.
+    """
+    out = []
+    for images, _, indices in batches(dataset, torch.arange(len(dataset)), batch_size):
+        x = images.to(device)
+        if policy is not None:
+            x = policy.apply(x, policy.sample(make_keys(seed, 0, indices)))
+        logits = teacher(normalize(x, dataset.mean, dataset.std))
+        out.append(logits.float().softmax(1).cpu())
+        if on_batch is not None:
+            on_batch(len(indices))
+    return torch.cat(out)
+
+
+# ----------------------------------------------------------------------------------------- gallery
+@dataclass(frozen=True)
+class Outlier:
+    """One augmented image the teacher got wrong after getting its clean version right."""
+
+    drop: float  # clean minus augmented probability of the true class
+    op: str
+    level: float
+    index: int
+    label: int
+    true_prob: float  # on the augmented image
+    top: tuple[tuple[int, float], ...]  # the teacher's top-3 (class, probability) on the augmented image
+
+
+def find_outliers(
+    clean: torch.Tensor, augmented: torch.Tensor, labels: torch.Tensor, op: str, level: float, count: int
+) -> list[Outlier]:
+    """The ``count`` outliers of one op x level with the largest drop of true-class probability."""
+    outlier = (clean.argmax(1) == labels) & (augmented.argmax(1) != labels)
+    rows = outlier.nonzero().squeeze(1)
+    if count <= 0 or rows.numel() == 0:
+        return []
+    drop = clean[rows, labels[rows]] - augmented[rows, labels[rows]]
+    best = rows[drop.topk(min(count, rows.numel())).indices]
+    probs, classes = augmented[best].topk(min(3, augmented.shape[1]), dim=1)
+    return [
+        Outlier(
+            drop=float(clean[i, labels[i]] - augmented[i, labels[i]]),
+            op=op,
+            level=level,
+            index=int(i),
+            label=int(labels[i]),
+            true_prob=float(augmented[i, labels[i]]),
+            top=tuple(zip(classes[j].tolist(), probs[j].tolist(), strict=True)),
+        )
+        for j, i in enumerate(best.tolist())
+    ]
+
+
+def strongest_outliers(candidates: Sequence[Outlier], count: int) -> list[Outlier]:
+    """The ``count`` largest drops, each (op, image) once and no op more than a quarter of the gallery
+    (so that one destructive op, e.g. invert, does not fill it)."""
+    per_op = max(1, math.ceil(count / 4))
+    chosen: list[Outlier] = []
+    seen: set[tuple[str, int]] = set()
+    used: dict[str, int] = {}
+    for item in sorted(candidates, key=lambda o: -o.drop):
+        if len(chosen) == count:
+            break
+        if (item.op, item.index) in seen or used.get(item.op, 0) >= per_op:
+            continue
+        chosen.append(item)
+        seen.add((item.op, item.index))
+        used[item.op] = used.get(item.op, 0) + 1
+    return chosen
+
+
+def _gallery(outliers: Sequence[Outlier], dataset: Any, seed: int, path: Path) -> Path:
+    """Regenerate each outlier's augmented image from its key and draw it with the teacher's top-3."""
+    images, captions = [], []
+    classes = dataset.classes
+    for o in outliers:
+        policy = build_single_op(o.op, o.level)
+        params = policy.sample(make_keys(seed, 0, [o.index]))
+        image = policy.apply(dataset.images(torch.tensor([o.index])), params)[0]
+        array = image.permute(1, 2, 0).numpy()
+        images.append(array[..., 0] if array.shape[2] == 1 else array)
+        lines = [params.describe(0), f"#{o.index} true {classes[o.label][:12]} {o.true_prob:.2f}"]
+        lines += [f"{rank}. {classes[c][:12]} {p:.2f}" for rank, (c, p) in enumerate(o.top, 1)]
+        captions.append("\n".join(lines))
+    title = "Strongest outliers: teacher right on the clean image, wrong after the op (top-3 under each)"
+    return report.image_gallery(images, captions, path, title=title)
+
+
+# ------------------------------------------------------------------------------------------- driver
+@dataclass(frozen=True)
+class OutlierResults:
+    """What :func:`analyse_outliers` measured and wrote."""
+
+    rows: list[dict[str, Any]]  # per op x level
+    policy_rows: list[dict[str, Any]]  # clean ("none") then the whole policy per level
+    outliers: list[Outlier]  # the gallery's
+    clean_acc: float  # teacher top-1 (%) on the clean images
+    files: dict[str, Path]
+
+
+def analyse_outliers(
+    teacher: Teacher,
+    dataset: Any,
+    out: str | Path,
+    *,
+    op_set: OpSet,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    seed: int = 0,
+    k: int = 3,
+    batch_size: int = 500,
+    device: torch.device | str = "cpu",
+    group_size: int = WANG_GROUP_SIZE,
+    gallery: int = 16,
+    progress: bool = True,
+) -> OutlierResults:
+    """Measure every op of ``op_set`` at every level, and the whole policy per level, on ``dataset``.
+
+    Writes ``outliers.csv``, ``outliers_heatmap.png``, ``outliers_gallery.png`` and ``policy_stats.csv``
+    into ``out``. Ops without an argument (identity, invert, ...) are the same at every level and are
+    computed once.
+    """
+    if len(dataset) == 0:
+        raise BadInput("the data set split is empty: nothing to measure")
+    out = Path(out)
+    labels = dataset.labels[: len(dataset)].long()
+    order = permutation(seed, 0, len(dataset))
+    passes = 1 + len(levels) + sum(1 if op in ARGUMENT_FREE_OPS else len(levels) for op in op_set.ops)
+    bar = tqdm(
+        total=passes * len(dataset), unit="img", desc="outliers", disable=not progress, dynamic_ncols=True
+    )
+
+    def probs(policy: Policy | None) -> torch.Tensor:
+        return predict_probs(
+            teacher, dataset, policy, seed=seed, batch_size=batch_size, device=device, on_batch=bar.update
+        )
+
+    def stats(augmented: torch.Tensor) -> dict[str, float]:
+        return outlier_stats(clean, augmented, labels, k=k, group_size=group_size, order=order)
+
+    try:
+        clean = probs(None)
+        rows, candidates = [], []
+        for op in op_set.ops:
+            computed = None
+            for level in levels:
+                bar.set_postfix_str(f"{op} L={level:g}")
+                if computed is None or op not in ARGUMENT_FREE_OPS:
+                    computed = probs(build_single_op(op, level))
+                    candidates += find_outliers(clean, computed, labels, op, level, gallery)
+                rows.append({"op": op, "level": level, "k": k, **stats(computed)})
+        policy_rows = [{"policy": "none", "level": 0.0, "k": k, **stats(clean)}]
+        for level in levels:
+            bar.set_postfix_str(f"policy L={level:g}")
+            policy_rows.append(
+                {"policy": op_set.describe(), "level": level, "k": k, **stats(probs(op_set.policy(level)))}
+            )
+    finally:
+        bar.close()
+    chosen = strongest_outliers(candidates, gallery)
+    files = _write(out, rows, policy_rows, op_set, levels, chosen, dataset, seed)
+    clean_acc = 100.0 * float((clean.argmax(1) == labels).double().mean())
+    return OutlierResults(rows, policy_rows, chosen, clean_acc, files)
+
+
+def _write(
+    out: Path,
+    rows: list[dict[str, Any]],
+    policy_rows: list[dict[str, Any]],
+    op_set: OpSet,
+    levels: Sequence[float],
+    chosen: list[Outlier],
+    dataset: Any,
+    seed: int,
+) -> dict[str, Path]:
+    columns = ("op", "level", "k", *STAT_COLUMNS)
+    rate = np.array([r["outlier_rate"] for r in rows]).reshape(len(op_set.ops), len(levels))
+    return {
+        "csv": report.write_csv(rows, columns, out / "outliers.csv"),
+        "policy_csv": report.write_csv(policy_rows, ("policy", *columns[1:]), out / "policy_stats.csv"),
+        "heatmap": report.heatmap(
+            100.0 * rate,
+            op_set.ops,
+            [f"{level:g}" for level in levels],
+            out / "outliers_heatmap.png",
+            title="Outlier rate (%): teacher right on clean, wrong on augmented",
+            colorbar_label="outlier rate (%)",
+            x_label="level",
+        ),
+        "gallery": _gallery(chosen, dataset, seed, out / "outliers_gallery.png"),
+    }
+
+
+def default_data(teacher: str) -> tuple[str, str | None]:
+    """The data set (name, root) a kdforaa teacher checkpoint was trained on; Fashion-MNIST otherwise."""
+    from kdforaa.models.registry import TIMM_PREFIX
+    from kdforaa.train.checkpoint import load_checkpoint
+
+    if teacher.startswith(TIMM_PREFIX) or not Path(teacher).is_file():
+        return "fashion-mnist", None
+    data = load_checkpoint(teacher).get("config", {}).get("data", {})
+    return data.get("name", "fashion-mnist"), data.get("root")
+
+
+def run_outliers(
+    *,
+    teacher: str,
+    out: str | Path,
+    policy: str = "randaugment",
+    levels: str = "0,5,10,15,20,30",
+    limit: int | None = None,
+    data: str | None = None,
+    root: str | None = None,
+    seed: int = 0,
+    batch_size: int = 500,
+    device: str = "auto",
+    k: int = 3,
+    num_ops: int = 2,
+    autoaugment_policy: str = "imagenet",
+    group_size: int = WANG_GROUP_SIZE,
+    gallery: int = 16,
+    progress: bool = True,
+) -> OutlierResults:
+    """The ``kdforaa outliers`` command: load the teacher and the test split, measure, write, report."""
+    from kdforaa.data.datasets import load_dataset
+    from kdforaa.distill.teacher import load_teacher
+    from kdforaa.train.config import DataConfig
+    from kdforaa.train.device import resolve_device
+
+    for name, value, low in (("--k", k, 1), ("--batch-size", batch_size, 1), ("--group-size", group_size, 1)):
+        if value < low:
+            raise BadInput(f"{name} must be at least {low}, got {value}")
+    if limit is not None and limit < 1:
+        raise BadInput(f"--limit must be at least 1, got {limit}")
+    if gallery < 0:
+        raise BadInput(f"--gallery must be 0 or more, got {gallery}")
+    op_set = resolve_op_set(policy, num_ops, autoaugment_policy)
+    level_list = parse_levels(levels)
+    op_set.policy(max(level_list))  # bad --num-ops etc. fail now, not after the per-op passes
+    if data is None:
+        data, checkpoint_root = default_data(teacher)
+        root = root or checkpoint_root
+    dataset = load_dataset(DataConfig(name=data, root=root, test_limit=limit), "test")
+    dev = resolve_device(device)
+    frozen = load_teacher(teacher, dataset.num_classes, dataset.in_channels, dev)
+    if len(dataset) < 2 * group_size:
+        print(
+            f"note: {len(dataset)} images make fewer than two groups of --group-size {group_size}: "
+            "t_stddev is left empty (use more images or a smaller --group-size)"
+        )
+    results = analyse_outliers(
+        frozen,
+        dataset,
+        out,
+        op_set=op_set,
+        levels=level_list,
+        seed=seed,
+        k=k,
+        batch_size=batch_size,
+        device=dev,
+        group_size=group_size,
+        gallery=gallery,
+        progress=progress,
+    )
+    worst = max(results.rows, key=lambda r: r["outlier_rate"])
+    print(
+        f"teacher {results.clean_acc:.2f}% on {len(dataset)} clean {data} test images; highest outlier rate "
+        f"{100 * worst['outlier_rate']:.1f}% ({worst['op']} at level {worst['level']:g})"
+    )
+    where = Path(out).resolve()
+    print(
+        f"outlier analysis written to {where} (outliers.csv, policy_stats.csv, outliers_heatmap.png, "
+        "outliers_gallery.png)"
+    )
+    return results

@@ -1,0 +1,159 @@
+"""Tables and figures shared by ``kdforaa outliers`` and ``kdforaa sweep``.
+
+CSV and Markdown tables from lists of row dicts, an annotated heatmap, accuracy-vs-setting lines with
+error bars, and a captioned image gallery. Figures use matplotlib's object API (``Figure``) rather than
+pyplot, so nothing here touches global plotting state or needs a display.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Row = Mapping[str, Any]
+
+
+def csv_cell(value: Any) -> str:
+    """A value as written to CSV: None and NaN become empty cells, floats keep full precision."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def write_csv(rows: Sequence[Row], columns: Sequence[str], path: str | Path) -> Path:
+    """Write ``rows`` (missing keys -> empty cells) with a header of ``columns``; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([csv_cell(row.get(column)) for column in columns])
+    return path
+
+
+def markdown_table(rows: Sequence[Row], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
+    """A GitHub Markdown table of already formatted cells (``str(value)``; None -> empty)."""
+    head = list(headers or columns)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = ["" if row.get(c) is None else str(row.get(c)).replace("|", "\\|") for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (n - 1); the deviation is None for a single value."""
+    mean = float(np.mean(values))
+    return mean, (float(np.std(values, ddof=1)) if len(values) > 1 else None)
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def _save(fig, path: str | Path, dpi: int = 120) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def heatmap(
+    values: np.ndarray,
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    path: str | Path,
+    *,
+    title: str,
+    colorbar_label: str,
+    cell_format: str = "{:.1f}",
+    x_label: str = "",
+) -> Path:
+    """An annotated ``(R, C)`` heatmap (NaN cells left blank); darker means larger."""
+    values = np.asarray(values, dtype=float)
+    rows, cols = values.shape
+    fig = _figure(1.4 + 0.75 * cols, 1.2 + 0.38 * rows)
+    ax = fig.subplots()
+    image = ax.imshow(values, cmap="Reds", aspect="auto", vmin=0.0, vmax=max(np.nanmax(values), 1e-9))
+    ax.set_xticks(range(cols), labels=list(column_labels))
+    ax.set_yticks(range(rows), labels=list(row_labels))
+    ax.set_xlabel(x_label)
+    ax.set_title(title)
+    threshold = 0.6 * np.nanmax(values) if np.isfinite(values).any() else 0.0
+    for r in range(rows):
+        for c in range(cols):
+            if np.isfinite(values[r, c]):
+                colour = "white" if values[r, c] > threshold else "black"
+                ax.text(
+                    c, r, cell_format.format(values[r, c]), ha="center", va="center", color=colour, size=8
+                )
+    fig.colorbar(image, ax=ax, label=colorbar_label)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def error_bar_lines(
+    series: Mapping[str, Sequence[tuple[float, float, float | None]]],
+    path: str | Path,
+    *,
+    x_label: str,
+    y_label: str,
+    title: str,
+) -> Path:
+    """One line per series of ``(x, mean, std or None)`` points, with the std as error bars."""
+    fig = _figure(6.4, 4.2)
+    ax = fig.subplots()
+    for label, points in series.items():
+        points = sorted(points)
+        xs = [p[0] for p in points]
+        means = [p[1] for p in points]
+        stds = [0.0 if p[2] is None else p[2] for p in points]
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def image_gallery(
+    images: Sequence[np.ndarray],
+    captions: Sequence[str],
+    path: str | Path,
+    *,
+    title: str,
+    columns: int = 8,
+) -> Path:
+    """Images ``(H,W)`` grey or ``(H,W,3)`` RGB uint8 in a grid, each with its caption underneath.
+
+    With no images the figure says so, so the file always exists.
+    """
+    count = len(images)
+    cols = max(1, min(columns, count))
+    rows = max(1, math.ceil(count / cols))
+    caption_lines = max((c.count("\n") + 1 for c in captions), default=1)
+    fig = _figure(1.9 * cols, (1.9 + 0.16 * caption_lines) * rows + 0.5)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, image, caption in zip(axes, images, captions, strict=False):
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        ax.text(
+            0.5, -0.04, caption, transform=ax.transAxes, ha="center", va="top", size=7, family="monospace"
+        )
+    if count == 0:
+        axes[0].text(0.5, 0.5, "no outliers found", ha="center", va="center")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,213 @@
+"""Outlier accounting on cases with known answers, the Wang et al. statistic by hand, and the command."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from kdforaa.analysis.outliers import (
+    Outlier,
+    analyse_outliers,
+    find_outliers,
+    outlier_stats,
+    parse_levels,
+    resolve_op_set,
+    strongest_outliers,
+    teacher_stddev,
+)
+from kdforaa.augment.policies import AUTOAUGMENT_POLICIES, RANDAUGMENT_OPS
+from kdforaa.cli import main
+from kdforaa.data.datasets import InMemoryDataset, load_dataset
+from kdforaa.distill.teacher import Teacher
+from kdforaa.errors import BadInput
+from kdforaa.models.registry import build_model
+from kdforaa.train.checkpoint import save_checkpoint
+from kdforaa.train.config import DataConfig, build_config, config_to_dict
+
+CLASSES = 10
+
+
+class GreyLevelTeacher(nn.Module):
+    """Knows that class c is a uniform image of grey 10c + 5: right on those, wrong on their negatives.
+
+    Reads the grey level back from ``x = pixel / 255`` (the data set below has mean 0, std 1); a bright
+    image (an inverted one) is read as 255 - grey and answered with the next class.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grey = x.mean(dim=(1, 2, 3)) * 255
+        dark = grey <= 127
+        level = torch.where(dark, grey, 255 - grey)
+        predicted = (level / 10).floor().long().clamp(0, CLASSES - 1)
+        predicted = torch.where(dark, predicted, (predicted + 1) % CLASSES)
+        return 8.0 * nn.functional.one_hot(predicted, CLASSES).float()
+
+
+def grey_dataset(per_class: int = 4) -> InMemoryDataset:
+    labels = torch.arange(CLASSES).repeat(per_class)
+    data = (10 * labels + 5).to(torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 8, 8).contiguous()
+    return InMemoryDataset(data, labels, tuple(f"c{i}" for i in range(CLASSES)), (0.0,), (1.0,))
+
+
+def read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_invert_makes_every_image_an_outlier_identity_none(tmp_path):
+    teacher = Teacher(GreyLevelTeacher(), "grey", CLASSES, 1)
+    op_set = resolve_op_set("identity,invert")
+    result = analyse_outliers(
+        teacher, grey_dataset(), tmp_path, op_set=op_set, levels=(0, 10), group_size=10, progress=False
+    )
+    by_op = {(r["op"], r["level"]): r for r in result.rows}
+    for level in (0, 10):
+        assert by_op[("invert", level)]["outlier_rate"] == 1.0
+        assert by_op[("invert", level)]["teacher_acc"] == 0.0
+        assert by_op[("invert", level)]["mean_true_prob"] < 0.01
+        assert by_op[("identity", level)]["outlier_rate"] == 0.0
+        assert by_op[("identity", level)]["teacher_acc"] == 100.0
+        assert by_op[("identity", level)]["topk_coverage"] == 1.0
+    assert result.clean_acc == 100.0
+    assert {o.op for o in result.outliers} == {"invert"}
+    # the gallery regenerates exactly the image that was measured: an inverted grey 10c + 5
+    for o in result.outliers:
+        assert o.top[0][0] == (o.label + 1) % CLASSES
+    header = next(csv.reader(open(tmp_path / "outliers.csv")))
+    assert header[:5] == ["op", "level", "k", "n", "teacher_acc"]
+    assert {"outlier_rate", "mean_true_prob", "topk_coverage", "t_stddev"} <= set(header)
+    assert len(read_csv(tmp_path / "outliers.csv")) == 4
+    policy = read_csv(tmp_path / "policy_stats.csv")
+    assert [p["policy"] for p in policy][0] == "none" and len(policy) == 3
+    for name in ("outliers_heatmap.png", "outliers_gallery.png"):
+        assert Image.open(tmp_path / name).size[0] > 100
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return load_dataset(DataConfig(test_limit=48), "test")
+
+
+def test_level_zero_geometric_ops_change_nothing(tmp_path, fashion):
+    torch.manual_seed(0)
+    teacher = Teacher(build_model("resnet8", 10, 1), "resnet8", 10, 1)
+    op_set = resolve_op_set("rotate,shear_x,shear_y,translate_x,translate_y")
+    result = analyse_outliers(
+        teacher, fashion, tmp_path, op_set=op_set, levels=(0,), group_size=16, progress=False
+    )
+    for row in result.rows:
+        assert row["outlier_rate"] == 0.0
+        assert row["teacher_acc"] == pytest.approx(result.clean_acc)
+        assert row["t_stddev"] == pytest.approx(result.policy_rows[0]["t_stddev"])
+    assert result.outliers == []
+    assert (tmp_path / "outliers_gallery.png").exists()
+
+
+def test_teacher_stddev_by_hand():
+    probs = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.3, 0.7]])
+    # groups of 2 (the fifth row is dropped): means (1, 0) and (0.25, 0.75); per class the unbiased std
+    # over the two groups is |1 - 0.25| / sqrt(2), the same for both classes
+    assert teacher_stddev(probs, group_size=2) == pytest.approx(0.75 / math.sqrt(2))
+    # order first: groups (rows 2, 0) and (3, 1) -> means (0.5, 0.5), (0.75, 0.25)
+    assert teacher_stddev(probs, 2, order=torch.tensor([2, 0, 3, 1, 4])) == pytest.approx(0.25 / math.sqrt(2))
+    assert math.isnan(teacher_stddev(probs, group_size=3))  # one full group only
+    assert teacher_stddev(torch.full((6, 3), 1 / 3), group_size=2) == 0.0
+
+
+def test_outlier_stats_by_hand():
+    clean = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
+    augmented = torch.tensor([[0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.5, 0.4, 0.1]])
+    labels = torch.tensor([0, 1, 1, 2])
+    stats = outlier_stats(clean, augmented, labels, k=2, group_size=2)
+    assert stats["n"] == 4
+    assert stats["teacher_acc"] == 25.0  # only sample 1
+    assert stats["outlier_rate"] == 0.5  # samples 0 and 3: right clean, wrong augmented (2 was wrong clean)
+    assert stats["mean_true_prob"] == pytest.approx((0.2 + 0.8 + 0.2 + 0.1) / 4)
+    assert stats["topk_coverage"] == 0.75  # sample 3's true class is third
+    found = find_outliers(clean, augmented, labels, "rotate", 10.0, count=1)
+    assert [(o.index, round(o.drop, 6)) for o in found] == [(0, 0.7)]
+    assert found[0].top[0][0] == 1
+
+
+def test_gallery_choice_spreads_over_ops():
+    def outlier(op, index, drop):
+        return Outlier(drop, op, 10.0, index, 0, 0.0, ((1, 1.0),))
+
+    candidates = [outlier("invert", i, 0.99) for i in range(10)] + [
+        outlier("rotate", i, 0.5) for i in range(10)
+    ]
+    candidates += [outlier("invert", 0, 0.98)]  # same image and op again: shown once
+    chosen = strongest_outliers(candidates, 8)
+    assert [o.op for o in chosen] == ["invert"] * 2 + ["rotate"] * 2  # at most a quarter per op
+    assert len({(o.op, o.index) for o in chosen}) == len(chosen)
+
+
+def test_op_sets_and_levels():
+    assert resolve_op_set("randaugment").ops == RANDAUGMENT_OPS
+    auto = resolve_op_set("autoaugment", autoaugment_policy="svhn")
+    assert set(auto.ops) == {op for sub in AUTOAUGMENT_POLICIES["svhn"] for op, _, _ in sub}
+    assert resolve_op_set("rotate, invert,rotate").ops == ("rotate", "invert")
+    assert resolve_op_set("trivialaugment").policy(12).max_level == 12
+    for bad in ("randaugmnt", "rotate,spin", ","):
+        with pytest.raises(BadInput, match="neither a policy"):
+            resolve_op_set(bad)
+    assert parse_levels("0, 5,10") == [0.0, 5.0, 10.0]
+    for bad in ("", "5,x", "-1", "nan"):
+        with pytest.raises(BadInput, match="--levels"):
+            parse_levels(bad)
+
+
+def _checkpoint(path, num_classes=10):
+    torch.manual_seed(0)
+    model = build_model("resnet8", num_classes, 1)
+    cfg = config_to_dict(build_config({"model": {"name": "resnet8"}}))
+    state = {"model": model.state_dict(), "config": cfg, "num_classes": num_classes, "in_channels": 1}
+    save_checkpoint(state, path)
+    return path
+
+
+def one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_command_end_to_end(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "best.pt")
+    out = tmp_path / "out"
+    argv = ["outliers", "--teacher", str(ckpt), "--out", str(out), "--limit", "40", "--levels", "0,10"]
+    code = main([*argv, "--policy", "rotate,invert", "--group-size", "10", "--device", "cpu", "--quiet"])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert stdout.strip().splitlines()[-1].startswith(f"outlier analysis written to {out.resolve()}")
+    assert len(read_csv(out / "outliers.csv")) == 4
+    policy = read_csv(out / "policy_stats.csv")
+    assert [p["level"] for p in policy] == ["0.0", "0.0", "10.0"]
+    assert all(p["t_stddev"] for p in policy)  # 40 images in groups of 10
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--policy", "randaugmnt"], "neither a policy"),
+        (["--policy", "rotate,spin"], "'spin'"),
+        (["--levels", "5,ten"], "--levels"),
+    ],
+)
+def test_command_bad_input(tmp_path, capsys, extra, needle):
+    ckpt = _checkpoint(tmp_path / "best.pt")
+    code = main(["outliers", "--teacher", str(ckpt), "--out", str(tmp_path / "o"), "--limit", "8", *extra])
+    assert code == 2
+    assert needle in one_line(capsys.readouterr().err)
+
+
+def test_command_teacher_for_another_data_set(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "five.pt", num_classes=5)
+    code = main(["outliers", "--teacher", str(ckpt), "--out", str(tmp_path / "o"), "--limit", "8"])
+    assert code == 2
+    assert "5 classes" in one_line(capsys.readouterr().err)
