@@ -101,6 +101,7 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 def _cmd_augment_grid(args: argparse.Namespace) -> int:
     from kdforaa.analysis.augment_grid import render_grid
+    from kdforaa.analysis.outliers import parse_levels
     from kdforaa.augment import OP_NAMES, build_policy, build_single_op
     from kdforaa.data.datasets import load_dataset
     from kdforaa.train.config import AugmentConfig, DataConfig
@@ -118,7 +119,8 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
             return build_single_op(args.policy, level)
         return build_policy(AugmentConfig(policy=args.policy, num_ops=args.num_ops, magnitude=level))
 
-    path = render_grid(images, factory, Path(args.out), levels=args.levels, seed=args.seed)
+    levels = parse_levels(args.levels)
+    path = render_grid(images, factory, Path(args.out), levels=levels, seed=args.seed)
     print(f"grid of {len(images)} {args.data} images under {args.policy} written to {path.resolve()}")
     return 0
 
@@ -191,18 +193,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return run_sweep(args.sweep, args.out, jobs=args.jobs, dry_run=args.dry_run)
 
 
-def _levels(text: str) -> list[float]:
-    try:
-        levels = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"levels must be comma-separated numbers like 0,5,10, got {text!r}"
-        ) from None
-    if not levels or min(levels) < 0:
-        raise argparse.ArgumentTypeError(f"levels must be non-negative numbers like 0,5,10, got {text!r}")
-    return levels
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kdforaa",
@@ -265,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy", default="randaugment", help="randaugment, autoaugment, trivialaugment or an op name"
     )
     p.add_argument("--num-ops", type=int, default=2, help="RandAugment ops per image (default 2)")
-    p.add_argument("--levels", type=_levels, default=[0, 5, 10, 15, 20, 30], help="comma-separated levels")
+    p.add_argument("--levels", default="0,5,10,15,20,30", help="comma-separated levels")
     p.add_argument("--count", type=int, default=8, help="number of images (rows)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_augment_grid)

@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kdforaa.train.config import build_config
-from kdforaa.train.loop import Trainer
-from kdforaa.train.run_folder import RunFolder
+from kdforaa.train.runner import train_or_reuse
 
 _TEACHER: dict[str, Any] = {
     "model": {"name": "resnet8"},
@@ -49,21 +47,6 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             else value
         )
     return out
-
-
-def train_or_reuse(tree: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Train the run in ``out`` unless it finished already; resume it when it was killed."""
-    folder = RunFolder(out)
-    if folder.file("summary.json").exists():
-        print(f"reusing finished run {out}")
-        return json.loads(folder.file("summary.json").read_text())
-    resume = folder.last.exists()
-    if folder.has_run() and not resume:  # started but killed before its first checkpoint
-        for name in ("config.yaml", "metrics.jsonl"):
-            folder.file(name).unlink(missing_ok=True)
-    cfg = build_config(folder.read_config() if resume else tree)
-    print(f"{'resuming' if resume else 'training'} {out}")
-    return Trainer(cfg, out, resume=resume).run()
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

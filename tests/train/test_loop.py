@@ -147,3 +147,21 @@ def test_non_finite_loss_can_be_skipped(tmp_path):
     assert summary["skipped_steps"] == 4
     after = trainer.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if "running" not in k and "batches" not in k)
+
+
+def test_policy_switched_off_for_the_last_epochs(tmp_path, monkeypatch):
+    cfg = tiny(augment={"policy": "randaugment", "magnitude": 20, "off_last_epochs": 1})
+    trainer = Trainer(cfg, tmp_path / "r", progress=False)
+    used = []
+    for name in ("augment", "mild_augment"):
+        pipeline = getattr(trainer, name)
+        original = pipeline.sample
+
+        def sample(keys, _name=name, _original=original):
+            used.append((trainer.epoch, _name))
+            return _original(keys)
+
+        monkeypatch.setattr(pipeline, "sample", sample)
+    trainer.run()
+    assert sorted(set(used)) == [(0, "augment"), (1, "mild_augment")]
+    assert trainer.mild_augment.policy is None

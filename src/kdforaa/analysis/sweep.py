@@ -467,7 +467,7 @@ def _train_in_child(tree: dict[str, Any], folder: str, train_fn: TrainFn | None)
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     if train_fn is None:
-        from kdforaa.demo import train_or_reuse as train_fn
+        from kdforaa.train.runner import train_or_reuse as train_fn
     try:
         train_fn(tree, path)
     except BadInput as err:

@@ -43,6 +43,9 @@ class AugmentConfig(_Section):
     cutout: int = Field(default=0, ge=0)  # side of the square cut out, in pixels; 0 turns it off
     fill: int = Field(default=0, ge=0, le=255)
     interpolation: Literal["nearest", "bilinear"] = "nearest"
+    off_last_epochs: int = Field(
+        default=0, ge=0
+    )  # the policy is off (crop/flip/cutout stay) for the last N epochs
 
 
 class TrainConfig(_Section):

@@ -69,6 +69,9 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net = self._data_parallel(self.model)
         self.augment = build_augment(cfg.augment, *ds.image_size)
+        # the "switch strong augmentation off at the end" baseline of the paper
+        mild = cfg.augment.model_copy(update={"policy": "none"})
+        self.mild_augment = build_augment(mild, *ds.image_size) if cfg.augment.off_last_epochs else None
         self.teacher, self.cache = None, None
         if cfg.teacher.cache:
             if not cfg.teacher.checkpoint:
@@ -265,10 +268,13 @@ class Trainer:
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:
         cfg = self.cfg
         keys = make_keys(cfg.seed, self.epoch, indices)
-        params = self.augment.sample(keys)
+        augment = self.augment
+        if self.mild_augment is not None and self.epoch >= cfg.train.epochs - cfg.augment.off_last_epochs:
+            augment = self.mild_augment
+        params = augment.sample(keys)
         clean = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
-        x = self._to_input(self.augment.apply(clean, params))
+        x = self._to_input(augment.apply(clean, params))
         teacher_logits, teacher_feats = self._teacher_outputs(x, clean, indices)
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.train.lr * lr_factor(

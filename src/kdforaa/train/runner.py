@@ -1,0 +1,26 @@
+"""Run a training config into a folder once: reuse it when finished, resume it when killed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kdforaa.train.config import build_config
+from kdforaa.train.loop import Trainer
+from kdforaa.train.run_folder import RunFolder
+
+
+def train_or_reuse(tree: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Train the run in ``out`` unless it finished already; resume it when it was killed."""
+    folder = RunFolder(out)
+    if folder.file("summary.json").exists():
+        print(f"reusing finished run {out}")
+        return json.loads(folder.file("summary.json").read_text())
+    resume = folder.can_resume()
+    if folder.has_run() and not resume:  # started but killed before its first checkpoint
+        for name in ("config.yaml", "metrics.jsonl"):
+            folder.file(name).unlink(missing_ok=True)
+    cfg = build_config(folder.read_config() if resume else tree)
+    print(f"{'resuming' if resume else 'training'} {out}")
+    return Trainer(cfg, out, resume=resume).run()
