@@ -141,3 +141,16 @@ def test_augment_grid_bad_input(tmp_path, capsys, argv):
     code, _, err = run(capsys, "augment-grid", "--out", str(tmp_path / "g.png"), *argv)
     assert code == 2
     one_line_error(err)
+
+
+def test_overrides_may_follow_the_options(tmp_path, capsys):
+    out = tmp_path / "r"
+    code, _, _ = run(capsys, "train", "--out", str(out), "--quiet", *TINY, "seed=3")
+    assert code == 0
+    assert "seed: 3" in (out / "config.yaml").read_text()
+
+
+def test_stray_option_is_refused(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--out", str(tmp_path / "r"), "--bogus"])
+    assert exc.value.code == 2

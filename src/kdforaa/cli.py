@@ -331,8 +331,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse, letting ``key=value`` overrides stand anywhere (``train CONFIG --out DIR a.b=1``)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    target = "items" if hasattr(args, "items") else "overrides" if hasattr(args, "overrides") else None
+    strays = [a for a in extra if a.startswith("-") or "=" not in a]
+    if strays or (extra and target is None):
+        parser.error(f"unrecognized arguments: {' '.join(strays or extra)}")
+    if extra:
+        setattr(args, target, list(getattr(args, target)) + extra)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     try:
         return args.func(args)
     except ValueError as err:  # BadInput and the ValueErrors of ops and policies
