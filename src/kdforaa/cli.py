@@ -78,7 +78,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from kdforaa.demo import run_demo
 
-    run_demo(Path(args.out), full=args.full, seeds=args.seeds)
+    if args.seeds < 1:
+        raise BadInput(f"--seeds must be at least 1, got {args.seeds}")
+    run_demo(Path(args.out), full=args.full, seeds=args.seeds, threads=args.threads)
     return 0
 
 
@@ -235,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--full", action="store_true", help="the longer version documented in docs/results.md")
     p.add_argument("--seeds", type=int, default=1, help="student seeds per method (default 1)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("models", help="list the model names (model.name)")
