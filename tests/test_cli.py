@@ -154,3 +154,11 @@ def test_stray_option_is_refused(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--out", str(tmp_path / "r"), "--bogus"])
     assert exc.value.code == 2
+
+
+def test_bench_step_reports_all_configurations(capsys):
+    code, out, _ = run(capsys, "bench", "step", "--steps", "2", "--repeats", "1", "--batch", "32")
+    assert code == 0
+    for label in ("(a) CE step", "(b) KDforAA, online", "(c) KDforAA, cached", "(d) CE step + teacher"):
+        assert label in out
+    assert "time (b)/(d)" in out

@@ -195,6 +195,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return run_sweep(args.sweep, args.out, jobs=args.jobs, dry_run=args.dry_run)
 
 
+def _cmd_bench_step(args: argparse.Namespace) -> int:
+    from kdforaa.analysis.step_bench import format_step_bench, run_step_bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run_step_bench(args.student, args.teacher, steps=args.steps, repeats=args.repeats, batch=args.batch)
+    print(format_step_bench(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kdforaa",
@@ -249,6 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("name", choices=["fashion-mnist", "mnist", "cifar10", "cifar100"])
     f.add_argument("--root", help="where to put it (default $KDFORAA_DATA or ~/.cache/kdforaa)")
     f.set_defaults(func=_cmd_data_fetch)
+
+    p = sub.add_parser("bench", help="benchmarks (see also benchmarks/)")
+    bench_sub = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    b = bench_sub.add_parser("step", help="img/s of a CE step vs online-teacher vs cached-teacher distillation")
+    b.add_argument("--student", default="resnet8")
+    b.add_argument("--teacher", default="resnet20")
+    b.add_argument("--batch", type=int, default=128)
+    b.add_argument("--steps", type=int, default=20)
+    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    b.set_defaults(func=_cmd_bench_step)
 
     p = sub.add_parser("augment-grid", help="write a PNG grid of images under a policy at increasing levels")
     p.add_argument("--out", default="augment-grid.png", help="PNG file to write")
