@@ -200,7 +200,9 @@ def _cmd_bench_step(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = run_step_bench(args.student, args.teacher, steps=args.steps, repeats=args.repeats, batch=args.batch)
+    result = run_step_bench(
+        args.student, args.teacher, steps=args.steps, repeats=args.repeats, batch=args.batch
+    )
     print(format_step_bench(result))
     return 0
 
@@ -262,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks (see also benchmarks/)")
     bench_sub = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
-    b = bench_sub.add_parser("step", help="img/s of a CE step vs online-teacher vs cached-teacher distillation")
+    b = bench_sub.add_parser("step", help="img/s: CE step, online teacher, cached teacher")
     b.add_argument("--student", default="resnet8")
     b.add_argument("--teacher", default="resnet20")
     b.add_argument("--batch", type=int, default=128)
