@@ -53,6 +53,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from kdforaa.train.evaluate import evaluate
 
     state = load_checkpoint(args.checkpoint)
+    missing = [k for k in ("config", "model_name", "num_classes", "in_channels") if k not in state]
+    if missing:
+        raise BadInput(
+            f"checkpoint {args.checkpoint} lacks {', '.join(missing)}: it was not written by kdforaa train"
+        )
     cfg = build_config(state["config"])
     if args.data:
         cfg.data.name = args.data

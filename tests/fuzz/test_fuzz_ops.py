@@ -86,6 +86,7 @@ def image_batches(draw: st.DrawFn) -> torch.Tensor:
 
 
 def call_op(name: str, x: torch.Tensor, argument: object = None, **extra: object) -> torch.Tensor:
+    """``ops.<name>(x, argument, **extra)``; ops without an argument get ``x`` alone."""
     op = getattr(ops, name)
     return op(x) if name not in LEVEL_TO_ARGUMENT else op(x, argument, **extra)
 
@@ -248,6 +249,21 @@ def test_arbitrary_numbers_are_accepted_exactly_in_the_op_domain(name, x, values
     assert (out is not None) == all(in_domain(name, v) for v in passed), (name, passed)
     if out is not None:
         assert_new_uint8_like(out, x, before)
+
+
+@fuzz(200)
+@given(
+    name=st.sampled_from(ARGUMENT_OPS),
+    x=image_batches(),
+    level=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-100, 0)),
+    sign=st.sampled_from([-1.0, 1.0]),
+)
+def test_any_level_through_the_table_is_a_result_or_a_refusal(name, x, level, sign):
+    """Negative, NaN and infinite levels: the op refuses exactly the arguments outside its domain."""
+    height, width = x.shape[2:]
+    argument = op_argument(name, level, sign, height=height, width=width)
+    out = result_or_refusal(lambda: call_op(name, x, argument))
+    assert (out is not None) == in_domain(name, float(argument)), (name, level, float(argument))
 
 
 @fuzz(150)

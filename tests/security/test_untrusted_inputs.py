@@ -4,7 +4,8 @@ Marker-file technique: each payload, if it were ever executed, would create a ma
 asserts the marker does not exist afterwards (and the controls prove the payloads are live: a plain
 unpickler or ``yaml.unsafe_load`` does create the marker). Places covered: checkpoints
 (``load_checkpoint``, ``kdforaa eval``), the teacher loader, CIFAR batches, YAML configs and overrides
-(``load_config``, ``kdforaa train``) and a resumed run folder's config.yaml. A static check over
+(``load_config``, ``kdforaa train``), a resumed run folder's config.yaml, sweep files (and the config
+files and saved sweep they read) and the soft-label cache's epoch files. A static check over
 ``src/`` fails as soon as an unsafe deserialiser appears.
 """
 
@@ -17,6 +18,7 @@ import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -27,6 +29,7 @@ from kdforaa import __version__
 from kdforaa.cli import main
 from kdforaa.data import cifar
 from kdforaa.data.datasets import load_dataset
+from kdforaa.distill.cache import SoftLabelCache
 from kdforaa.distill.teacher import load_teacher
 from kdforaa.train.checkpoint import MARKER, load_checkpoint
 from kdforaa.train.config import DataConfig, load_config, parse_overrides
@@ -250,6 +253,56 @@ def test_resumed_run_with_a_tampered_config_never_runs_it(tmp_path, marker, caps
     (run / "config.yaml").write_text(PLACES["a nested key"].format(yaml_tags(marker)["apply os.system"]))
     assert main(["train", "--resume", str(run), "--quiet"]) != 0
     capsys.readouterr()
+
+
+# ------------------------------------------------------------------------------------------ sweeps
+@pytest.mark.parametrize("tag", TAGS)
+def test_sweep_file_with_a_python_tag_is_refused_without_running(tmp_path, marker, tag, capsys):
+    path = tmp_path / "sweep.yaml"
+    grid = f"grid:\n  augment.magnitude: [{yaml_tags(marker)[tag]}]\n"
+    path.write_text("base: {train: {epochs: 1}}\n" + grid)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--dry-run"]) == 2
+    assert "sweep.yaml" in capsys.readouterr().err
+
+
+def test_sweep_base_config_with_a_python_tag_is_refused_without_running(tmp_path, marker, capsys):
+    (tmp_path / "base.yaml").write_text(PLACES["a nested key"].format(yaml_tags(marker)["apply exec"]))
+    path = tmp_path / "sweep.yaml"
+    path.write_text("base: base.yaml\ngrid:\n  augment.magnitude: [0, 5]\n")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--dry-run"]) == 2
+    assert "base.yaml" in capsys.readouterr().err
+
+
+def test_saved_sweep_with_a_python_tag_is_refused_by_report_only(tmp_path, marker, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sweep.yaml").write_text(f"seeds: {yaml_tags(marker)['apply os.system']}\n")
+    assert main(["sweep", "--report-only", str(out)]) == 2
+    assert "sweep.yaml" in capsys.readouterr().err
+
+
+# -------------------------------------------------------------------------------- soft-label cache
+def write_cache(folder: Path, values: object) -> SoftLabelCache:
+    """A one-epoch cache of two samples whose values file is ``values`` (an array or raw bytes)."""
+    folder.mkdir()
+    values_file = folder / "epoch-0000.values.npy"
+    if isinstance(values, bytes):
+        values_file.write_bytes(values)
+    else:
+        np.save(values_file, values, allow_pickle=True)
+    np.save(folder / "epoch-0000.classes.npy", np.zeros((2, 1), np.int16))
+    header = {"k": 1, "num_classes": 10, "num_samples": 2, "epochs": 1, "per_epoch": True}
+    return SoftLabelCache(folder, header)
+
+
+@pytest.mark.parametrize("form", ["object array", "raw pickle"])
+@pytest.mark.parametrize("payload", PAYLOADS, ids=lambda p: p.__name__)
+def test_soft_label_cache_with_pickled_objects_is_refused_without_running(tmp_path, marker, payload, form):
+    evil = np.array([[payload(marker)], [1.0]], dtype=object)
+    values = evil if form == "object array" else pickle.dumps(evil, protocol=2)
+    cache = write_cache(tmp_path / "cache", values)
+    with pytest.raises(ValueError, match="damaged"):
+        cache.logits(0, torch.tensor([0, 1]), "cpu")
 
 
 # ------------------------------------------------------------------------------------ static check

@@ -48,6 +48,7 @@ import yaml
 
 from kdforaa.analysis import report
 from kdforaa.errors import BadInput, Stopped
+from kdforaa.train.config import read_yaml_file
 from kdforaa.train.run_folder import SUMMARY, RunFolder
 
 SWEEP_KEYS = ("base", "grid", "seeds", "name", "teacher", "teachers", "plot")
@@ -112,17 +113,6 @@ def _get(tree: dict[str, Any], dotted: str, default: Any = None) -> Any:
     return node
 
 
-def _read_yaml(path: Path, what: str) -> Any:
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise BadInput(f"cannot read {what} {path}: {err.strerror}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise BadInput(f"{what} {path} is not valid YAML: {str(err).splitlines()[0]}") from None
-
-
 def _config_tree(entry: Any, folder: Path, where: str, extra: Sequence[str] = ()) -> dict[str, Any]:
     """A config tree from a file path or a mapping with an optional ``from:`` file under it.
 
@@ -138,7 +128,7 @@ def _config_tree(entry: Any, folder: Path, where: str, extra: Sequence[str] = ()
         return tree
     path = Path(source).expanduser()
     path = path if path.is_absolute() else folder / path
-    loaded = _read_yaml(path, f"config for sweep {where}") or {}
+    loaded = read_yaml_file(path, f"config for sweep {where}") or {}
     if not isinstance(loaded, dict):
         raise BadInput(f"config {path} (sweep {where}) must be a mapping of sections (data:, model:, ...)")
     inner = {k: tree.pop(k) for k in extra if k in tree}
@@ -286,7 +276,7 @@ def parse_sweep(spec: dict[str, Any]) -> Sweep:
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file (``from:`` paths are relative to it)."""
     path = Path(path)
-    return parse_sweep(resolve_files(_read_yaml(path, "sweep file"), path.parent))
+    return parse_sweep(resolve_files(read_yaml_file(path, "sweep file"), path.parent))
 
 
 # --------------------------------------------------------------------------------------- planning
@@ -757,7 +747,7 @@ def report_only(out: str | Path) -> dict[str, Path]:
     saved = out / SAVED_SPEC
     if not saved.is_file():
         raise BadInput(f"{out} holds no sweep ({SAVED_SPEC} is missing): pass the --out folder of a sweep")
-    sweep = parse_sweep(_read_yaml(saved, "saved sweep") or {})
+    sweep = parse_sweep(read_yaml_file(saved, "saved sweep") or {})
     teachers, runs = plan(sweep, out)
     needed = [t for t in teachers if any(r.teacher == t.name for r in runs)]
     files = write_report(sweep, needed, runs, out)

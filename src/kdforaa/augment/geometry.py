@@ -146,16 +146,17 @@ def compose(*matrices: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _sample_points(
-    matrix: torch.Tensor, batch: int, height: int, width: int, device: torch.device, margin: int = 0
-) -> torch.Tensor:
+def _sample_parts(
+    matrix: torch.Tensor, batch: int, height: int, width: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Where every output pixel samples the input, in 16.16 fixed point, as Pillow's NEAREST finds it.
 
-    Returns ``(B,2,H,W)`` int32: x (channel 0) and y (channel 1) of ``M @ (col+0.5, row+0.5, 1)``
-    plus ``margin`` pixels, times 65536. Pillow has two paths and we follow each per sample: a matrix
-    without rotation or shear terms (``b == d == 0``: shifts, flips, scaling) is evaluated in float64
-    and floored (``ImagingScaleAffine``); any other has its entries rounded to 1/65536 first
-    (``affine_fixed``). A coordinate is a row part plus a column part, built small and summed once.
+    The point of output pixel (row ``j``, column ``i``) is ``M @ (i+0.5, j+0.5, 1)`` times 65536,
+    returned as ``(rows, cols)``: ``(B,2,H)`` and ``(B,2,W)`` int32 whose sum ``rows[:, :, j] +
+    cols[:, :, i]`` is that point's x (channel 0) and y (channel 1). Pillow has two paths and we
+    follow each per sample: a matrix without rotation or shear terms (``b == d == 0``: shifts, flips,
+    scaling) is evaluated in float64 and floored (``ImagingScaleAffine``); any other has its entries
+    rounded to 1/65536 first (``affine_fixed``).
     """
     m = matrix.to(device, torch.float64)[:, :2].expand(batch, 2, 3)
     step_x, step_y = m[:, :, 0:1], m[:, :, 1:2]  # change per output column, per output row
@@ -174,8 +175,15 @@ def _sample_points(
     exact_y = torch.floor((offset[:, 1] + step_y[:, 1] * rows) * _ONE).clamp_(-limit, limit - 1)
     col_part = torch.where(separable, torch.stack([exact_x, torch.zeros_like(exact_x)], dim=1), col_part)
     row_part = torch.where(separable, torch.stack([torch.zeros_like(exact_y), exact_y], dim=1), row_part)
-    row_part += margin * _ONE
-    return row_part.to(torch.int32)[:, :, :, None] + col_part.to(torch.int32)[:, :, None, :]
+    return row_part.to(torch.int32), col_part.to(torch.int32)
+
+
+def _sample_points(
+    matrix: torch.Tensor, batch: int, height: int, width: int, device: torch.device
+) -> torch.Tensor:
+    """``(B,2,H,W)`` int32: the 16.16 x (channel 0) and y (channel 1) of every output pixel's point."""
+    rows, cols = _sample_parts(matrix, batch, height, width, device)
+    return rows[:, :, :, None] + cols[:, :, None, :]
 
 
 def _check_matrix(matrix: torch.Tensor, batch: int) -> None:
@@ -214,26 +222,111 @@ def warp(
     _check_matrix(matrix, batch)
     matrix = matrix.reshape(-1, 3, 3)
     if interpolation == "nearest":
-        return _nearest(x, _sample_points(matrix, batch, height, width, x.device, margin=1), fill)
+        return _nearest(x, *_sample_parts(matrix, batch, height, width, x.device), fill)
     return _bilinear(x, _sample_points(matrix, batch, height, width, x.device), fill)
 
 
-def _nearest(x: torch.Tensor, points: torch.Tensor, fill: int) -> torch.Tensor:
-    """Gather the pixel containing each sample point from a copy of ``x`` inside a square of ``fill``.
+def write_rows(out: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
+    """``out[rows] = values`` in place, for contiguous ``(B,C,H,W)`` uint8 ``out`` and ``values``.
 
-    The input sits at rows ``1..H``, columns ``1..W`` of a ``(side, side)`` canvas with
-    ``side = max(H, W) + 2``, and ``points`` are in canvas coordinates (one pixel of margin added);
-    clamping pixel indices to the canvas sends every point outside the image to a fill pixel.
+    ``index_copy_`` moves one element at a time, so each row is viewed as the widest integers its
+    byte count (and alignment) allows: up to 8x fewer elements to move than as bytes.
+    """
+    values = values.contiguous()
+    width = out[0].numel()
+    offsets = (width, out.storage_offset(), values.storage_offset())
+    dtype = next(
+        t
+        for t, size in ((torch.int64, 8), (torch.int32, 4), (torch.int16, 2), (torch.uint8, 1))
+        if all(n % size == 0 for n in offsets)
+    )
+    target = out.view(len(out), width).view(dtype)
+    target.index_copy_(0, rows.to(out.device), values.view(len(values), width).view(dtype))
+
+
+def _nearest(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, fill: int) -> torch.Tensor:
+    """Copy, for each output pixel, the input pixel containing its sample point (``fill`` outside).
+
+    ``rows`` and ``cols`` are the parts of the 16.16 points (see :func:`_sample_parts`); a point's
+    pixel is ``floor(point / 65536)``. Samples whose output rows each copy a run of consecutive input
+    pixels (shifts, crops, mirrors, horizontal shears) are copied run by run; the others pixel by pixel.
+    """
+    runs, backward = _row_runs(rows, cols)
+    if bool(runs.all()):
+        return _copy_runs(x, rows, cols, backward, fill)
+    if not bool(runs.any()):
+        return _gather_points(x, rows, cols, fill)
+    by_run, by_point = runs.nonzero().squeeze(1), (~runs).nonzero().squeeze(1)
+    parts = []
+    for chosen, kernel in ((by_run, _copy_runs), (by_point, _gather_points)):
+        sub = (x.index_select(0, chosen), rows.index_select(0, chosen), cols.index_select(0, chosen))
+        parts.append(kernel(*sub, backward[chosen], fill) if kernel is _copy_runs else kernel(*sub, fill))
+    order = torch.cat([by_run, by_point])
+    return torch.cat(parts).index_select(0, torch.argsort(order))
+
+
+def _row_runs(rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B,)`` bool ``runs`` and ``backward``: for ``runs``, output row ``j`` reads one input row, at
+    columns ``p_j + i`` for output column ``i`` (``p_j - i`` where ``backward``).
+
+    True when y does not change along a row and x moves by exactly one pixel per column: either in
+    16.16 (then for every row), or, where every row has the same x part, in the pixels of the first row.
+    """
+    x_cols, y_cols = cols[:, 0], cols[:, 1]
+    level = (y_cols == y_cols[:, :1]).all(1)
+    steps = x_cols.diff(dim=1)
+    same_x = (rows[:, 0] == rows[:, 0, :1]).all(1)
+    pixel_steps = (rows[:, 0, :1] + x_cols).bitwise_right_shift_(16).diff(dim=1)
+    forward = (steps == _ONE).all(1) | (same_x & (pixel_steps == 1).all(1))
+    backward = (steps == -_ONE).all(1) | (same_x & (pixel_steps == -1).all(1))
+    return level & (forward | backward), backward & ~forward
+
+
+def _copy_runs(
+    x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, backward: torch.Tensor, fill: int
+) -> torch.Tensor:
+    """Nearest resampling of samples whose rows are runs (see :func:`_row_runs`), one row copy each.
+
+    Each output row is ``W`` consecutive pixels of a canvas holding the input with fill around it; a
+    backward sample is mirrored there, which turns its runs forward.
     """
     batch, channels, height, width = x.shape
-    side = max(height, width) + 2
-    canvas = torch.full((batch, channels, side, side), fill, dtype=torch.uint8, device=x.device)
-    canvas[:, :, 1 : height + 1, 1 : width + 1] = x
-    pixel = points.bitwise_right_shift_(16).clamp_(0, side - 1)
+    first = (rows[:, 0] + cols[:, 0, :1]).bitwise_right_shift_(16)  # (B,H) input column of output column 0
+    source = (rows[:, 1] + cols[:, 1, :1]).bitwise_right_shift_(16)  # (B,H) input row
+    mirrored = backward.view(batch, 1)
+    first = torch.where(mirrored, (width - 1) - first, first)
+    # Canvas row 0 is fill, row k+1 is input row k followed by W fill pixels.
+    if bool(backward.any()):
+        x = torch.where(mirrored.view(batch, 1, 1, 1), x.flip(3), x)
+    canvas = F.pad(x, (0, width, 1, 0), value=fill)
+    # A run starting p pixels left (p < 0) or right of input row k starts p pixels from canvas row k+1: its
+    # pixels outside the input are the fill at the end of the row above or of its own row. Runs starting
+    # a whole width or more outside the input, and rows outside it, read fill only (row 0).
+    inside = (source >= 0) & (source < height)
+    column = torch.where(inside, first.clamp_(-width, width), 0)
+    line = 2 * width
+    offset = torch.where(inside, source + 1, 0).mul_(line).add_(column)
+    planes = torch.arange(batch * channels, device=x.device).view(batch, channels, 1) * ((height + 1) * line)
+    starts = (planes + offset.view(batch, 1, height)).view(-1)
+    runs = canvas.view(-1).unfold(0, width, 1).index_select(0, starts)
+    return runs.view(x.shape)
+
+
+def _gather_points(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, fill: int) -> torch.Tensor:
+    """Nearest resampling pixel by pixel, from a copy of ``x`` framed by one pixel of ``fill``.
+
+    Clamping pixel indices to the ``(H+2, W+2)`` canvas sends every point outside the image to the frame.
+    """
+    batch, channels, height, width = x.shape
+    line = width + 2
+    canvas = F.pad(x, (1, 1, 1, 1), value=fill)
+    rows = rows + _ONE  # one pixel of margin: canvas coordinates (|rows|, |cols| < 2**29, no overflow)
+    px = (rows[:, 0, :, None] + cols[:, 0, None, :]).bitwise_right_shift_(16).clamp_(0, line - 1)
+    py = (rows[:, 1, :, None] + cols[:, 1, None, :]).bitwise_right_shift_(16).clamp_(0, height + 1)
     index = torch.empty((batch, height, width), dtype=torch.int64, device=x.device)
-    torch.add(pixel[:, 0], pixel[:, 1], alpha=side, out=index)
+    torch.add(px, py, alpha=line, out=index)
     index = index.view(batch, 1, height * width).expand(batch, channels, height * width)
-    return canvas.view(batch, channels, side * side).gather(2, index).view(x.shape)
+    return canvas.view(batch, channels, -1).gather(2, index).view(x.shape)
 
 
 def _bilinear(x: torch.Tensor, points: torch.Tensor, fill: int) -> torch.Tensor:

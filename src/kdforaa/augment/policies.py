@@ -303,24 +303,6 @@ def _writable(x: torch.Tensor, owned: bool) -> torch.Tensor:
     return x.contiguous() if owned else x.clone(memory_format=torch.contiguous_format)
 
 
-def _write_rows(out: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
-    """``out[rows] = values`` in place, for contiguous ``(B,C,H,W)`` uint8 ``out`` and ``values``.
-
-    ``index_copy_`` moves one element at a time, so each row is viewed as the widest integers its
-    byte count (and alignment) allows: up to 8x fewer elements to move than as bytes.
-    """
-    values = values.contiguous()
-    width = out[0].numel()
-    offsets = (width, out.storage_offset(), values.storage_offset())
-    dtype = next(
-        t
-        for t, size in ((torch.int64, 8), (torch.int32, 4), (torch.int16, 2), (torch.uint8, 1))
-        if all(n % size == 0 for n in offsets)
-    )
-    target = out.view(len(out), width).view(dtype)
-    target.index_copy_(0, rows.to(out.device), values.view(len(values), width).view(dtype))
-
-
 def _run_colour_op(
     x: torch.Tensor, name: str, params: AugParams, rows: torch.Tensor, slot: int
 ) -> torch.Tensor:
@@ -347,7 +329,7 @@ def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
                 continue
             changed = _run_colour_op(out.index_select(0, rows.to(out.device)), name, params, rows, slot)
             out = _writable(out, owned=out is not x)
-            _write_rows(out, rows, changed)
+            geometry.write_rows(out, rows, changed)
     return out
 
 
@@ -405,7 +387,7 @@ def _warp_moving(
     sub = x.index_select(0, rows.to(x.device))
     warped = geometry.warp(sub, matrix[rows].to(x.device), fill=fill, interpolation=interpolation)
     out = _writable(x, owned)
-    _write_rows(out, rows, warped)
+    geometry.write_rows(out, rows, warped)
     return out
 
 

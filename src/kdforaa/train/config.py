@@ -124,6 +124,17 @@ def _parse_yaml(text: str, what: str) -> Any:
         raise BadInput(f"{what} is not valid YAML: {first}") from None
 
 
+def read_yaml_file(path: str | Path, what: str = "config") -> Any:
+    """Read and ``safe_load`` a YAML file; unreadable, non-UTF-8 or malformed -> BadInput naming it."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise BadInput(f"cannot read {what} {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{what} {path} is not UTF-8 text: pass a YAML file") from None
+    return _parse_yaml(text, f"{what} {path}")
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """``["train.lr=0.05", "distill.k=5"]`` -> nested dict; values are parsed as YAML scalars."""
     tree: dict[str, Any] = {}
@@ -173,13 +184,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     """Read a YAML config (``None`` for all defaults) and apply dotted overrides."""
     tree: dict[str, Any] = {}
     if path is not None:
-        try:
-            text = Path(path).read_text()
-        except OSError as err:
-            raise BadInput(f"cannot read config {path}: {err.strerror}") from None
-        except UnicodeDecodeError:
-            raise BadInput(f"config {path} is not UTF-8 text: pass a YAML file") from None
-        tree = _parse_yaml(text, f"config {path}") or {}
+        tree = read_yaml_file(path) or {}
         if not isinstance(tree, dict):
             raise BadInput(f"config {path} must be a mapping of sections (data:, model:, train: ...)")
     return build_config(_merge(tree, parse_overrides(overrides or [])))

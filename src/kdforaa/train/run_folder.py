@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from kdforaa.errors import BadInput
+from kdforaa.train.config import read_yaml_file
 
 CONFIG, METRICS, LAST, PREVIOUS, BEST, SUMMARY, LOCK = (
     "config.yaml",
@@ -65,7 +66,10 @@ class RunFolder:
             raise BadInput(
                 f"{self.path} holds no run (no {CONFIG}); start one with 'kdforaa train CONFIG --out DIR'"
             )
-        return yaml.safe_load(self.file(CONFIG).read_text())
+        tree = read_yaml_file(self.file(CONFIG), "run config")
+        if not isinstance(tree, dict):
+            raise BadInput(f"{self.file(CONFIG)} is not a run config (not a mapping)")
+        return tree
 
     def write_config(self, tree: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
