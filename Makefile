@@ -25,6 +25,8 @@ test: $(STAMP) data
 bench: $(STAMP) data
 	$(BIN)/python benchmarks/bench_augment.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_step.py
+	$(BIN)/python benchmarks/bench_scaling.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -36,7 +36,7 @@ def _config(student: str, data: str, limit: int, batch: int, magnitude: float, *
     return build_config(tree)
 
 
-def _teacher_checkpoint(name: str, cfg: RunConfig, folder: Path) -> str:
+def random_teacher_checkpoint(name: str, cfg: RunConfig, folder: Path) -> str:
     """A teacher of architecture ``name`` (random weights: the cost does not depend on them)."""
     tree = cfg.model_dump(mode="json")
     tree["model"]["name"] = name
@@ -77,7 +77,7 @@ def run_step_bench(
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         ce = Trainer(_config(student, data, limit, batch, magnitude), folder / "ce", progress=False)
-        teacher_ckpt = _teacher_checkpoint(teacher, ce.cfg, folder)
+        teacher_ckpt = random_teacher_checkpoint(teacher, ce.cfg, folder)
         kd_cfg = _config(
             student, data, limit, batch, magnitude, teacher={"checkpoint": teacher_ckpt}, distill=distill
         )

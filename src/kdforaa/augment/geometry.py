@@ -251,6 +251,7 @@ def _nearest(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, fill: int)
     pixel is ``floor(point / 65536)``. Samples whose output rows each copy a run of consecutive input
     pixels (shifts, crops, mirrors, horizontal shears) are copied run by run; the others pixel by pixel.
     """
+    x = x.contiguous()  # the canvases below are viewed as flat rows
     runs, backward = _row_runs(rows, cols)
     if bool(runs.all()):
         return _copy_runs(x, rows, cols, backward, fill)
