@@ -74,8 +74,8 @@ def _plot(rows: list[dict[str, Any]], teacher_acc: float, path: Path) -> None:
     ax.axhline(teacher_acc, color="black", linestyle="--", linewidth=1, label=f"teacher {teacher_acc:.2f}%")
     low = min(means + [teacher_acc])
     ax.set_ylim(max(0.0, low - 5), min(100.0, max(means + [teacher_acc]) + 2))
-    for i, m in enumerate(means):
-        ax.text(i, m + 0.2, f"{m:.2f}", ha="center", va="bottom")
+    for i, r in enumerate(rows):
+        ax.text(i, r["mean"] + r["std"] + 0.2, f"{r['mean']:.2f}", ha="center", va="bottom")
     ax.set_ylabel("Fashion-MNIST test accuracy (%)")
     ax.set_title("Student under RandAugment level 15")
     ax.legend(loc="lower right")

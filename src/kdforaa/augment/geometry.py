@@ -178,14 +178,6 @@ def _sample_parts(
     return row_part.to(torch.int32), col_part.to(torch.int32)
 
 
-def _sample_points(
-    matrix: torch.Tensor, batch: int, height: int, width: int, device: torch.device
-) -> torch.Tensor:
-    """``(B,2,H,W)`` int32: the 16.16 x (channel 0) and y (channel 1) of every output pixel's point."""
-    rows, cols = _sample_parts(matrix, batch, height, width, device)
-    return rows[:, :, :, None] + cols[:, :, None, :]
-
-
 def _check_matrix(matrix: torch.Tensor, batch: int) -> None:
     if not isinstance(matrix, torch.Tensor) or matrix.shape[-2:] != (3, 3) or matrix.ndim not in (2, 3):
         shape = tuple(matrix.shape) if isinstance(matrix, torch.Tensor) else type(matrix).__name__
@@ -220,10 +212,65 @@ def warp(
         raise BadInput(f"interpolation must be one of {INTERPOLATIONS}; got {interpolation!r}")
     batch, channels, height, width = x.shape
     _check_matrix(matrix, batch)
-    matrix = matrix.reshape(-1, 3, 3)
-    if interpolation == "nearest":
-        return _nearest(x, *_sample_parts(matrix, batch, height, width, x.device), fill)
-    return _bilinear(x, _sample_points(matrix, batch, height, width, x.device), fill)
+    return _resample(x, matrix.reshape(-1, 3, 3).expand(batch, 3, 3), fill, interpolation)
+
+
+def warp_moved(
+    x: torch.Tensor, matrix: torch.Tensor, fill: int, interpolation: str, owned: bool
+) -> torch.Tensor:
+    """:func:`warp` for the samples whose ``(B,3,3)`` matrix is not the identity; the others stay.
+
+    No validation (callers pass checked arguments). Writes into ``x`` when ``owned``, else into a copy;
+    returns ``x`` itself when nothing moves.
+    """
+    matrix = matrix.to(x.device)
+    moving = (matrix != torch.eye(3, dtype=matrix.dtype, device=x.device)).flatten(1).any(1)
+    if not bool(moving.any()):
+        return x
+    if bool(moving.all()):
+        return _resample(x, matrix, fill, interpolation)
+    out = x.contiguous() if owned else x.clone(memory_format=torch.contiguous_format)
+    samples = moving.nonzero().squeeze(1)
+    return _resample(x, matrix.index_select(0, samples), fill, interpolation, out=out, samples=samples)
+
+
+def _resample(
+    x: torch.Tensor,
+    matrix: torch.Tensor,
+    fill: int,
+    interpolation: str,
+    out: torch.Tensor | None = None,
+    samples: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Resample samples ``samples`` of ``x`` (all if None) through ``matrix`` (one per such sample).
+
+    Each kind of sample goes through its own kernel (row runs or single pixels, for nearest), so
+    results are written into ``out`` (a new tensor when None) unless one kernel takes the whole batch.
+    """
+    batch, _, height, width = x.shape
+    x = x.contiguous()  # the kernels' canvases are viewed as flat rows
+    if batch == 0:
+        return torch.empty_like(x)
+    rows, cols = _sample_parts(matrix, len(matrix), height, width, x.device)
+    if interpolation == "bilinear":
+        groups = [(None, _bilinear, ())]
+    else:
+        runs, backward = _row_runs(rows, cols)
+        groups = [(runs, _copy_runs, (backward,)), (~runs, _gather_points, ())]
+    for chosen, kernel, extra in groups:
+        index = None if chosen is None or bool(chosen.all()) else chosen.nonzero().squeeze(1)
+        if index is not None and len(index) == 0:
+            continue
+        if index is None and samples is None and out is None:
+            return kernel(x, rows, cols, *extra, fill)  # one kernel for the whole batch
+        parts = (rows, cols, *extra) if index is None else [t.index_select(0, index) for t in (rows, cols, *extra)]
+        if samples is None:
+            targets = torch.arange(batch, device=x.device) if index is None else index
+        else:
+            targets = samples if index is None else samples.index_select(0, index)
+        out = torch.empty_like(x) if out is None else out
+        write_rows(out, targets, kernel(x.index_select(0, targets), *parts, fill))
+    return out
 
 
 def write_rows(out: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
@@ -242,28 +289,6 @@ def write_rows(out: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> N
     )
     target = out.view(len(out), width).view(dtype)
     target.index_copy_(0, rows.to(out.device), values.view(len(values), width).view(dtype))
-
-
-def _nearest(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, fill: int) -> torch.Tensor:
-    """Copy, for each output pixel, the input pixel containing its sample point (``fill`` outside).
-
-    ``rows`` and ``cols`` are the parts of the 16.16 points (see :func:`_sample_parts`); a point's
-    pixel is ``floor(point / 65536)``. Samples whose output rows each copy a run of consecutive input
-    pixels (shifts, crops, mirrors, horizontal shears) are copied run by run; the others pixel by pixel.
-    """
-    x = x.contiguous()  # the canvases below are viewed as flat rows
-    runs, backward = _row_runs(rows, cols)
-    if bool(runs.all()):
-        return _copy_runs(x, rows, cols, backward, fill)
-    if not bool(runs.any()):
-        return _gather_points(x, rows, cols, fill)
-    by_run, by_point = runs.nonzero().squeeze(1), (~runs).nonzero().squeeze(1)
-    parts = []
-    for chosen, kernel in ((by_run, _copy_runs), (by_point, _gather_points)):
-        sub = (x.index_select(0, chosen), rows.index_select(0, chosen), cols.index_select(0, chosen))
-        parts.append(kernel(*sub, backward[chosen], fill) if kernel is _copy_runs else kernel(*sub, fill))
-    order = torch.cat([by_run, by_point])
-    return torch.cat(parts).index_select(0, torch.argsort(order))
 
 
 def _row_runs(rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -330,7 +355,7 @@ def _gather_points(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, fill
     return canvas.view(batch, channels, -1).gather(2, index).view(x.shape)
 
 
-def _bilinear(x: torch.Tensor, points: torch.Tensor, fill: int) -> torch.Tensor:
+def _bilinear(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, fill: int) -> torch.Tensor:
     """Pillow's bilinear filter via ``grid_sample``: 2x2 neighbours of the point (edges repeated).
 
     Points outside the image read ``fill``. Pillow truncates the blended value; we truncate after
@@ -339,6 +364,7 @@ def _bilinear(x: torch.Tensor, points: torch.Tensor, fill: int) -> torch.Tensor:
     only where its value lies within the margin below a whole number.
     """
     height, width = x.shape[2:]
+    points = rows[:, :, :, None] + cols[:, :, None, :]
     size = torch.tensor([width, height], dtype=torch.int32, device=x.device).view(1, 2, 1, 1)
     inside = ((points >= 0) & (points < size * _ONE)).all(1, keepdim=True)
     # Pixel-centre coordinates (pixel i at i), normalised so that -1 and 1 are the first and last centre.

@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 
 from kdforaa.augment import geometry, ops
@@ -287,14 +288,12 @@ def draw_keys(batch_size: int, generator: torch.Generator | None = None) -> torc
 COLOUR_OPS = frozenset(OP_NAMES) - GEOMETRIC_OPS - {"identity"}
 
 
-def _slot_groups(params: AugParams, slot: int) -> list[tuple[str | None, torch.Tensor]]:
-    """``(op name, rows)`` for every op in ``slot`` (name None: the slot was skipped); rows are CPU int64."""
-    chosen = torch.where(
-        params.applied[:, slot], params.ops[:, slot], torch.full_like(params.ops[:, slot], -1)
-    )
-    sorted_ids, order = torch.sort(chosen, stable=True)
-    ids, counts = torch.unique_consecutive(sorted_ids, return_counts=True)
-    rows = torch.split(order, counts.tolist())
+def _slot_groups(params: AugParams, slot: int) -> list[tuple[str | None, np.ndarray]]:
+    """``(op name, rows)`` for every op in ``slot`` (name None: the slot was skipped), rows ascending."""
+    chosen = np.where(params.applied[:, slot].numpy(), params.ops[:, slot].numpy(), -1)
+    order = np.argsort(chosen, kind="stable")
+    ids, starts = np.unique(chosen[order], return_index=True)
+    rows = np.split(order, starts[1:])
     return [(params.op_names[i] if i >= 0 else None, r) for i, r in zip(ids.tolist(), rows, strict=True)]
 
 
@@ -303,15 +302,68 @@ def _writable(x: torch.Tensor, owned: bool) -> torch.Tensor:
     return x.contiguous() if owned else x.clone(memory_format=torch.contiguous_format)
 
 
-def _run_colour_op(
-    x: torch.Tensor, name: str, params: AugParams, rows: torch.Tensor, slot: int
-) -> torch.Tensor:
-    op = getattr(ops, name)
-    if name not in LEVEL_TO_ARGUMENT:
-        return op(x)
-    h, w = x.shape[-2:]
-    arg = op_argument(name, params.levels[rows, slot], params.signs[rows, slot], height=h, width=w)
-    return op(x, arg.to(x.device))
+class _Arguments:
+    """Op arguments of every sample and slot, ``(B,S)`` float32, computed once per op name."""
+
+    def __init__(self, params: AugParams, height: int, width: int) -> None:
+        self.params, self.height, self.width = params, height, width
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str, rows: np.ndarray, slot: int) -> torch.Tensor | None:
+        """The ``(N,)`` argument of op ``name`` for samples ``rows`` in ``slot`` (None: it has none)."""
+        if name not in LEVEL_TO_ARGUMENT:
+            return None
+        if name not in self._cache:
+            p = self.params
+            argument = op_argument(name, p.levels, p.signs, height=self.height, width=self.width)
+            self._cache[name] = argument.numpy()
+        return torch.from_numpy(self._cache[name][rows, slot])
+
+
+class _ColourState:
+    """The batch during the colour pass: images plus, per sample, look-up tables not applied yet.
+
+    Look-up ops (``ops.LOOKUP_OPS``) only compose their tables into the sample's pending ones; the
+    tables are applied before the sample's next other colour op, and at the end. ``images`` is the
+    input until something is written (then a copy owned here).
+    """
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.input = self.images = x
+        self.tables = np.broadcast_to(np.arange(256, dtype=np.uint8), (*x.shape[:2], 256)).copy()
+        self.pending = np.zeros(x.shape[0], dtype=bool)
+
+    def select(self, rows: np.ndarray) -> torch.Tensor:
+        if len(rows) == len(self.pending):
+            return self.images
+        return self.images.index_select(0, torch.from_numpy(rows).to(self.images.device))
+
+    def write(self, rows: np.ndarray, values: torch.Tensor) -> None:
+        if len(rows) == len(self.pending):
+            self.images = values
+            return
+        self.images = _writable(self.images, owned=self.images is not self.input)
+        geometry.write_rows(self.images, torch.from_numpy(rows), values)
+
+    def look_up(self, name: str, rows: np.ndarray, argument: torch.Tensor | None) -> None:
+        """Compose op ``name`` into the pending tables of ``rows``."""
+        prior = self.tables[rows] if self.pending[rows].any() else None
+        if name in ops.POINT_TABLES:
+            tables = ops.POINT_TABLES[name](argument)
+        else:
+            seen = self.select(rows)  # the statistics are those of the image the op sees
+            seen = seen if prior is None else ops.apply_tables(seen, prior)
+            tables = ops.IMAGE_TABLES[name](seen, argument)
+        self.tables[rows] = tables if prior is None else ops.compose_tables(prior, tables)
+        self.pending[rows] = True
+
+    def settle(self, rows: np.ndarray) -> None:
+        """Apply the pending tables of ``rows``."""
+        rows = rows[self.pending[rows]]
+        if len(rows):
+            self.write(rows, ops.apply_tables(self.select(rows), self.tables[rows]))
+            self.tables[rows] = np.arange(256, dtype=np.uint8)
+            self.pending[rows] = False
 
 
 def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
@@ -319,18 +371,20 @@ def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
 
     Returns ``x`` itself when no colour op applies, else a new tensor.
     """
-    out = x
+    state = _ColourState(x)
+    arguments = _Arguments(params, *x.shape[-2:])
     for slot in range(params.ops.shape[1]):
         for name, rows in _slot_groups(params, slot):
             if name not in COLOUR_OPS:
                 continue
-            if len(rows) == len(params):
-                out = _run_colour_op(out, name, params, rows, slot)
+            argument = arguments(name, rows, slot)
+            if name in ops.LOOKUP_OPS:
+                state.look_up(name, rows, argument)
                 continue
-            changed = _run_colour_op(out.index_select(0, rows.to(out.device)), name, params, rows, slot)
-            out = _writable(out, owned=out is not x)
-            geometry.write_rows(out, rows, changed)
-    return out
+            state.settle(rows)
+            state.write(rows, ops.run_checked(name, state.select(rows), argument))
+    state.settle(np.arange(len(params)))
+    return state.images
 
 
 # geometric op -> its (N,3,3) inverse maps from (N,) arguments, for (h, w) images
@@ -371,26 +425,6 @@ def _geometry(params: AugParams, h: int, w: int) -> torch.Tensor | None:
     return geometry.compose(*steps) if steps else None
 
 
-def _warp_moving(
-    x: torch.Tensor, matrix: torch.Tensor, fill: int, interpolation: str, owned: bool
-) -> torch.Tensor:
-    """Warp only the samples whose matrix is not the identity (one resample for all of them).
-
-    Writes into ``x`` when ``owned``, else into a copy.
-    """
-    moving = (matrix != torch.eye(3, dtype=matrix.dtype)).flatten(1).any(1)
-    if not bool(moving.any()):
-        return x
-    if bool(moving.all()):
-        return geometry.warp(x, matrix.to(x.device), fill=fill, interpolation=interpolation)
-    rows = moving.nonzero().squeeze(1)
-    sub = x.index_select(0, rows.to(x.device))
-    warped = geometry.warp(sub, matrix[rows].to(x.device), fill=fill, interpolation=interpolation)
-    out = _writable(x, owned)
-    geometry.write_rows(out, rows, warped)
-    return out
-
-
 def _cut_out(x: torch.Tensor, boxes: torch.Tensor, fill: int) -> torch.Tensor:
     """Erase the ``(top, left, bottom, right)`` box of each sample to ``fill``."""
     h, w = x.shape[-2:]
@@ -413,7 +447,7 @@ def apply_params(
     out = _colour_pass(x, params)
     matrix = _geometry(params, h, w)
     if matrix is not None:
-        out = _warp_moving(out, matrix, fill, interpolation, owned=out is not x)
+        out = geometry.warp_moved(out, matrix, fill, interpolation, owned=out is not x)
     if params.cutout is not None:
         out = _cut_out(out, params.cutout, fill)
     return out if out is not x else x.clone()
