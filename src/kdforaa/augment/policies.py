@@ -293,7 +293,7 @@ def _slot_groups(params: AugParams, slot: int) -> list[tuple[str | None, np.ndar
     chosen = np.where(params.applied[:, slot].numpy(), params.ops[:, slot].numpy(), -1)
     order = np.argsort(chosen, kind="stable")
     ids, starts = np.unique(chosen[order], return_index=True)
-    rows = np.split(order, starts[1:])
+    rows = np.split(order, starts[1:]) if len(order) else []
     return [(params.op_names[i] if i >= 0 else None, r) for i, r in zip(ids.tolist(), rows, strict=True)]
 
 
