@@ -162,3 +162,12 @@ def test_bench_step_reports_all_configurations(capsys):
     for label in ("(a) CE step", "(b) KDforAA, online", "(c) KDforAA, cached", "(d) CE step + teacher"):
         assert label in out
     assert "time (b)/(d)" in out
+
+
+def test_bad_input_leaves_the_out_folder_usable(tmp_path, capsys):
+    out = tmp_path / "r"
+    code, _, _ = run(capsys, "train", "--out", str(out), f"data.root={tmp_path / 'nowhere'}", *TINY)
+    assert code == 2
+    assert not (out / "config.yaml").exists() and not (out / ".lock").exists()
+    code, _, _ = run(capsys, "train", "--out", str(out), "--quiet", *TINY)
+    assert code == 0

@@ -263,7 +263,11 @@ def _resample(
             continue
         if index is None and samples is None and out is None:
             return kernel(x, rows, cols, *extra, fill)  # one kernel for the whole batch
-        parts = (rows, cols, *extra) if index is None else [t.index_select(0, index) for t in (rows, cols, *extra)]
+        parts = (
+            (rows, cols, *extra)
+            if index is None
+            else [t.index_select(0, index) for t in (rows, cols, *extra)]
+        )
         if samples is None:
             targets = torch.arange(batch, device=x.device) if index is None else index
         else:

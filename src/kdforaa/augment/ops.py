@@ -90,8 +90,7 @@ def _argument(
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
     """Pillow's RGB -> "L", ``(19595 R + 38470 G + 7471 B + 32768) >> 16``: ``(B,3,H,W)`` -> ``(B,1,H,W)``.
 
-    Float32 whatever ``rgb``'s dtype (uint8 is read directly); every intermediate is an integer below
-    2**24, so float32 holds it exactly.
+    Every intermediate is an integer below 2**24, so float32 holds it exactly.
     """
     red, green, blue = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
     luma = (red * 19595.0).add_(green, alpha=38470.0).add_(blue, alpha=7471.0)
@@ -158,7 +157,7 @@ def _contrast_table(x: torch.Tensor, factor: torch.Tensor) -> np.ndarray:
     else:
         # The sum of whole grey levels is exact in float32 below 2**24 (images up to 256x256), else float64.
         exact = torch.float32 if 255 * pixels < 2**24 else torch.float64
-        total = _luma(x).sum((1, 2, 3), dtype=exact).to(torch.int64)
+        total = _luma(x.to(torch.float32)).sum((1, 2, 3), dtype=exact).to(torch.int64)
     mean = (2 * total.cpu().numpy() + pixels) // (2 * pixels)  # Pillow's int(mean + 0.5)
     return _blend_table(mean.astype(np.float32).reshape(-1, 1, 1), _factor_host(factor))
 
@@ -169,12 +168,13 @@ def _equalize_table(x: torch.Tensor, codes: torch.Tensor) -> np.ndarray:
     """
     batch, channels, height, width = x.shape
     hist = torch.bincount(codes, minlength=batch * channels * 256).cpu().numpy()
-    hist = hist.reshape(batch, channels, 256)
-    highest = 255 - np.argmax(hist[..., ::-1] > 0, axis=2)[..., None]  # every channel has a pixel
-    step = (height * width - np.take_along_axis(hist, highest, axis=2)) // 255
-    below = np.cumsum(hist, axis=2) - hist
+    hist = hist.reshape(batch * channels, 256)
+    highest = 255 - np.argmax(hist[:, ::-1] > 0, axis=1)  # every channel has a pixel
+    step = ((height * width - hist[np.arange(len(hist)), highest]) // 255)[:, None]
+    below = np.cumsum(hist, axis=1) - hist
     table = (below + step // 2) // np.maximum(step, 1)
-    return np.where(step > 0, np.minimum(table, 255), _LEVELS).astype(np.uint8)
+    table = np.where(step > 0, np.minimum(table, 255), _LEVELS).astype(np.uint8)
+    return table.reshape(batch, channels, 256)
 
 
 def _autocontrast_table(x: torch.Tensor) -> np.ndarray:
@@ -206,9 +206,11 @@ LOOKUP_OPS = frozenset(POINT_TABLES) | frozenset(IMAGE_TABLES)
 
 
 def compose_tables(first: np.ndarray, then: np.ndarray) -> np.ndarray:
-    """The ``(N,C,256)`` tables of applying ``first``, then ``then`` (each ``(N|1, 1|C, 256)`` uint8)."""
-    shape = np.broadcast_shapes(first.shape, then.shape)
-    return np.take_along_axis(np.broadcast_to(then, shape), np.broadcast_to(first, shape), axis=2)
+    """The ``(N,C,256)`` tables of applying ``first`` (``(N,C,256)``), then ``then`` (``(N|1, 1|C, 256)``)."""
+    batch, channels = first.shape[:2]
+    then = np.broadcast_to(then, first.shape).reshape(batch * channels, 256)
+    index = first.reshape(batch * channels, 256) + np.arange(0, then.size, 256)[:, None]
+    return then.reshape(-1)[index].reshape(first.shape)
 
 
 def _channel_codes(x: torch.Tensor) -> torch.Tensor:
@@ -220,7 +222,7 @@ def _channel_codes(x: torch.Tensor) -> torch.Tensor:
     rows = x.shape[0] * x.shape[1]
     offsets = torch.arange(0, rows * 256, 256, device=x.device, dtype=torch.int32).view(rows, 1)
     # reshape, not view: for a channels-last batch of one image the (rows, pixels) view is not contiguous
-    return torch.add(x.reshape(rows, x.shape[2] * x.shape[3]), offsets).view(-1)
+    return x.reshape(rows, x.shape[2] * x.shape[3]).to(torch.int32).add_(offsets).view(-1)
 
 
 def apply_tables(x: torch.Tensor, tables: np.ndarray, codes: torch.Tensor | None = None) -> torch.Tensor:
@@ -262,7 +264,8 @@ def _blend(image: torch.Tensor, degenerate: torch.Tensor, factor: torch.Tensor) 
 def _color(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         return x.clone()  # a grey image is its own grey version
-    return _blend(x.to(torch.float32), _luma(x), _factor(factor, x))
+    image = x.to(torch.float32)
+    return _blend(image, _luma(image), _factor(factor, x))
 
 
 def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:

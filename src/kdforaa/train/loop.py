@@ -121,6 +121,10 @@ class Trainer:
         if resume:
             self._restore(self._resume_state())
         self.writer = self._tensorboard() if t.tensorboard else None
+        if self.world.is_main:  # only now that every input was accepted does the folder change
+            self.folder.lock()
+            if not resume:
+                self.folder.write_config(config_to_dict(cfg))
 
     # ----------------------------------------------------------------- set-up
     def _data_parallel(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -139,14 +143,16 @@ class Trainer:
         if resume:
             if not folder.can_resume():
                 raise BadInput(f"nothing to resume in {folder.path}: it has no {folder.last.name}")
-        elif folder.has_run():
+        elif folder.has_run() and folder.can_resume():
             raise BadInput(
                 f"{folder.path} already holds a run: continue it with 'kdforaa train --resume {folder.path}' "
                 "or choose another --out"
             )
-        folder.lock()
-        if not resume:
-            folder.write_config(config_to_dict(self.cfg))
+        elif folder.has_run():
+            raise BadInput(
+                f"{folder.path} holds a run that never reached its first checkpoint: delete the folder "
+                "or choose another --out"
+            )
 
     def _tensorboard(self):
         try:
