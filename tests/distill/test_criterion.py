@@ -265,3 +265,15 @@ def test_tiny_distillation_run_decreases_the_loss() -> None:
     top3 = t.topk(3, dim=1).indices
     within = top3.gather(1, student(x).gather(1, top3).argmax(dim=1, keepdim=True)).squeeze(1)
     assert (within == y).float().mean() > 0.8
+
+
+def test_include_label_adds_the_true_class_to_the_top_k():
+    torch.manual_seed(0)
+    s, t = torch.randn(6, 10, dtype=torch.float64), torch.randn(6, 10, dtype=torch.float64)
+    labels = t.argmin(dim=1)  # never in the teacher's top-2
+    crit = build_criterion(
+        DistillConfig(method="topk_kd", k=2, include_label=True, weight=1.0, ce_weight=0.0), 10
+    )
+    loss, _ = crit(s, labels, teacher_logits=t)
+    assert torch.allclose(loss, topk_kd(s, t, 2, 1.0, include_label=labels))
+    assert not torch.allclose(loss, topk_kd(s, t, 2, 1.0))

@@ -171,8 +171,10 @@ def _equalize_table(x: torch.Tensor, codes: torch.Tensor) -> np.ndarray:
     hist = hist.reshape(batch * channels, 256)
     highest = 255 - np.argmax(hist[:, ::-1] > 0, axis=1)  # every channel has a pixel
     step = ((height * width - hist[np.arange(len(hist)), highest]) // 255)[:, None]
-    below = np.cumsum(hist, axis=1) - hist
-    table = (below + step // 2) // np.maximum(step, 1)
+    below = np.cumsum(hist.reshape(-1)).reshape(hist.shape) - hist
+    below -= below[:, :1]  # the running sum restarts at each channel
+    # float64 division then floor equals integer division for operands below 2**53, and is faster.
+    table = np.floor((below + step // 2) / np.maximum(step, 1))
     table = np.where(step > 0, np.minimum(table, 255), _LEVELS).astype(np.uint8)
     return table.reshape(batch, channels, 256)
 
@@ -184,9 +186,10 @@ def _autocontrast_table(x: torch.Tensor) -> np.ndarray:
     flat = x.reshape(x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
     extremes = torch.stack([flat.amin(2), flat.amax(2)]).cpu().numpy().astype(np.float64)
     low, span = extremes[0][..., None], (extremes[1] - extremes[0])[..., None]
-    scale = 255.0 / np.maximum(span, 1.0)
-    table = np.floor(np.clip(_LEVELS * scale + -low * scale, 0, 255))
-    return np.where(span > 0, table, _LEVELS).astype(np.uint8)
+    # A constant channel gets scale 1 and offset 0: the identity.
+    scale = np.where(span > 0, 255.0 / np.maximum(span, 1.0), 1.0)
+    offset = np.where(span > 0, -low * scale, 0.0)
+    return np.floor(np.clip(_LEVELS * scale + offset, 0, 255)).astype(np.uint8)
 
 
 # Look-up ops whose tables depend only on the argument, and those that depend on the image too.

@@ -131,7 +131,10 @@ class Criterion(nn.Module):
             teacher_logits = t_row * adjusted.clamp_min(torch.finfo(adjusted.dtype).tiny).log()
         if cfg.method == "kd":
             return kd(student_logits, teacher_logits, temperature)
-        return topk_kd(student_logits, teacher_logits, self.per_sample_k(level), temperature)
+        include = labels if cfg.include_label else None
+        return topk_kd(
+            student_logits, teacher_logits, self.per_sample_k(level), temperature, include_label=include
+        )
 
     def forward(
         self,

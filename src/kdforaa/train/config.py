@@ -83,6 +83,7 @@ class DistillConfig(_Section):
     ce_weight: float = Field(default=1.0, ge=0)
     k: int | None = Field(default=3, gt=0)  # topk_kd: teacher classes kept; None = all
     k_schedule: dict[float, int] | None = None  # {level: k}: k for samples augmented at >= level
+    include_label: bool = False  # topk_kd: add the ground-truth class to the teacher's top-K set
     temperature: float = Field(default=1.0, gt=0)
     adjust: Literal["none", "shift", "smooth"] = "none"  # knowledge adjustment of teacher targets
     dynamic_temperature: bool = False
