@@ -3,7 +3,8 @@
 The bare loop trains the same model (channels-last, as the Trainer's default) at the same batch size on
 precomputed, already-normalised tensors: no data loading, no augmentation, no metrics, no checkpoints.
 Our loop runs the real Trainer on Fashion-MNIST with its default crop + flip, metrics and an
-end-of-epoch checkpoint (test evaluation excluded: it is not part of the training throughput). Target: ours within 10% of the bare loop.
+end-of-epoch checkpoint (test evaluation excluded: it is not part of the training throughput).
+Target: ours within 10% of the bare loop.
 
     python benchmarks/bench_train.py [--steps 60] [--repeats 3] [--models resnet8,resnet20]
 """
