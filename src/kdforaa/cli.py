@@ -206,7 +206,7 @@ def _cmd_bench_step(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run_step_bench(
-        args.student, args.teacher, steps=args.steps, repeats=args.repeats, batch=args.batch
+        args.student, args.teacher, data=args.data, steps=args.steps, repeats=args.repeats, batch=args.batch
     )
     print(format_step_bench(result))
     return 0
@@ -272,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = bench_sub.add_parser("step", help="img/s: CE step, online teacher, cached teacher")
     b.add_argument("--student", default="resnet8")
     b.add_argument("--teacher", default="resnet20")
+    b.add_argument("--data", default="fashion-mnist", help="data set name, e.g. cifar10 for the 32x32 pair")
     b.add_argument("--batch", type=int, default=128)
     b.add_argument("--steps", type=int, default=20)
     b.add_argument("--repeats", type=int, default=5)
