@@ -2,9 +2,10 @@
 
     python benchmarks/bench_augment.py [--device cpu|cuda] [--quick] [--threads 2]
 
-Side by side in one process: ours (sampling included), a timm-style Pillow reference written here
-(one image at a time, numpy <-> Pillow conversion included, same 14 ops and level table) and kornia's
-RandAugment when it is importable (kornia draws its ops once per batch, ours per sample). Prints
+Side by side in one process, interleaved (each repeat times every contender once, in turn): ours
+(sampling included), a timm-style Pillow reference written here (one image at a time, numpy <-> Pillow
+conversion included, same 14 ops and level table) and kornia's RandAugment when it is importable
+(kornia draws its ops once per batch, ours per sample). Prints
 Markdown tables of median images/s, ratios against the targets, and per-op throughput of our ops next
 to Pillow's, so slow ops show. On a machine whose cores are busy with other jobs, torch's two-thread
 parallel regions stall on the busy core: compare with ``--threads 1`` there.
@@ -123,22 +124,28 @@ class PillowRandAugment:
 
 
 # -------------------------------------------------------------------------------------------- timing
-def images_per_second(fn: Callable[[], object], batch: int, repeats: int, device: torch.device) -> float:
-    """Median over ``repeats`` timed calls (after one warm-up call) of ``batch / seconds``."""
+def images_per_second(
+    runners: dict[str, Callable[[], object]], batch: int, repeats: int, device: torch.device
+) -> dict[str, float]:
+    """Median over ``repeats`` rounds (after one warm-up round) of ``batch / seconds`` for each runner.
+
+    Each round times every runner once, one after the other, so a change in the machine's load (other
+    jobs on shared cores) hits all of them alike and their ratios stay meaningful.
+    """
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    fn()
-    sync()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        seconds.append(time.perf_counter() - start)
-    return batch / statistics.median(seconds)
+    seconds: dict[str, list[float]] = {name: [] for name in runners}
+    for round_ in range(repeats + 1):
+        for name, fn in runners.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            if round_:
+                seconds[name].append(time.perf_counter() - start)
+    return {name: batch / statistics.median(times) for name, times in seconds.items()}
 
 
 def kornia_runner(x: torch.Tensor) -> Callable[[], torch.Tensor] | None:
@@ -198,21 +205,28 @@ class Result:
 def measure(case: Case, device: torch.device, repeats: int) -> Result:
     """Images/s of ours, Pillow and kornia (nan if absent), and of each op, for one case."""
     x = real_batch(case.side, case.batch, device)
-    cpu = torch.device("cpu")
     ours, generator = RandAugment(NUM_OPS, MAGNITUDE), torch.Generator().manual_seed(0)
     pillow, x_cpu = PillowRandAugment(NUM_OPS, MAGNITUDE), x.cpu()
     kornia = kornia_runner(x)
 
-    def rate(fn: Callable[[], object], on: torch.device = device) -> float:
-        return images_per_second(fn, case.batch, repeats, on)
-
+    policies = {"ours": lambda: ours(x, generator), "pillow": lambda: pillow(x_cpu)}
+    if kornia:
+        policies["kornia"] = kornia
+    rates = images_per_second(policies, case.batch, repeats, device)
+    per_op = images_per_second(
+        {("ours", name): run for name, run in per_op_runners(x).items()}
+        | {("pillow", name): run for name, run in pillow_op_runners(x_cpu).items()},
+        case.batch,
+        repeats,
+        device,
+    )
     return Result(
         case,
-        ours=rate(lambda: ours(x, generator)),
-        pillow=rate(lambda: pillow(x_cpu), cpu),
-        kornia=rate(kornia) if kornia else float("nan"),
-        ours_per_op={name: rate(run) for name, run in per_op_runners(x).items()},
-        pillow_per_op={name: rate(run, cpu) for name, run in pillow_op_runners(x_cpu).items()},
+        ours=rates["ours"],
+        pillow=rates["pillow"],
+        kornia=rates.get("kornia", float("nan")),
+        ours_per_op={name: rate for (who, name), rate in per_op.items() if who == "ours"},
+        pillow_per_op={name: rate for (who, name), rate in per_op.items() if who == "pillow"},
     )
 
 

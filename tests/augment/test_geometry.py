@@ -207,3 +207,110 @@ def test_bad_input_raises_a_value_error_naming_the_argument(call, message, fashi
     with pytest.raises(ValueError, match=message) as error:
         call(fashion_rgb)
     assert isinstance(error.value, BadInput)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The two nearest kernels: row runs and single pixels
+
+
+def kinds_of(matrix: torch.Tensor, height: int, width: int) -> tuple[list[bool], list[bool]]:
+    """Per sample: do its output rows copy runs of input pixels, and do they run backwards?"""
+    numpy_matrix = matrix.reshape(-1, 3, 3).numpy().astype("float64")
+    runs, backward = geometry._row_runs(*geometry._sample_parts(numpy_matrix, height, width))
+    return runs.tolist(), backward.tolist()
+
+
+def test_shifts_crops_mirrors_and_horizontal_shears_are_row_runs():
+    h, w = 17, 23
+    runs = [
+        geometry.translate_matrix(3.0, -2.0),
+        geometry.translate_matrix(12.7, 0.4),  # fractional shifts still move whole pixels (floor)
+        geometry.crop_matrix(-4, 3),
+        geometry.shear_x_matrix(0.37),
+        geometry.compose(geometry.flip_matrix(True, w), geometry.translate_matrix(-5.5, 1.0)),
+        geometry.rotate_matrix(180.0, h, w),
+    ]
+    points = [
+        geometry.rotate_matrix(30.0, h, w),
+        geometry.shear_y_matrix(0.2),
+        torch.diag(torch.tensor([0.5, 1.0, 1.0], dtype=torch.float64))[None],  # a zoom
+    ]
+    found, backward = kinds_of(torch.cat(runs + points), h, w)
+    assert found == [True] * len(runs) + [False] * len(points)
+    assert backward[: len(runs)] == [False, False, False, False, True, True]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 3), st.sampled_from([1, 3]), st.integers(1, 19), st.integers(1, 19)),
+    shift=st.tuples(st.floats(-25, 25), st.floats(-25, 25)),
+    shear=st.floats(-1.5, 1.5),
+    flip=st.booleans(),
+    fill=st.integers(0, 255),
+)
+def test_row_runs_copy_exactly_what_the_pixel_gather_reads(shape, shift, shear, flip, fill):
+    x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(sum(shape)))
+    h, w = shape[2:]
+    matrix = geometry.compose(
+        geometry.flip_matrix(flip, w), geometry.translate_matrix(*shift), geometry.shear_x_matrix(shear)
+    ).expand(shape[0], 3, 3)
+    rows, cols = geometry._sample_parts(matrix.numpy(), h, w)
+    runs, backward = geometry._row_runs(rows, cols)
+    assert runs.all()
+    rows, cols = torch.from_numpy(rows), torch.from_numpy(cols)
+    copied = geometry._copy_runs(x, rows, cols, torch.from_numpy(backward), fill)
+    assert torch.equal(copied, geometry._gather_points(x, rows, cols, fill))
+
+
+def test_a_mixed_batch_warps_each_sample_as_if_alone(noise_rgb_17x23):
+    h, w = noise_rgb_17x23.shape[2:]
+    matrix = torch.cat(
+        [
+            geometry.translate_matrix(4.0, -3.0),
+            geometry.rotate_matrix(33.0, h, w),
+            EYE[None],
+            geometry.compose(geometry.flip_matrix(True, w), geometry.shear_x_matrix(-0.3)),
+            geometry.shear_y_matrix(0.4),
+            geometry.crop_matrix(2, -2),
+        ]
+    )
+    assert kinds_of(matrix, h, w)[0] == [True, False, True, True, False, True]
+    out = geometry.warp(noise_rgb_17x23, matrix, fill=9)
+    for i in range(len(matrix)):
+        assert torch.equal(out[i], geometry.warp(noise_rgb_17x23[i : i + 1], matrix[i], fill=9)[0])
+
+
+def test_warp_moved_changes_only_the_samples_that_move(noise_rgb_17x23):
+    x = noise_rgb_17x23
+    h, w = x.shape[2:]
+    matrix = EYE.repeat(len(x), 1, 1)
+    matrix[1] = geometry.rotate_matrix(20.0, h, w)[0]
+    matrix[4] = geometry.translate_matrix(-3.0, 5.0)[0]
+    before = x.clone()
+    out = geometry.warp_moved(x, matrix, 0, "nearest", owned=False)
+    assert torch.equal(x, before)  # not owned: the input stays as it was
+    assert torch.equal(out, geometry.warp(x, matrix))
+    assert geometry.warp_moved(x, EYE.repeat(len(x), 1, 1), 0, "nearest", owned=False) is x
+    owned = x.clone()
+    assert geometry.warp_moved(owned, matrix, 0, "nearest", owned=True) is owned
+    assert torch.equal(owned, out)
+
+
+@pytest.mark.parametrize("interpolation", geometry.INTERPOLATIONS)
+def test_resampling_a_large_batch_in_pieces_changes_nothing(interpolation, noise_rgb_17x23, monkeypatch):
+    x = noise_rgb_17x23.repeat(3, 1, 1, 1)  # 18 images
+    h, w = x.shape[2:]
+    angles = torch.linspace(-40.0, 40.0, len(x), dtype=torch.float64)
+    shifts = torch.linspace(-9.0, 9.0, len(x), dtype=torch.float64)
+    matrix = torch.where(
+        (torch.arange(len(x)) % 3 == 0).view(-1, 1, 1),
+        geometry.rotate_matrix(angles, h, w),
+        geometry.compose(
+            geometry.flip_matrix(torch.arange(len(x)) % 2 == 0, w), geometry.translate_matrix(shifts, 0.5)
+        ),
+    )
+    whole = geometry.warp(x, matrix, fill=77, interpolation=interpolation)
+    monkeypatch.setattr(geometry, "_RESAMPLE_PIECE", 2 * x[0].numel() + 5)  # pieces of 2 images
+    assert torch.equal(geometry.warp(x, matrix, fill=77, interpolation=interpolation), whole)
+    moved = geometry.warp_moved(x, matrix, 77, interpolation, owned=False)
+    assert torch.equal(moved, whole)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageEnhance, ImageOps
 
-from kdforaa.augment import ops
+from kdforaa.augment import geometry, ops
 from kdforaa.errors import BadInput
 
 NEAREST = Image.Resampling.NEAREST
@@ -414,3 +414,67 @@ def test_bad_input_raises_a_value_error_naming_the_argument(call, message, fashi
         call(fashion_rgb)
     assert isinstance(error.value, BadInput)
     assert "\n" not in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Internal paths: the unchecked kernels the policies call, and large batches taken piece by piece
+
+OP_ARGUMENTS = {
+    "rotate": torch.tensor([-30.0, 12.5, 90.0, 181.0, 0.0, 7.0, -200.0, 45.0]),
+    "shear_x": torch.linspace(-0.6, 0.6, 8),
+    "shear_y": torch.linspace(0.5, -0.5, 8),
+    "translate_x": torch.tensor([-5.0, 3.0, 12.6, -0.4, 0.0, 28.0, -31.0, 1.0]),
+    "translate_y": torch.tensor([4.0, -7.5, 0.0, 2.2, 19.0, -1.0, 30.0, -28.0]),
+    "brightness": torch.linspace(0.0, 2.5, 8),
+    "color": torch.linspace(0.0, 2.5, 8),
+    "contrast": torch.linspace(0.0, 2.5, 8),
+    "sharpness": torch.linspace(0.0, 2.5, 8),
+    "posterize": torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 8.0]),
+    "solarize": torch.tensor([0.0, 0.5, 64.0, 128.0, 200.2, 255.0, 255.5, 256.0]),
+    "solarize_add": torch.tensor([-128.0, -30.5, 0.0, 11.0, 50.9, 99.0, 128.0, 255.0]),
+}
+
+
+@pytest.mark.parametrize(
+    "name", sorted(set(OP_ARGUMENTS) | {"equalize", "autocontrast", "invert", "identity"})
+)
+def test_run_checked_equals_the_public_op(name, fashion_rgb):
+    argument = OP_ARGUMENTS.get(name)
+    public = getattr(ops, name)
+    expected = public(fashion_rgb) if argument is None else public(fashion_rgb, argument)
+    assert torch.equal(ops.run_checked(name, fashion_rgb, argument), expected)
+
+
+PIECEWISE = {
+    "brightness": ops._brightness,
+    "color": ops._color,
+    "contrast": ops._contrast,
+    "sharpness": ops._sharpness,
+    "equalize": ops._equalize,
+    "autocontrast": ops._autocontrast,
+}
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("name", sorted(PIECEWISE))
+def test_pieces_of_a_large_batch_give_what_the_whole_batch_gives(name, layout, fashion_rgb):
+    x = tile(fashion_rgb, 11)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    kernel = PIECEWISE[name]
+    arguments = () if name in ("equalize", "autocontrast") else (torch.linspace(0.1, 2.0, 11),)
+    # Pieces of 3 images, the last one of 2: every per-sample argument must follow its image.
+    in_pieces = geometry.by_pieces(kernel, 3 * x[0].numel(), x, *arguments)
+    assert torch.equal(in_pieces, kernel(x, *arguments))
+    if arguments:  # a single argument for every image goes whole to every piece
+        one = arguments[0][3:4]
+        assert torch.equal(geometry.by_pieces(kernel, 3 * x[0].numel(), x, one), kernel(x, one))
+
+
+def test_pieces_cover_a_batch_whatever_the_piece_size(fashion_rgb):
+    x = tile(fashion_rgb, 7)
+    factor = torch.linspace(0.0, 3.0, 7)
+    whole = ops._sharpness(x, factor)
+    for values in (1, x[0].numel(), 2 * x[0].numel() + 1, 6 * x[0].numel(), 100 * x[0].numel()):
+        assert torch.equal(geometry.by_pieces(ops._sharpness, values, x, factor), whole)
+    assert geometry.by_pieces(ops._sharpness, 1, x[:0], factor[:0]).shape == (0, 3, 28, 28)

@@ -6,7 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kdforaa.augment.levels import GEOMETRIC_OPS, OP_NAMES
+from kdforaa.augment import ops
+from kdforaa.augment.levels import ARGUMENT_FREE_OPS, GEOMETRIC_OPS, OP_NAMES, op_argument
 from kdforaa.augment.policies import (
     AUTOAUGMENT_POLICIES,
     RANDAUGMENT_OPS,
@@ -273,3 +274,25 @@ def test_params_of_another_batch_size_are_rejected(fashion):
     policy = RandAugment()
     with pytest.raises(ValueError, match="params describe 3 samples"):
         policy.apply(fashion[:4], policy.sample(keys_for(range(3))))
+
+
+def test_colour_ops_equal_the_public_ops_applied_image_by_image(fashion_rgb):
+    """The policies call the ops unchecked and batched per op; the result is the plain per-image chain."""
+    colour = [name for name in OP_NAMES if name not in GEOMETRIC_OPS]
+    policy = RandAugment(3, 12.0, 4.0, prob=0.8, ops=colour)
+    x = fashion_rgb[:48]
+    params = policy.sample(keys_for(range(48)))
+    out = policy.apply(x, params)
+    for i in range(48):
+        image = x[i : i + 1]
+        for slot in range(params.ops.shape[1]):
+            if not params.applied[i, slot]:
+                continue
+            name = params.op_names[int(params.ops[i, slot])]
+            op = getattr(ops, name)
+            if name in ARGUMENT_FREE_OPS:
+                image = op(image)
+            else:
+                level, sign = params.levels[i, slot : slot + 1], params.signs[i, slot : slot + 1]
+                image = op(image, op_argument(name, level, sign, height=28, width=28))
+        assert torch.equal(out[i], image[0]), i

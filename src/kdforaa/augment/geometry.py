@@ -9,14 +9,20 @@ the input at ``M @ (x, y, 1)``. Its first two rows are Pillow's ``data = (a, b, 
 Every ``*_matrix`` function takes per-sample arguments as a ``(B,)`` tensor or a Python number and
 returns ``(B,3,3)`` (``(1,3,3)`` when every argument is a number; it broadcasts against ``(B,3,3)``)
 on the device of its tensor arguments. ``compose`` chains transforms, and ``warp`` resamples a whole
-batch once, so any number of geometric ops costs a single gather.
+batch once, so any number of geometric ops costs a single resample: samples whose output rows are runs
+of consecutive input pixels (shifts, crops, mirrors, horizontal shears) are copied row by row, the
+others gathered pixel by pixel.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -30,6 +36,9 @@ _ONE = 1 << 16
 # a margin) cannot overflow; every point that far out lies outside any image we resample, like
 # Pillow's own fixed-point path, which needs +-32768 px.
 _COORDINATE_LIMIT = 1 << 29
+
+# Input values per piece when resampling a large batch (see by_pieces): a few images of 224x224.
+_RESAMPLE_PIECE = 1 << 21
 
 
 def check_images(x: torch.Tensor) -> None:
@@ -68,18 +77,14 @@ def per_sample(value: torch.Tensor | float, name: str) -> torch.Tensor:
 def _affine(rows: list[list[torch.Tensor | float]]) -> torch.Tensor:
     """Stack two rows of per-sample entries ``[[a, b, c], [d, e, f]]`` into ``(B,3,3)`` matrices."""
     entries = [e for row in rows for e in row]
-    like = next((e for e in entries if isinstance(e, torch.Tensor)), None)
-    device = like.device if like is not None else torch.device("cpu")
-    tensors = torch.broadcast_tensors(
-        *[
-            e if isinstance(e, torch.Tensor) else torch.tensor([e], dtype=torch.float64, device=device)
-            for e in entries
-        ]
-    )
-    batch = tensors[0].shape[0]
-    zero = torch.zeros(batch, dtype=torch.float64, device=device)
-    one = torch.ones(batch, dtype=torch.float64, device=device)
-    return torch.stack([*tensors, zero, zero, one], dim=1).reshape(batch, 3, 3)
+    tensors = [e for e in entries if isinstance(e, torch.Tensor)]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    (batch,) = torch.broadcast_shapes(*(t.shape for t in tensors)) if tensors else (1,)
+    out = torch.zeros((batch, 3, 3), dtype=torch.float64, device=device)
+    out[:, 2, 2] = 1.0
+    for k, entry in enumerate(entries):
+        out[:, k // 3, k % 3] = entry
+    return out
 
 
 def rotate_matrix(degrees: torch.Tensor | float, height: int, width: int) -> torch.Tensor:
@@ -146,36 +151,34 @@ def compose(*matrices: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _sample_parts(
-    matrix: torch.Tensor, batch: int, height: int, width: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _sample_parts(matrix: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Where every output pixel samples the input, in 16.16 fixed point, as Pillow's NEAREST finds it.
 
-    The point of output pixel (row ``j``, column ``i``) is ``M @ (i+0.5, j+0.5, 1)`` times 65536,
-    returned as ``(rows, cols)``: ``(B,2,H)`` and ``(B,2,W)`` int32 whose sum ``rows[:, :, j] +
-    cols[:, :, i]`` is that point's x (channel 0) and y (channel 1). Pillow has two paths and we
-    follow each per sample: a matrix without rotation or shear terms (``b == d == 0``: shifts, flips,
-    scaling) is evaluated in float64 and floored (``ImagingScaleAffine``); any other has its entries
-    rounded to 1/65536 first (``affine_fixed``).
+    ``matrix`` is ``(N,3,3)`` float64. The point of output pixel (row ``j``, column ``i``) is
+    ``M @ (i+0.5, j+0.5, 1)`` times 65536, returned as ``(rows, cols)``: ``(N,2,H)`` and ``(N,2,W)``
+    int32 whose sum ``rows[:, :, j] + cols[:, :, i]`` is that point's x (channel 0) and y (channel 1).
+    Pillow has two paths and we follow each per sample: a matrix without rotation or shear terms
+    (``b == d == 0``: shifts, flips, scaling) is evaluated in float64 and floored
+    (``ImagingScaleAffine``); any other has its entries rounded to 1/65536 first (``affine_fixed``).
+    These are a few numbers per row and column, so numpy computes them on the host.
     """
-    m = matrix.to(device, torch.float64)[:, :2].expand(batch, 2, 3)
+    m = matrix[:, :2]
     step_x, step_y = m[:, :, 0:1], m[:, :, 1:2]  # change per output column, per output row
     offset = m[:, :, 2:3] + step_x * 0.5 + step_y * 0.5  # Pillow's order: c + a/2 + b/2
-    cols = torch.arange(width, device=device)
-    rows = torch.arange(height, device=device)
+    cols, rows = np.arange(width), np.arange(height)
     limit = _COORDINATE_LIMIT
 
-    fixed = torch.floor(torch.cat([step_x, step_y, offset], dim=2) * _ONE + 0.5).clamp_(-(2.0**40), 2.0**40)
-    fixed = fixed.to(torch.int64)
-    col_part = (fixed[:, :, 0:1] * cols).clamp_(-limit, limit - 1).to(torch.float64)
-    row_part = (fixed[:, :, 1:2] * rows + fixed[:, :, 2:3]).clamp_(-limit, limit - 1).to(torch.float64)
+    entries = np.concatenate([step_x, step_y, offset], axis=2)
+    fixed = np.clip(np.floor(entries * _ONE + 0.5), -(2.0**40), 2.0**40).astype(np.int64)
+    col_part = np.clip(fixed[:, :, 0:1] * cols, -limit, limit - 1)
+    row_part = np.clip(fixed[:, :, 1:2] * rows + fixed[:, :, 2:3], -limit, limit - 1)
 
-    separable = ((m[:, 0, 1] == 0) & (m[:, 1, 0] == 0)).view(batch, 1, 1)
-    exact_x = torch.floor((offset[:, 0] + step_x[:, 0] * cols) * _ONE).clamp_(-limit, limit - 1)
-    exact_y = torch.floor((offset[:, 1] + step_y[:, 1] * rows) * _ONE).clamp_(-limit, limit - 1)
-    col_part = torch.where(separable, torch.stack([exact_x, torch.zeros_like(exact_x)], dim=1), col_part)
-    row_part = torch.where(separable, torch.stack([torch.zeros_like(exact_y), exact_y], dim=1), row_part)
-    return row_part.to(torch.int32), col_part.to(torch.int32)
+    separable = (m[:, 0, 1] == 0) & (m[:, 1, 0] == 0)
+    exact_x = np.floor((offset[separable, 0] + step_x[separable, 0] * cols) * _ONE).clip(-limit, limit - 1)
+    exact_y = np.floor((offset[separable, 1] + step_y[separable, 1] * rows) * _ONE).clip(-limit, limit - 1)
+    col_part[separable] = np.stack([exact_x, np.zeros_like(exact_x)], axis=1)
+    row_part[separable] = np.stack([np.zeros_like(exact_y), exact_y], axis=1)
+    return row_part.astype(np.int32), col_part.astype(np.int32)
 
 
 def _check_matrix(matrix: torch.Tensor, batch: int) -> None:
@@ -212,7 +215,8 @@ def warp(
         raise BadInput(f"interpolation must be one of {INTERPOLATIONS}; got {interpolation!r}")
     batch, channels, height, width = x.shape
     _check_matrix(matrix, batch)
-    return _resample(x, matrix.reshape(-1, 3, 3).expand(batch, 3, 3), fill, interpolation)
+    matrix = matrix.detach().cpu().numpy().astype(np.float64).reshape(-1, 3, 3)
+    return _resample(x, np.broadcast_to(matrix, (batch, 3, 3)), fill, interpolation)
 
 
 def warp_moved(
@@ -223,57 +227,75 @@ def warp_moved(
     No validation (callers pass checked arguments). Writes into ``x`` when ``owned``, else into a copy;
     returns ``x`` itself when nothing moves.
     """
-    matrix = matrix.to(x.device)
-    moving = (matrix != torch.eye(3, dtype=matrix.dtype, device=x.device)).flatten(1).any(1)
-    if not bool(moving.any()):
+    m = matrix.detach().cpu().numpy().astype(np.float64)
+    moving = (m != np.eye(3)).reshape(len(m), 9).any(1)
+    if not moving.any():
         return x
-    if bool(moving.all()):
-        return _resample(x, matrix, fill, interpolation)
+    if moving.all():
+        return _resample(x, m, fill, interpolation)
     out = x.contiguous() if owned else x.clone(memory_format=torch.contiguous_format)
-    samples = moving.nonzero().squeeze(1)
-    return _resample(x, matrix.index_select(0, samples), fill, interpolation, out=out, samples=samples)
+    samples = moving.nonzero()[0]
+    return _resample(x, m[samples], fill, interpolation, out=out, samples=samples)
 
 
 def _resample(
     x: torch.Tensor,
-    matrix: torch.Tensor,
+    matrix: np.ndarray,
     fill: int,
     interpolation: str,
     out: torch.Tensor | None = None,
-    samples: torch.Tensor | None = None,
+    samples: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """Resample samples ``samples`` of ``x`` (all if None) through ``matrix`` (one per such sample).
+    """Resample the samples ``samples`` of ``x`` (all when None), each through its map in ``matrix``.
 
-    Each kind of sample goes through its own kernel (row runs or single pixels, for nearest), so
-    results are written into ``out`` (a new tensor when None) unless one kernel takes the whole batch.
+    ``matrix`` is ``(N,3,3)`` float64, one per resampled sample. Each kind of sample goes through its
+    own kernel (row runs or single pixels, for nearest), so results are written into ``out`` (a new
+    tensor when None) unless one kernel takes the whole batch.
     """
     batch, _, height, width = x.shape
     x = x.contiguous()  # the kernels' canvases are viewed as flat rows
     if batch == 0:
         return torch.empty_like(x)
-    rows, cols = _sample_parts(matrix, len(matrix), height, width, x.device)
+    rows, cols = _sample_parts(matrix, height, width)
     if interpolation == "bilinear":
-        groups = [(None, _bilinear, ())]
+        groups = [(np.ones(len(rows), dtype=bool), _bilinear, ())]
     else:
         runs, backward = _row_runs(rows, cols)
         groups = [(runs, _copy_runs, (backward,)), (~runs, _gather_points, ())]
     for chosen, kernel, extra in groups:
-        index = None if chosen is None or bool(chosen.all()) else chosen.nonzero().squeeze(1)
-        if index is not None and len(index) == 0:
+        if not chosen.any():
             continue
-        if index is None and samples is None and out is None:
-            return kernel(x, rows, cols, *extra, fill)  # one kernel for the whole batch
-        parts = (
-            (rows, cols, *extra)
-            if index is None
-            else [t.index_select(0, index) for t in (rows, cols, *extra)]
-        )
-        if samples is None:
-            targets = torch.arange(batch, device=x.device) if index is None else index
-        else:
-            targets = samples if index is None else samples.index_select(0, index)
+        parts = [torch.from_numpy(np.ascontiguousarray(t[chosen])).to(x.device) for t in (rows, cols, *extra)]
+        index = chosen.nonzero()[0] if samples is None else samples[chosen]
+        resample = functools.partial(kernel, fill=fill)
+        if out is None and len(index) == batch:
+            return by_pieces(resample, _RESAMPLE_PIECE, x, *parts)  # one kernel for the whole batch
+        targets = torch.from_numpy(index).to(x.device)
         out = torch.empty_like(x) if out is None else out
-        write_rows(out, targets, kernel(x.index_select(0, targets), *parts, fill))
+        write_rows(out, targets, by_pieces(resample, _RESAMPLE_PIECE, x.index_select(0, targets), *parts))
+    return out
+
+
+def by_pieces(
+    kernel: Callable[..., torch.Tensor], values: int, x: torch.Tensor, *per_sample: Any
+) -> torch.Tensor:
+    """``kernel(x, *per_sample)`` computed on consecutive pieces of at most ``values`` input values.
+
+    Elementwise passes and gathers over a large batch run at the speed of memory; on a piece that stays
+    in a core's cache they run several times faster (2-4x measured on 64 images of 224x224). Each of
+    ``per_sample`` has one row per sample, or a single row that goes whole to every piece; the kernel
+    returns one row per sample.
+    """
+    step = max(1, values // max(1, x[0].numel())) if len(x) else 1
+    if len(x) <= step:
+        return kernel(x, *per_sample)
+    out = None
+    for start in range(0, len(x), step):
+        piece = slice(start, start + step)
+        part = kernel(x[piece], *(a if len(a) == 1 else a[piece] for a in per_sample))
+        if out is None:
+            out = torch.empty((len(x), *part.shape[1:]), dtype=part.dtype, device=part.device)
+        out[piece] = part  # while the piece is still in cache
     return out
 
 
@@ -295,8 +317,8 @@ def write_rows(out: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> N
     target.index_copy_(0, rows.to(out.device), values.view(len(values), width).view(dtype))
 
 
-def _row_runs(rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B,)`` bool ``runs`` and ``backward``: for ``runs``, output row ``j`` reads one input row, at
+def _row_runs(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(N,)`` bool ``runs`` and ``backward``: for ``runs``, output row ``j`` reads one input row, at
     columns ``p_j + i`` for output column ``i`` (``p_j - i`` where ``backward``).
 
     True when y does not change along a row and x moves by exactly one pixel per column: either in
@@ -304,9 +326,9 @@ def _row_runs(rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, tor
     """
     x_cols, y_cols = cols[:, 0], cols[:, 1]
     level = (y_cols == y_cols[:, :1]).all(1)
-    steps = x_cols.diff(dim=1)
+    steps = np.diff(x_cols, axis=1)
     same_x = (rows[:, 0] == rows[:, 0, :1]).all(1)
-    pixel_steps = (rows[:, 0, :1] + x_cols).bitwise_right_shift_(16).diff(dim=1)
+    pixel_steps = np.diff((rows[:, 0, :1] + x_cols) >> 16, axis=1)
     forward = (steps == _ONE).all(1) | (same_x & (pixel_steps == 1).all(1))
     backward = (steps == -_ONE).all(1) | (same_x & (pixel_steps == -1).all(1))
     return level & (forward | backward), backward & ~forward
@@ -353,9 +375,8 @@ def _gather_points(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, fill
     rows = rows + _ONE  # one pixel of margin: canvas coordinates (|rows|, |cols| < 2**29, no overflow)
     px = (rows[:, 0, :, None] + cols[:, 0, None, :]).bitwise_right_shift_(16).clamp_(0, line - 1)
     py = (rows[:, 1, :, None] + cols[:, 1, None, :]).bitwise_right_shift_(16).clamp_(0, height + 1)
-    index = torch.empty((batch, height, width), dtype=torch.int64, device=x.device)
-    torch.add(px, py, alpha=line, out=index)
-    index = index.view(batch, 1, height * width).expand(batch, channels, height * width)
+    index = py.mul_(line).add_(px).to(torch.int64).view(batch, 1, height * width)
+    index = index.expand(batch, channels, height * width)
     return canvas.view(batch, channels, -1).gather(2, index).view(x.shape)
 
 

@@ -7,24 +7,23 @@ for one channel, "RGB" for three) with argument ``i``; see ``design.md`` for the
 each op. The colour ops redo Pillow's own integer and float32 arithmetic, so they agree with it to
 the grey level; the geometric ops resample through :func:`kdforaa.augment.geometry.warp`.
 
-No op loops over samples. Most colour ops map each grey level of a channel to another, so they build
-one 256-entry table per sample and channel (from the argument and, for equalize, autocontrast and
-contrast, the image's statistics) and apply all of them with a single look-up; those tables compose,
-which lets a policy apply several such ops in one look-up (:func:`lookup_tables`). Color and
-sharpness mix pixels and are whole-batch float32 arithmetic.
+No op loops over samples: work is a handful of whole-batch tensor operations (elementwise float32 or
+integer arithmetic, shifted sums for the 3x3 filter, one histogram and one table look-up). A large
+batch goes through them in pieces that stay in the core's cache (:func:`~kdforaa.augment.geometry.by_pieces`).
 
-The public ops validate their arguments; :func:`run_checked` and :func:`lookup_tables` are the same
-ops for callers (the policies) whose arguments are valid by construction.
+The public ops validate their arguments; :func:`run_checked` runs the same ops for callers (the
+policies) whose arguments are valid by construction, without the checks' cost.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
-import numpy as np
 import torch
 
 from kdforaa.augment.geometry import (
+    by_pieces,
     check_images,
     per_sample,
     rotate_matrix,
@@ -60,6 +59,11 @@ Argument = torch.Tensor | float
 # pixel that differs from it: larger factors are clipped to this, keeping float32 finite (inf * 0 is NaN).
 _MAX_FACTOR = 512.0
 
+# Input values per piece of a large batch (see geometry.by_pieces). Float32 arithmetic keeps several
+# copies of a piece alive, so it takes smaller pieces than the look-ups, whose per-piece set-up costs more.
+_FLOAT_PIECE = 1 << 18
+_LOOKUP_PIECE = 1 << 21
+
 
 def _argument(
     value: Argument,
@@ -87,171 +91,9 @@ def _argument(
     return t
 
 
-def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    """Pillow's RGB -> "L", ``(19595 R + 38470 G + 7471 B + 32768) >> 16``: ``(B,3,H,W)`` -> ``(B,1,H,W)``.
-
-    Every intermediate is an integer below 2**24, so float32 holds it exactly.
-    """
-    red, green, blue = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
-    luma = (red * 19595.0).add_(green, alpha=38470.0).add_(blue, alpha=7471.0)
-    return luma.add_(32768.0).mul_(1.0 / 65536.0).floor_()
-
-
-# ------------------------------------------------------------------------------------- look-up tables
-# Tables are tiny, so they are numpy arrays built on the host, where an array operation costs about a
-# microsecond (a torch call several): (N,1,256) or (N,C,256) uint8, table[i, c, v] being what the op
-# makes of grey level v in channel c of sample i. Only the statistics some ops need and the final
-# look-up touch the images, on their device.
-
-_LEVELS = np.arange(256)
-
-
-def _host(value: torch.Tensor, dtype: type) -> np.ndarray:
-    """A ``(N,)`` argument as ``(N,1,1)`` numpy ``dtype`` (conversion rounds to nearest, like torch's)."""
-    return value.detach().cpu().numpy().astype(dtype).reshape(-1, 1, 1)
-
-
-def _factor_host(factor: torch.Tensor) -> np.ndarray:
-    """An enhancement factor (>= 0) as ``(N,1,1)`` float32, the precision of Pillow's blend."""
-    return _host(factor.clamp(max=_MAX_FACTOR), np.float32)
-
-
-def _blend_table(base: np.ndarray, factor: np.ndarray) -> np.ndarray:
-    """Pillow's ``Image.blend(degenerate, image, factor)`` of every level with ``base`` (float32 ``(N,1,1)``)
-    as its degenerate pixel: ``base + factor * (v - base)`` in float32, clipped, truncated."""
-    out = (_LEVELS.astype(np.float32) - base) * factor + base
-    return np.clip(out, 0, 255).astype(np.uint8)
-
-
-def _below(threshold: torch.Tensor) -> np.ndarray:
-    """``(N,1,256)`` bool: level < threshold (0..256), the test of ``ImageOps.solarize``."""
-    # For whole pixel values, v < t exactly when v < ceil(t).
-    return _LEVELS < np.ceil(_host(threshold, np.float64))
-
-
-def _posterize_table(bits: torch.Tensor) -> np.ndarray:
-    # Keeping the ``bits`` (0..8) highest bits: 255 shifted left by the others, low byte only.
-    mask = (255 << (8 - _host(bits, np.int64))) & 255
-    return (_LEVELS & mask).astype(np.uint8)
-
-
-def _solarize_table(threshold: torch.Tensor) -> np.ndarray:
-    return np.where(_below(threshold), _LEVELS, 255 - _LEVELS).astype(np.uint8)
-
-
-def _solarize_add_table(addition: torch.Tensor, threshold: torch.Tensor) -> np.ndarray:
-    shift = np.clip(np.floor(_host(addition, np.float64)), -255, 255).astype(np.int64)
-    return np.where(_below(threshold), np.clip(_LEVELS + shift, 0, 255), _LEVELS).astype(np.uint8)
-
-
-def _brightness_table(factor: torch.Tensor) -> np.ndarray:
-    """A blend with black: ``v * factor`` in float32."""
-    return np.clip(_LEVELS.astype(np.float32) * _factor_host(factor), 0, 255).astype(np.uint8)
-
-
-def _contrast_table(x: torch.Tensor, factor: torch.Tensor) -> np.ndarray:
-    """A blend with the mean grey level of each image, rounded as Pillow does."""
-    pixels = x.shape[2] * x.shape[3]
-    if x.shape[1] == 1:
-        total = x.sum((1, 2, 3), dtype=torch.int64)
-    else:
-        # The sum of whole grey levels is exact in float32 below 2**24 (images up to 256x256), else float64.
-        exact = torch.float32 if 255 * pixels < 2**24 else torch.float64
-        total = _luma(x.to(torch.float32)).sum((1, 2, 3), dtype=exact).to(torch.int64)
-    mean = (2 * total.cpu().numpy() + pixels) // (2 * pixels)  # Pillow's int(mean + 0.5)
-    return _blend_table(mean.astype(np.float32).reshape(-1, 1, 1), _factor_host(factor))
-
-
-def _equalize_table(x: torch.Tensor, codes: torch.Tensor) -> np.ndarray:
-    """Pillow's rule, per channel: ``step = (pixels - count of the highest occupied level) // 255``; level
-    ``v`` maps to ``(step // 2 + pixels below v) // step``; a channel with ``step == 0`` stays.
-    """
-    batch, channels, height, width = x.shape
-    hist = torch.bincount(codes, minlength=batch * channels * 256).cpu().numpy()
-    hist = hist.reshape(batch * channels, 256)
-    highest = 255 - np.argmax(hist[:, ::-1] > 0, axis=1)  # every channel has a pixel
-    step = ((height * width - hist[np.arange(len(hist)), highest]) // 255)[:, None]
-    below = np.cumsum(hist.reshape(-1)).reshape(hist.shape) - hist
-    below -= below[:, :1]  # the running sum restarts at each channel
-    # float64 division then floor equals integer division for operands below 2**53, and is faster.
-    table = np.floor((below + step // 2) / np.maximum(step, 1))
-    table = np.where(step > 0, np.minimum(table, 255), _LEVELS).astype(np.uint8)
-    return table.reshape(batch, channels, 256)
-
-
-def _autocontrast_table(x: torch.Tensor) -> np.ndarray:
-    """Stretch ``lo..hi`` of each channel to ``0..255`` by Pillow's float64 table ``int(v * scale + offset)``,
-    ``scale = 255 / (hi - lo)``, ``offset = -lo * scale``; constant channels stay as they are.
-    """
-    flat = x.reshape(x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
-    extremes = torch.stack([flat.amin(2), flat.amax(2)]).cpu().numpy().astype(np.float64)
-    low, span = extremes[0][..., None], (extremes[1] - extremes[0])[..., None]
-    # A constant channel gets scale 1 and offset 0: the identity.
-    scale = np.where(span > 0, 255.0 / np.maximum(span, 1.0), 1.0)
-    offset = np.where(span > 0, -low * scale, 0.0)
-    return np.floor(np.clip(_LEVELS * scale + offset, 0, 255)).astype(np.uint8)
-
-
-# Look-up ops whose tables depend only on the argument, and those that depend on the image too.
-POINT_TABLES = {
-    "posterize": _posterize_table,
-    "solarize": _solarize_table,
-    "solarize_add": lambda addition: _solarize_add_table(addition, torch.tensor([128.0])),
-    "invert": lambda argument=None: (255 - _LEVELS).astype(np.uint8).reshape(1, 1, 256),
-    "brightness": _brightness_table,
-}
-IMAGE_TABLES = {
-    "contrast": _contrast_table,
-    "equalize": lambda x, argument=None: _equalize_table(x, _channel_codes(x)),
-    "autocontrast": lambda x, argument=None: _autocontrast_table(x),
-}
-LOOKUP_OPS = frozenset(POINT_TABLES) | frozenset(IMAGE_TABLES)
-
-
-def compose_tables(first: np.ndarray, then: np.ndarray) -> np.ndarray:
-    """The ``(N,C,256)`` tables of applying ``first`` (``(N,C,256)``), then ``then`` (``(N|1, 1|C, 256)``)."""
-    batch, channels = first.shape[:2]
-    then = np.broadcast_to(then, first.shape).reshape(batch * channels, 256)
-    index = first.reshape(batch * channels, 256) + np.arange(0, then.size, 256)[:, None]
-    return then.reshape(-1)[index].reshape(first.shape)
-
-
-def _channel_codes(x: torch.Tensor) -> torch.Tensor:
-    """``(B*C*H*W,)`` int32: each pixel's value plus 256 times its (sample, channel) row number.
-
-    One index serves both the per-channel histograms (a single ``bincount``) and the per-channel
-    look-up tables (a single ``index_select``); int32 halves the memory traffic of int64.
-    """
-    rows = x.shape[0] * x.shape[1]
-    offsets = torch.arange(0, rows * 256, 256, device=x.device, dtype=torch.int32).view(rows, 1)
-    # reshape, not view: for a channels-last batch of one image the (rows, pixels) view is not contiguous
-    return x.reshape(rows, x.shape[2] * x.shape[3]).to(torch.int32).add_(offsets).view(-1)
-
-
-def apply_tables(x: torch.Tensor, tables: np.ndarray, codes: torch.Tensor | None = None) -> torch.Tensor:
-    """Map every pixel of ``x`` through its channel's table (``(B|1, 1|C, 256)`` uint8): uint8 like ``x``."""
-    codes = _channel_codes(x) if codes is None else codes
-    tables = np.array(np.broadcast_to(tables, (x.shape[0], x.shape[1], 256)), order="C")  # writable copy
-    return torch.from_numpy(tables).to(x.device).view(-1).index_select(0, codes).view(x.shape)
-
-
-def _lookup(name: str, x: torch.Tensor, argument: torch.Tensor | None) -> torch.Tensor:
-    """Look-up op ``name`` on ``x`` with a checked argument."""
-    if name == "equalize":  # its histogram and its look-up share one index
-        codes = _channel_codes(x)
-        return apply_tables(x, _equalize_table(x, codes), codes)
-    if name in IMAGE_TABLES:
-        return apply_tables(x, IMAGE_TABLES[name](x, argument))
-    return apply_tables(x, POINT_TABLES[name](argument))
-
-
-# -------------------------------------------------------------------------------------- the ops
-# Kernels take checked arguments: (B,) or (1,) float tensors on any device.
-
-
-def _factor(factor: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """An enhancement factor (>= 0) as ``(B|1,1,1,1)`` float32 on ``x``'s device."""
-    return factor.clamp(max=_MAX_FACTOR).to(x.device, torch.float32).view(-1, 1, 1, 1)
+def _factor(value: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A checked enhancement factor (>= 0) as ``(B,1,1,1)`` float32, the precision of Pillow's blend."""
+    return value.clamp(max=_MAX_FACTOR).to(x.device, torch.float32).view(-1, 1, 1, 1)
 
 
 def _blend(image: torch.Tensor, degenerate: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -264,6 +106,45 @@ def _blend(image: torch.Tensor, degenerate: torch.Tensor, factor: torch.Tensor) 
     return out.clamp_(0, 255).to(torch.uint8)
 
 
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    """Pillow's RGB -> "L", ``(19595 R + 38470 G + 7471 B + 32768) >> 16``: ``(B,3,H,W)`` -> ``(B,1,H,W)``.
+
+    Every intermediate is an integer below 2**24, so float32 holds it exactly.
+    """
+    red, green, blue = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+    luma = (red * 19595.0).add_(green, alpha=38470.0).add_(blue, alpha=7471.0)
+    return luma.add_(32768.0).div_(65536.0).floor_()
+
+
+def _levels(x: torch.Tensor) -> torch.Tensor:
+    """``(256,)`` int64 grey levels 0..255 on ``x``'s device."""
+    return torch.arange(256, device=x.device)
+
+
+def _channel_codes(x: torch.Tensor) -> torch.Tensor:
+    """``(B*C*H*W,)`` int32: each pixel's value plus 256 times its (sample, channel) row number.
+
+    One index serves both the per-channel histograms (a single ``bincount``) and the per-channel
+    look-up tables (a single ``index_select``); int32 halves the memory traffic of int64.
+    """
+    rows = x.shape[0] * x.shape[1]
+    offsets = torch.arange(0, rows * 256, 256, device=x.device, dtype=torch.int32).view(rows, 1)
+    # reshape, not view: for a channels-last batch of one image the (rows, pixels) view is not contiguous
+    return x.reshape(rows, x.shape[2] * x.shape[3]).to(torch.int32).add_(offsets).reshape(-1)
+
+
+def _apply_tables(x: torch.Tensor, codes: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+    """Map every pixel through its channel's table: ``tables`` is ``(B*C, 256)`` -> uint8 like ``x``."""
+    return tables.to(torch.uint8).view(-1).index_select(0, codes).view(x.shape)
+
+
+# Kernels: checked arguments in, (B,) or (1,) tensors on any device.
+
+
+def _brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.float32).mul_(_factor(factor, x)).clamp_(0, 255).to(torch.uint8)
+
+
 def _color(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         return x.clone()  # a grey image is its own grey version
@@ -271,9 +152,20 @@ def _color(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     return _blend(image, _luma(image), _factor(factor, x))
 
 
+def _contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    image = x.to(torch.float32)
+    grey = image if x.shape[1] == 1 else _luma(image)
+    pixels = x.shape[2] * x.shape[3]
+    # The sum of whole grey levels is exact in float32 below 2**24 (images up to 256x256), else float64.
+    exact = torch.float32 if 255 * pixels < 2**24 else torch.float64
+    total = grey.sum((1, 2, 3), dtype=exact).to(torch.int64)
+    mean = (2 * total + pixels) // (2 * pixels)  # Pillow's int(mean + 0.5)
+    return _blend(image, mean.to(torch.float32).view(-1, 1, 1, 1), _factor(factor, x))
+
+
 def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     if x.shape[2] < 3 or x.shape[3] < 3:
-        return x.clone()  # nothing but border
+        return x.clone()  # all border
     image = x.to(torch.float32)
     rows = image[..., :-2] + image[..., 1:-1]
     rows += image[..., 2:]
@@ -282,43 +174,99 @@ def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     centre = image[..., 1:-1, 1:-1]
     # Exact: S + 6 <= 3321, and for whole numbers that small floor(n * float32(1/13)) == n // 13.
     smooth = total.add_(centre, alpha=4.0).add_(6.0).mul_(1.0 / 13.0).floor_()
-    # Blend the inside in place: the border of ``image`` keeps the input's values.
+    # The inside is blended in place; the border of ``image`` keeps the input's values.
     centre.sub_(smooth).mul_(_factor(factor, x)).add_(smooth).clamp_(0, 255)
     return image.to(torch.uint8)
 
 
 def _posterize(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-    # Keeping the ``bits`` (0..8) highest bits: 255 shifted left by the others, low byte only.
+    # 255 shifted left by the dropped bits, low byte only: keeps the ``bits`` (0..8) highest bits.
     mask = (255 << (8 - bits.to(x.device, torch.int64))) & 255
     return x & mask.to(torch.uint8).view(-1, 1, 1, 1)
 
 
-def _geometric(matrix_of):
-    def run(x: torch.Tensor, argument: torch.Tensor, fill: int = 0, interpolation: str = "nearest"):
+def _below(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """``(B,C,H,W)`` bool: pixel < threshold (0..256), the test of ``ImageOps.solarize``."""
+    # For whole pixel values, v < t exactly when v < ceil(t).
+    return x < torch.ceil(threshold).to(x.device, torch.int16).view(-1, 1, 1, 1)
+
+
+def _solarize(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    inverted = (~_below(x, threshold)).view(torch.uint8).mul_(255)  # 255 - v == v ^ 255
+    return x ^ inverted
+
+
+def _solarize_add(x: torch.Tensor, addition: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    below = _below(x, threshold)
+    shift = torch.floor(addition).clamp(-255, 255)
+    added = below.to(torch.int16).mul_(shift.to(x.device, torch.int16).view(-1, 1, 1, 1))
+    return added.add_(x).clamp_(0, 255).to(torch.uint8)
+
+
+def _equalize(x: torch.Tensor) -> torch.Tensor:
+    codes = _channel_codes(x)
+    rows, pixels = x.shape[0] * x.shape[1], x.shape[2] * x.shape[3]
+    hist = torch.bincount(codes, minlength=rows * 256).view(rows, 256)
+    highest = x.reshape(rows, pixels).amax(1, keepdim=True).to(torch.int64)
+    step = (pixels - hist.gather(1, highest)) // 255
+    below = (hist.cumsum(1) - hist).to(torch.float64)
+    # float64 division then floor equals integer division for operands below 2**53, and is faster.
+    tables = below.add_(step // 2).div_(step.clamp(min=1)).floor_().clamp_(max=255)
+    return _apply_tables(x, codes, torch.where(step > 0, tables, _levels(x).to(torch.float64)))
+
+
+def _autocontrast(x: torch.Tensor) -> torch.Tensor:
+    codes = _channel_codes(x)
+    flat = x.reshape(x.shape[0] * x.shape[1], x.shape[2] * x.shape[3])
+    low = flat.amin(1, keepdim=True).to(torch.float64)
+    span = flat.amax(1, keepdim=True).to(torch.float64) - low
+    scale = torch.full_like(span, 255.0) / span.clamp(min=1.0)  # not 255.0 / span: torch takes a reciprocal
+    offset = -low * scale
+    levels = _levels(x)
+    tables = (levels.to(torch.float64) * scale + offset).clamp_(0, 255).floor_()
+    return _apply_tables(x, codes, torch.where(span > 0, tables, levels.to(torch.float64)))
+
+
+def _geometric(matrix_of: Callable[[torch.Tensor, int, int], torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """The kernel of a geometric op whose inverse map ``matrix_of(argument, height, width)`` gives."""
+
+    def kernel(x: torch.Tensor, argument: torch.Tensor, fill: int = 0, interpolation: str = "nearest"):
         return warp(x, matrix_of(argument, x.shape[2], x.shape[3]), fill, interpolation)
 
-    return run
+    return kernel
 
 
-_KERNELS = {
+def _in_pieces(kernel: Callable[..., torch.Tensor], values: int) -> Callable[..., torch.Tensor]:
+    return lambda x, *per_sample: by_pieces(kernel, values, x, *per_sample)
+
+
+_KERNELS: dict[str, Callable[..., torch.Tensor]] = {
     "rotate": _geometric(rotate_matrix),
-    "shear_x": _geometric(lambda a, h, w: shear_x_matrix(a)),
-    "shear_y": _geometric(lambda a, h, w: shear_y_matrix(a)),
-    "translate_x": _geometric(lambda a, h, w: translate_matrix(a, 0.0)),
-    "translate_y": _geometric(lambda a, h, w: translate_matrix(0.0, a)),
-    "color": _color,
-    "sharpness": _sharpness,
+    "shear_x": _geometric(lambda factor, h, w: shear_x_matrix(factor)),
+    "shear_y": _geometric(lambda factor, h, w: shear_y_matrix(factor)),
+    "translate_x": _geometric(lambda pixels, h, w: translate_matrix(pixels, 0.0)),
+    "translate_y": _geometric(lambda pixels, h, w: translate_matrix(0.0, pixels)),
+    "brightness": _in_pieces(_brightness, _FLOAT_PIECE),
+    "color": _in_pieces(_color, _FLOAT_PIECE),
+    "contrast": _in_pieces(_contrast, _FLOAT_PIECE),
+    "sharpness": _in_pieces(_sharpness, _FLOAT_PIECE),
     "posterize": _posterize,
-    "invert": lambda x, argument=None: 255 - x,
-    "identity": lambda x, argument=None: x.clone(),
+    "solarize": _solarize,
+    "solarize_add": lambda x, addition: _solarize_add(x, addition, torch.full((1,), 128.0)),  # its default
+    "equalize": _in_pieces(_equalize, _LOOKUP_PIECE),
+    "autocontrast": _in_pieces(_autocontrast, _LOOKUP_PIECE),
+    "invert": lambda x: 255 - x,
+    "identity": lambda x: x.clone(),
 }
 
 
 def run_checked(name: str, x: torch.Tensor, argument: torch.Tensor | None = None) -> torch.Tensor:
-    """Op ``name`` on ``x`` ``(B,C,H,W)`` uint8 with a valid ``(B,)`` ``argument``, unchecked (policies)."""
-    if name in _KERNELS:
-        return _KERNELS[name](x, argument)
-    return _lookup(name, x, argument)
+    """Op ``name`` on ``x`` ``(B,C,H,W)`` uint8 with its ``(B,)`` argument (None for ops without one).
+
+    Nothing is checked: for callers whose images and arguments are valid by construction.
+    """
+    kernel = _KERNELS[name]
+    return kernel(x) if argument is None else kernel(x, argument)
 
 
 # Geometric ops: thin wrappers over geometry.warp.
@@ -373,7 +321,7 @@ def color(x: torch.Tensor, factor: Argument) -> torch.Tensor:
     A grey image is its own grey version, so one channel comes back unchanged.
     """
     check_images(x)
-    return _color(x, _argument(factor, x, "factor", low=0.0))
+    return run_checked("color", x, _argument(factor, x, "factor", low=0.0))
 
 
 def contrast(x: torch.Tensor, factor: Argument) -> torch.Tensor:
@@ -390,7 +338,7 @@ def sharpness(x: torch.Tensor, factor: Argument) -> torch.Tensor:
     ``S/13 + 0.5`` is never a tie, so ``floor((S + 6) / 13)`` reproduces Pillow's float arithmetic.
     """
     check_images(x)
-    return _sharpness(x, _argument(factor, x, "factor", low=0.0))
+    return run_checked("sharpness", x, _argument(factor, x, "factor", low=0.0))
 
 
 def posterize(x: torch.Tensor, bits: Argument) -> torch.Tensor:
@@ -402,7 +350,7 @@ def posterize(x: torch.Tensor, bits: Argument) -> torch.Tensor:
 def solarize(x: torch.Tensor, threshold: Argument) -> torch.Tensor:
     """``ImageOps.solarize(img, threshold)``: invert every pixel >= threshold (0..256)."""
     check_images(x)
-    return apply_tables(x, _solarize_table(_argument(threshold, x, "threshold", low=0, high=256)))
+    return run_checked("solarize", x, _argument(threshold, x, "threshold", low=0, high=256))
 
 
 def solarize_add(x: torch.Tensor, addition: Argument, threshold: Argument = 128) -> torch.Tensor:
@@ -413,17 +361,25 @@ def solarize_add(x: torch.Tensor, addition: Argument, threshold: Argument = 128)
     """
     check_images(x)
     threshold = _argument(threshold, x, "threshold", low=0, high=256)
-    return apply_tables(x, _solarize_add_table(_argument(addition, x, "addition"), threshold))
+    return _solarize_add(x, _argument(addition, x, "addition"), threshold)
 
 
 def equalize(x: torch.Tensor) -> torch.Tensor:
-    """``ImageOps.equalize(img)``, each channel of each sample with its own histogram."""
+    """``ImageOps.equalize(img)``, each channel of each sample with its own histogram.
+
+    Pillow's rule: ``step = (pixels - count of the highest occupied level) // 255``; level ``v`` maps to
+    ``(step // 2 + pixels below v) // step``; a channel with ``step == 0`` (e.g. one level) stays.
+    """
     check_images(x)
     return run_checked("equalize", x)
 
 
 def autocontrast(x: torch.Tensor) -> torch.Tensor:
-    """``ImageOps.autocontrast(img)`` (cutoff 0), per channel of each sample."""
+    """``ImageOps.autocontrast(img)`` (cutoff 0), per channel of each sample.
+
+    Stretches ``lo..hi`` to ``0..255`` by Pillow's float64 table ``int(v * scale + offset)`` with
+    ``scale = 255 / (hi - lo)``, ``offset = -lo * scale``; constant channels stay as they are.
+    """
     check_images(x)
     return run_checked("autocontrast", x)
 

@@ -320,71 +320,26 @@ class _Arguments:
         return torch.from_numpy(self._cache[name][rows, slot])
 
 
-class _ColourState:
-    """The batch during the colour pass: images plus, per sample, look-up tables not applied yet.
-
-    Look-up ops (``ops.LOOKUP_OPS``) only compose their tables into the sample's pending ones; the
-    tables are applied before the sample's next other colour op, and at the end. ``images`` is the
-    input until something is written (then a copy owned here).
-    """
-
-    def __init__(self, x: torch.Tensor) -> None:
-        self.input = self.images = x
-        self.tables = np.broadcast_to(np.arange(256, dtype=np.uint8), (*x.shape[:2], 256)).copy()
-        self.pending = np.zeros(x.shape[0], dtype=bool)
-
-    def select(self, rows: np.ndarray) -> torch.Tensor:
-        if len(rows) == len(self.pending):
-            return self.images
-        return self.images.index_select(0, torch.from_numpy(rows).to(self.images.device))
-
-    def write(self, rows: np.ndarray, values: torch.Tensor) -> None:
-        if len(rows) == len(self.pending):
-            self.images = values
-            return
-        self.images = _writable(self.images, owned=self.images is not self.input)
-        geometry.write_rows(self.images, torch.from_numpy(rows), values)
-
-    def look_up(self, name: str, rows: np.ndarray, argument: torch.Tensor | None) -> None:
-        """Compose op ``name`` into the pending tables of ``rows``."""
-        prior = self.tables[rows] if self.pending[rows].any() else None
-        if name in ops.POINT_TABLES:
-            tables = ops.POINT_TABLES[name](argument)
-        else:
-            seen = self.select(rows)  # the statistics are those of the image the op sees
-            seen = seen if prior is None else ops.apply_tables(seen, prior)
-            tables = ops.IMAGE_TABLES[name](seen, argument)
-        self.tables[rows] = tables if prior is None else ops.compose_tables(prior, tables)
-        self.pending[rows] = True
-
-    def settle(self, rows: np.ndarray) -> None:
-        """Apply the pending tables of ``rows``."""
-        rows = rows[self.pending[rows]]
-        if len(rows):
-            self.write(rows, ops.apply_tables(self.select(rows), self.tables[rows]))
-            self.tables[rows] = np.arange(256, dtype=np.uint8)
-            self.pending[rows] = False
-
-
 def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
     """Colour ops slot by slot, each op batched over the samples that drew it in that slot.
 
     Returns ``x`` itself when no colour op applies, else a new tensor.
     """
-    state = _ColourState(x)
+    out = x
     arguments = _Arguments(params, *x.shape[-2:])
     for slot in range(params.ops.shape[1]):
         for name, rows in _slot_groups(params, slot):
             if name not in COLOUR_OPS:
                 continue
             argument = arguments(name, rows, slot)
-            if name in ops.LOOKUP_OPS:
-                state.look_up(name, rows, argument)
+            if len(rows) == len(params):
+                out = ops.run_checked(name, out, argument)
                 continue
-            state.settle(rows)
-            state.write(rows, ops.run_checked(name, state.select(rows), argument))
-    state.settle(np.arange(len(params)))
-    return state.images
+            index = torch.from_numpy(rows).to(x.device)
+            changed = ops.run_checked(name, out.index_select(0, index), argument)
+            out = _writable(out, owned=out is not x)
+            geometry.write_rows(out, index, changed)
+    return out
 
 
 # geometric op -> its (N,3,3) inverse maps from (N,) arguments, for (h, w) images
@@ -399,18 +354,19 @@ _GEOMETRIC_MATRIX = {
 
 def _slot_matrices(params: AugParams, h: int, w: int) -> list[torch.Tensor]:
     """One ``(B,3,3)`` inverse map per slot (identity where the slot is not geometric); [] if none is."""
-    factors = []
+    matrices = None
     for name, matrix_of in _GEOMETRIC_MATRIX.items():
         if name not in params.op_names:
             continue
         uses = params.applied & (params.ops == params.op_names.index(name))
         if bool(uses.any()):
             arg = op_argument(name, params.levels, params.signs, height=h, width=w).to(torch.float64)
-            factors.append(matrix_of(torch.where(uses, arg, 0.0).flatten(), h, w))
-    if not factors:
+            op = matrix_of(torch.where(uses, arg, 0.0).flatten(), h, w)  # the identity where unused
+            # A slot holds one op: each sample's slot matrix is that op's (exactly what their product is).
+            matrices = op if matrices is None else torch.where(uses.view(-1, 1, 1), op, matrices)
+    if matrices is None:
         return []
-    # A slot holds one op, so at most one factor per slot differs from the identity: order is moot.
-    return list(geometry.compose(*factors).view(*params.ops.shape, 3, 3).unbind(1))
+    return list(matrices.view(*params.ops.shape, 3, 3).unbind(1))
 
 
 def _geometry(params: AugParams, h: int, w: int) -> torch.Tensor | None:
