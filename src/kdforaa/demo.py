@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kdforaa.train.config import merge_trees
 from kdforaa.train.runner import train_or_reuse
 
 _TEACHER: dict[str, Any] = {
@@ -37,17 +38,6 @@ METHODS: dict[str, dict[str, Any]] = {
     # the same weights and temperature as Hinton KD: the only difference is the teacher's top-K view
     "KDforAA top-K": {"method": "topk_kd", "k": 5, "temperature": 4.0, "ce_weight": 0.1, "weight": 0.9},
 }
-
-
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for key, value in b.items():
-        out[key] = (
-            _deep_merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
-        )
-    return out
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -87,18 +77,18 @@ def _plot(rows: list[dict[str, Any]], teacher_acc: float, path: Path) -> None:
 def run_demo(out: Path, full: bool = False, seeds: int = 1, threads: int = 0) -> dict[str, Any]:
     """Train teacher and students into ``out``; write results.json, results.md and demo.png there."""
     started = time.perf_counter()
-    teacher_tree = _deep_merge(_TEACHER, _FULL["teacher"]) if full else _TEACHER
-    student_tree = _deep_merge(_STUDENT, _FULL["student"]) if full else _STUDENT
+    teacher_tree = merge_trees(_TEACHER, _FULL["teacher"]) if full else _TEACHER
+    student_tree = merge_trees(_STUDENT, _FULL["student"]) if full else _STUDENT
     if threads:
-        teacher_tree = _deep_merge(teacher_tree, {"train": {"threads": threads}})
-        student_tree = _deep_merge(student_tree, {"train": {"threads": threads}})
+        teacher_tree = merge_trees(teacher_tree, {"train": {"threads": threads}})
+        student_tree = merge_trees(student_tree, {"train": {"threads": threads}})
     teacher = train_or_reuse(teacher_tree, out / "teacher")
     teacher_ckpt = str((out / "teacher" / "best.pt").resolve())
     rows = []
     for method, distill in METHODS.items():
         accs, seconds = [], []
         for seed in range(seeds):
-            tree = _deep_merge(student_tree, {"seed": seed, "distill": distill})
+            tree = merge_trees(student_tree, {"seed": seed, "distill": distill})
             if distill["method"] != "none":
                 tree["teacher"] = {"checkpoint": teacher_ckpt}
             slug = method.lower().replace(" ", "-")

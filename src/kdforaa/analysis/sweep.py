@@ -29,7 +29,6 @@ summary.md (mean ± std over seeds per grid point) and accuracy plots.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import multiprocessing
@@ -48,7 +47,7 @@ import yaml
 
 from kdforaa.analysis import report
 from kdforaa.errors import BadInput, Stopped
-from kdforaa.train.config import read_yaml_file
+from kdforaa.train.config import merge_trees, read_yaml_file
 from kdforaa.train.run_folder import SUMMARY, RunFolder
 
 SWEEP_KEYS = ("base", "grid", "seeds", "name", "teacher", "teachers", "plot")
@@ -86,17 +85,6 @@ class Sweep:
     plots: list[dict[str, Any]]
 
 
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """``b`` laid over ``a``, recursively for nested mappings (neither is modified)."""
-    out = copy.deepcopy(a)
-    for key, value in b.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def _nested(dotted: str, value: Any) -> dict[str, Any]:
     """``("a.b", 1)`` -> ``{"a": {"b": 1}}``."""
     for part in reversed(dotted.split(".")):
@@ -132,7 +120,7 @@ def _config_tree(entry: Any, folder: Path, where: str, extra: Sequence[str] = ()
     if not isinstance(loaded, dict):
         raise BadInput(f"config {path} (sweep {where}) must be a mapping of sections (data:, model:, ...)")
     inner = {k: tree.pop(k) for k in extra if k in tree}
-    return {**_merge(loaded, tree), **inner}
+    return {**merge_trees(loaded, tree), **inner}
 
 
 def resolve_files(raw: Any, folder: Path) -> dict[str, Any]:
@@ -321,7 +309,7 @@ def default_threads(jobs: int) -> int:
 def _with_threads(tree: dict[str, Any], threads: int | None) -> dict[str, Any]:
     if threads is None or _get(tree, "train.threads"):
         return tree
-    return _merge(tree, {"train": {"threads": threads}})
+    return merge_trees(tree, {"train": {"threads": threads}})
 
 
 def plan(sweep: Sweep, out: Path, threads: int | None = None) -> tuple[list[Run], list[Run]]:
@@ -344,8 +332,8 @@ def plan(sweep: Sweep, out: Path, threads: int | None = None) -> tuple[list[Run]
         for seed in seeds:
             tree = sweep.base
             for choice in combo:
-                tree = _merge(tree, choice.patch)
-            tree = _with_threads(_merge(tree, {"seed": seed}), threads)
+                tree = merge_trees(tree, choice.patch)
+            tree = _with_threads(merge_trees(tree, {"seed": seed}), threads)
             labels = {c.key: c.label for c in combo}
             values = {c.key: c.value for c in combo}
             labels["seed"], values["seed"] = str(seed), seed
@@ -355,7 +343,7 @@ def plan(sweep: Sweep, out: Path, threads: int | None = None) -> tuple[list[Run]
                 if TEACHER_KEY in labels and teacher is None:  # the choice does not matter to this run
                     labels[TEACHER_KEY] = values[TEACHER_KEY] = "none"
                 checkpoint = str(teachers[teacher].folder / "best.pt") if teacher else None
-                tree = _merge(tree, {"teacher": {"checkpoint": checkpoint}})
+                tree = merge_trees(tree, {"teacher": {"checkpoint": checkpoint}})
             name = run_name(sweep.name, keys, labels)
             if cfg.distill.method != "none" and not (_get(tree, "teacher.checkpoint") or cfg.teacher.cache):
                 raise BadInput(

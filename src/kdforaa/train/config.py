@@ -5,6 +5,7 @@ Unknown keys and wrong types are :class:`~kdforaa.errors.BadInput` naming the ke
 
 from __future__ import annotations
 
+import copy
 import reprlib
 from pathlib import Path
 from typing import Any, Literal
@@ -149,13 +150,14 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return tree
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
+def merge_trees(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` laid over ``base``, recursively for nested mappings (neither is modified)."""
+    out = copy.deepcopy(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_trees(out[key], value)
         else:
-            out[key] = value
+            out[key] = copy.deepcopy(value)
     return out
 
 
@@ -188,7 +190,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         tree = read_yaml_file(path) or {}
         if not isinstance(tree, dict):
             raise BadInput(f"config {path} must be a mapping of sections (data:, model:, train: ...)")
-    return build_config(_merge(tree, parse_overrides(overrides or [])))
+    return build_config(merge_trees(tree, parse_overrides(overrides or [])))
 
 
 def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
