@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="train a teacher, then a student three ways (CE, Hinton KD, KDforAA) at RandAugment level 15",
-        description="The five-minute demonstration on Fashion-MNIST: teacher, then CE vs KD vs KDforAA "
+        description="The few-minute demonstration on Fashion-MNIST: teacher, then CE vs KD vs KDforAA "
         "students under strong augmentation; prints a table and writes a plot and results.json.",
     )
     p.add_argument(
