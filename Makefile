@@ -5,7 +5,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kdforaa-installed
 
-.PHONY: demo test bench lint data clean
+.PHONY: demo test bench study lint data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ bench: $(STAMP) data
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_step.py
 	$(BIN)/python benchmarks/bench_scaling.py
+
+# The reproduction study of docs/results.md (claims C1-C7): six sweeps, about an hour on 2 cores.
+SWEEPS := c1_magnitude c2_topk_k c3_lambda c4_weaker_teacher c5_augment_off c6_c7_large_magnitude
+study: $(STAMP) data
+	for s in $(SWEEPS); do $(BIN)/kdforaa sweep configs/sweeps/$$s.yaml --out runs/study/$$s --jobs 2 || exit 1; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -7,28 +7,16 @@ import sys
 import pytest
 import torch
 
+from cli_helpers import TINY_TRAIN_ARGS, one_line_error
 from kdforaa.cli import main
 
-TINY = [
-    "data.limit=128",
-    "data.test_limit=100",
-    "model.name=resnet8",
-    "train.epochs=1",
-    "train.batch_size=64",
-]
+TINY = TINY_TRAIN_ARGS
 
 
 def run(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from kdforaa.data.datasets import load_dataset
     from kdforaa.models.registry import build_model
+    from kdforaa.models.resolution import couple_resolution
     from kdforaa.train.checkpoint import load_checkpoint
     from kdforaa.train.config import build_config
     from kdforaa.train.device import resolve_device
@@ -72,10 +73,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = build_model(state["model_name"], state["num_classes"], state["in_channels"])
     model.load_state_dict(state["model"])
+    couple_resolution(model, cfg.distill.student_resolution, dataset.image_size)  # as it was trained
     result = evaluate(model.to(device), dataset, device)
+    side = cfg.distill.student_resolution
+    view = f", seen at {side}x{side}" if side else ""
     print(
         f"{state['model_name']} on {cfg.data.name} {args.split}: accuracy {result['acc']:.2f}% "
-        f"loss {result['loss']:.4f} ({len(dataset)} images); checkpoint: {Path(args.checkpoint).resolve()}"
+        f"loss {result['loss']:.4f} ({len(dataset)} images{view}); "
+        f"checkpoint: {Path(args.checkpoint).resolve()}"
     )
     return 0
 

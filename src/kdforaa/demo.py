@@ -19,13 +19,13 @@ from kdforaa.train.runner import train_or_reuse
 _TEACHER: dict[str, Any] = {
     "model": {"name": "resnet8"},
     "augment": {"policy": "randaugment", "num_ops": 2, "magnitude": 5.0},
-    "train": {"epochs": 3, "batch_size": 128, "lr": 0.1},
+    "train": {"epochs": 2, "batch_size": 128, "lr": 0.1, "eval_every": 0},
 }
 _STUDENT: dict[str, Any] = {
     "data": {"limit": 10000},
     "model": {"name": "resnet8"},
     "augment": {"policy": "randaugment", "num_ops": 2, "magnitude": 15.0},
-    "train": {"epochs": 8, "batch_size": 128, "lr": 0.1},
+    "train": {"epochs": 6, "batch_size": 128, "lr": 0.1, "eval_every": 0},
 }
 _FULL = {
     "teacher": {"train": {"epochs": 15}, "model": {"name": "resnet20"}},

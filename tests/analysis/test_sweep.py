@@ -206,6 +206,9 @@ def test_report_only_and_dry_run(tmp_path, capsys):
     assert "3 of 4 runs finished" in capsys.readouterr().out
     status = [r["status"] for r in rows(out / "results.csv")]
     assert status == ["finished", "finished", "finished", "unfinished"]
+    assert rows(out / "results.csv")[0]["epoch_s"] == "2.0"  # fake runs: 2 s over 1 epoch
+    assert rows(out / "summary.csv")[0]["epoch_s_mean"] == "2.0"
+    assert "| time per epoch (s) | inference (img/s) |" in (out / "summary.md").read_text()
     assert (out / "final_test_acc_vs_augment.magnitude.png").exists()
     assert yaml.safe_load((out / SAVED_SPEC).read_text())["base"] == TINY
 
@@ -280,15 +283,28 @@ STUDY = Path(__file__).resolve().parents[2] / "configs" / "sweeps"
     ("file", "runs", "teachers"),
     [
         ("c1_magnitude.yaml", 45, 1),
-        ("c2_topk_k.yaml", 30, 1),
+        ("c2_topk_k.yaml", 15, 1),
         ("c3_lambda.yaml", 9, 1),
-        ("c4_weaker_teacher.yaml", 12, 3),
+        ("c4_weaker_teacher.yaml", 9, 2),
         ("c5_augment_off.yaml", 12, 1),
-        ("c6_c7_large_magnitude.yaml", 27, 1),
+        ("c6_c7_large_magnitude.yaml", 18, 1),
+        ("c9_methods.yaml", 30, 1),
     ],
 )
 def test_study_sweeps_plan(tmp_path, file, runs, teachers):
     planned_teachers, planned = plan(load_sweep(STUDY / file), tmp_path / "study" / "c")
     assert (len(planned), len(planned_teachers)) == (runs, teachers)
     assert {t.folder.parent for t in planned_teachers} == {(tmp_path / "study" / "teachers").resolve()}
-    assert all(r.tree["data"]["limit"] == 10000 and r.tree["model"]["name"] == "resnet8" for r in planned)
+    common = yaml.safe_load((STUDY / "common" / "student.yaml").read_text())
+    for section in ("data", "model", "train"):  # every study sweep trains the common student
+        assert all(r.tree[section].items() >= common[section].items() for r in planned), section
+
+
+def test_runs_with_feature_terms_only_get_the_teacher(tmp_path):
+    """C9's SP and hints runs have distill.method=none but still distil: they need the teacher."""
+    _, planned = plan(load_sweep(STUDY / "c9_methods.yaml"), tmp_path / "c9")
+    teacher = {r.labels["distill"]: r.tree["teacher"]["checkpoint"] for r in planned}
+    assert teacher["ce"] is None
+    assert all(checkpoint for label, checkpoint in teacher.items() if label != "ce")
+    lowres = next(r for r in planned if r.labels["distill"] == "lowres14_topk")
+    assert lowres.tree["distill"]["student_resolution"] == 14 and lowres.tree["augment"]["magnitude"] == 15

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -201,6 +203,28 @@ def test_feature_terms_compose_and_train_the_adapters() -> None:
     adapter_params = list(crit.parameters())
     assert adapter_params and all(p.grad is not None for p in adapter_params)
     assert all(v.grad is None for v in ft.values())
+
+
+def test_multi_stage_hints_with_the_logit_term_by_hand() -> None:
+    """Identity adapters (equal channels): stage1 MSE (1 - 3)^2 = 4; stage2 zeros grown 2x2 -> 4x4
+    against ones = 1; equal logits: KD = 0 and CE = ln C. Loss = ln C + 0.5 * 4 + 2 * 1."""
+    channels = {"stage1": 2, "stage2": 2}
+    crit = criterion(
+        "distill: {method: kd, temperature: 1, weight: 1.0, hints: {stage1: 0.5, stage2: 2.0}}",
+        student_channels=channels,
+        teacher_channels=channels,
+    )
+    assert list(crit.parameters()) == []
+    logits, labels = torch.zeros(B, C, requires_grad=True), torch.zeros(B, dtype=torch.int64)
+    student = {"stage1": torch.ones(B, 2, 2, 2), "stage2": torch.zeros(B, 2, 2, 2)}
+    teacher = {"stage1": torch.full((B, 2, 2, 2), 3.0), "stage2": torch.ones(B, 2, 4, 4)}
+    loss, terms = crit(
+        logits, labels, teacher_logits=logits.detach(), student_feats=student, teacher_feats=teacher
+    )
+    assert terms["hint:stage1"].item() == pytest.approx(4.0)
+    assert terms["hint:stage2"].item() == pytest.approx(1.0)
+    assert terms["distill"].item() == pytest.approx(0.0, abs=1e-7)
+    assert loss.item() == pytest.approx(math.log(C) + 0.5 * 4 + 2.0 * 1)
 
 
 def test_sp_alone_needs_a_teacher_but_no_logit_term() -> None:

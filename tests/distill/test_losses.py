@@ -100,6 +100,35 @@ def test_topk_kd_with_all_classes_equals_kd_exactly(k: int | None) -> None:
     assert torch.equal(topk_kd(s, t, k=k, temperature=3.0), kd(s, t, 3.0))
 
 
+def ref_merged_tail_sample(s: list[float], t: list[float], temperature: float, k: int) -> float:
+    """T² · KL over the top-k classes plus one bin with the rest, softmaxes not renormalised."""
+    p, q = ref_softmax(t, temperature), ref_softmax(s, temperature)
+    top = ref_topk_classes(t, k)
+    rest = [c for c in range(len(t)) if c not in top]
+    p_bins = [p[c] for c in top] + ([sum(p[c] for c in rest)] if rest else [])
+    q_bins = [q[c] for c in top] + ([sum(q[c] for c in rest)] if rest else [])
+    return temperature**2 * ref_kl(p_bins, q_bins)
+
+
+@pytest.mark.parametrize("k", [1, 3, 9])
+def test_topk_kd_merged_tail_matches_reference_formula(k: int) -> None:
+    s, t = logits(25), logits(26)
+    expected = [ref_merged_tail_sample(s[i].tolist(), t[i].tolist(), 2.0, k) for i in range(B)]
+    got = topk_kd(s, t, k=k, temperature=2.0, reduction="none", tail="merge")
+    assert got.tolist() == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_topk_kd_merged_tail_with_every_class_is_kd_and_has_finite_gradients() -> None:
+    s, t = logits(27).requires_grad_(), logits(28)
+    k = torch.tensor([C, 2, C, 5, 1, C])  # rows without a tail next to rows with one
+    loss = topk_kd(s, t, k=k, temperature=3.0, reduction="none", tail="merge")
+    full = kd(s, t, 3.0, reduction="none")
+    assert loss[0].item() == pytest.approx(full[0].item(), rel=1e-12)
+    loss.sum().backward()
+    assert torch.isfinite(s.grad).all()
+    assert torch.equal(topk_kd(s, t, k=None, temperature=3.0, tail="merge"), kd(s, t, 3.0))
+
+
 def test_topk_kd_per_sample_k() -> None:
     s, t = logits(9), logits(10)
     ks = torch.tensor([1, 2, 3, 5, C, C + 4])
@@ -183,6 +212,7 @@ def test_gradcheck_kd_topk_kd_and_sp() -> None:
     assert torch.autograd.gradcheck(lambda x: kd(x, t, 4.0), (s,))
     assert torch.autograd.gradcheck(lambda x: kd(x, t, temps), (s,))
     assert torch.autograd.gradcheck(lambda x: topk_kd(x, t, k=2, temperature=2.0), (s,))
+    assert torch.autograd.gradcheck(lambda x: topk_kd(x, t, k=2, temperature=2.0, tail="merge"), (s,))
     assert torch.autograd.gradcheck(
         lambda x: topk_kd(x, t, k=torch.tensor([1, 3, 5]), temperature=temps), (s,)
     )
@@ -351,15 +381,20 @@ def test_hint_adapter_is_identity_for_equal_channels_and_sizes() -> None:
     assert torch.equal(adapter(x, (3, 3)), x)
 
 
+@pytest.mark.parametrize(("student_channels", "teacher_channels"), [(3, 6), (3, 3)])
 @pytest.mark.parametrize(("student_size", "teacher_size"), [(8, 4), (4, 8), (5, 5)])
-def test_hint_adapter_maps_channels_and_size(student_size: int, teacher_size: int) -> None:
-    adapter = HintAdapter(3, 6)
-    student = torch.randn(2, 3, student_size, student_size, requires_grad=True)
-    teacher = torch.randn(2, 6, teacher_size, teacher_size)
+def test_hint_adapter_maps_channels_and_size(
+    student_channels: int, teacher_channels: int, student_size: int, teacher_size: int
+) -> None:
+    adapter = HintAdapter(student_channels, teacher_channels)
+    student = torch.randn(2, student_channels, student_size, student_size, requires_grad=True)
+    teacher = torch.randn(2, teacher_channels, teacher_size, teacher_size)
     loss = hint(student, teacher, adapter)
     loss.backward()
     assert adapter(student, (teacher_size, teacher_size)).shape == teacher.shape
+    assert student.grad is not None
     assert all(p.grad is not None for p in adapter.parameters())
+    assert bool(list(adapter.parameters())) == (student_channels != teacher_channels)
 
 
 def test_hint_adapter_shrinks_by_average_pooling() -> None:

@@ -54,6 +54,16 @@ def test_run_folder_contents(teacher_run):
     assert not (out / ".lock").exists()
 
 
+@pytest.mark.parametrize("every,evaluated", [(0, [2]), (2, [1, 2])])
+def test_eval_every_thins_test_evaluation_but_always_scores_the_last_epoch(tmp_path, every, evaluated):
+    summary = Trainer(tiny(train={"epochs": 3, "eval_every": every}), tmp_path / "r", progress=False).run()
+    records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if "test_acc" in r] == evaluated
+    assert summary["final_test_acc"] == records[-1]["test_acc"]
+    assert summary["best_test_acc"] == max(r["test_acc"] for r in records if "test_acc" in r)
+    assert (tmp_path / "r" / "best.pt").exists()
+
+
 def test_training_learns(tmp_path):
     summary = Trainer(tiny(train={"epochs": 3}, data={"limit": 1024}), tmp_path / "r", progress=False).run()
     assert summary["final_test_acc"] > 50.0  # 10 classes: chance is 10%
@@ -87,7 +97,7 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch, augment):
     a, b = whole.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     lines = lambda d: [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
-    drop = ("epoch_seconds", "img_per_s")
+    drop = ("epoch_seconds", "eval_seconds", "img_per_s")
     strip = lambda rs: [{k: v for k, v in r.items() if k not in drop} for r in rs]  # noqa: E731
     assert strip(lines(tmp_path / "whole")) == strip(lines(tmp_path / "killed"))
 

@@ -16,15 +16,17 @@ A sweep file::
 ``from:`` paths are relative to the sweep file. Several teachers: ``teachers: {name: tree, ...}`` and a
 grid key ``teacher: [name, ...]``; a teacher tree may say ``folder:`` (relative to the sweep's output
 folder, default ``teachers/<name>``) so that sweeps share a teacher. When a sweep has teachers it owns
-``teacher.checkpoint``: a run that distils (``distill.method != none``) gets its teacher's ``best.pt``,
-any other run none (so runs that differ only in the teacher they do not use are one run).
+``teacher.checkpoint``: a run that distils (``distill.method != none``, or SP, hints or KR) gets its
+teacher's ``best.pt``, any other run none (so runs that differ only in the teacher they do not use
+are one run).
 
 Every run is its own folder under the output folder, trained in a fresh process (multiprocessing
 "spawn", one per run, at most ``--jobs`` at once) by the demo's train-or-reuse logic: a finished run
 (summary.json) is skipped, a killed one (last.pt) resumed. Each run's output goes to its ``train.log``;
 ``train.threads`` defaults to cores // jobs so that the jobs do not oversubscribe the CPU. A failed run
 is reported and the others go on. At the end: results.csv (one row per run), summary.csv and
-summary.md (mean ± std over seeds per grid point) and accuracy plots.
+summary.md (mean ± std over seeds per grid point: accuracies, time per epoch, inference img/s of the
+trained model) and accuracy plots.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from kdforaa.train.run_folder import SUMMARY, RunFolder
 SWEEP_KEYS = ("base", "grid", "seeds", "name", "teacher", "teachers", "plot")
 PLOT_KEYS = ("x", "hue", "y")
 ACCURACIES = ("final_test_acc", "best_test_acc")
+RUN_NUMBERS = ("wall_time_s", "epochs", "params", "inference_img_per_s")  # copied from summary.json
+STATISTICS = (*ACCURACIES, "wall_time_s", "epoch_s", "inference_img_per_s")  # mean / std over seeds
 TEACHER_KEY = "teacher"  # grid key choosing among the sweep's teachers by name
 SAVED_SPEC = "sweep.yaml"  # the resolved sweep, written into the output folder for --report-only
 LOG = "train.log"
@@ -338,17 +342,17 @@ def plan(sweep: Sweep, out: Path, threads: int | None = None) -> tuple[list[Run]
             values = {c.key: c.value for c in combo}
             labels["seed"], values["seed"] = str(seed), seed
             cfg = _validated(build_config, tree, "run " + " ".join(f"{k}={v}" for k, v in labels.items()))
-            teacher = _teacher_of(cfg.distill.method, labels.get(TEACHER_KEY), list(teachers))
+            teacher = _teacher_of(cfg.distill.needs_teacher, labels.get(TEACHER_KEY), list(teachers))
             if teachers:
                 if TEACHER_KEY in labels and teacher is None:  # the choice does not matter to this run
                     labels[TEACHER_KEY] = values[TEACHER_KEY] = "none"
                 checkpoint = str(teachers[teacher].folder / "best.pt") if teacher else None
                 tree = merge_trees(tree, {"teacher": {"checkpoint": checkpoint}})
             name = run_name(sweep.name, keys, labels)
-            if cfg.distill.method != "none" and not (_get(tree, "teacher.checkpoint") or cfg.teacher.cache):
+            if cfg.distill.needs_teacher and not (_get(tree, "teacher.checkpoint") or cfg.teacher.cache):
                 raise BadInput(
-                    f"run {name} distils (distill.method={cfg.distill.method}) but has no teacher: "
-                    "add teacher: to the sweep file or set teacher.checkpoint in its base"
+                    f"run {name} distils (distill.method={cfg.distill.method} or a feature term) but has "
+                    "no teacher: add teacher: to the sweep file or set teacher.checkpoint in its base"
                 )
             run = Run(name, (out / name).resolve(), tree, labels, values, seed, teacher)
             if name in runs and runs[name].tree != tree:
@@ -363,9 +367,9 @@ def plan(sweep: Sweep, out: Path, threads: int | None = None) -> tuple[list[Run]
     return list(teachers.values()), list(runs.values())
 
 
-def _teacher_of(method: str, chosen: str | None, teachers: list[str]) -> str | None:
-    """The sweep teacher a run with ``distill.method`` needs (None when it does not distil)."""
-    if not teachers or method == "none":
+def _teacher_of(distils: bool, chosen: str | None, teachers: list[str]) -> str | None:
+    """The sweep teacher a run needs (None when it does not distil: no logit or feature term)."""
+    if not teachers or not distils:
         return None
     if chosen is not None:
         return chosen
@@ -560,9 +564,18 @@ def _result_rows(
         if sweep.teachers and TEACHER_KEY not in sweep.grid:
             row[TEACHER_KEY] = run.teacher or "none"
         if summary:
-            row.update({key: summary.get(key) for key in (*ACCURACIES, "wall_time_s", "epochs")})
+            row.update({key: summary.get(key) for key in (*ACCURACIES, *RUN_NUMBERS)})
+            row["epoch_s"] = _epoch_seconds(summary)
         rows.append(row)
     return rows
+
+
+def _epoch_seconds(summary: dict[str, Any]) -> float | None:
+    """Training time per epoch (evaluation excluded): the run's wall time over its epochs."""
+    wall, epochs = summary.get("wall_time_s"), summary.get("epochs")
+    if not isinstance(wall, int | float) or not isinstance(epochs, int) or epochs <= 0:
+        return None
+    return wall / epochs
 
 
 def summarise(keys: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -576,7 +589,7 @@ def summarise(keys: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[dict[
     for point, members in groups.items():
         entry: dict[str, Any] = dict(zip(keys, point, strict=True))
         entry["n"] = len(members)
-        for metric in (*ACCURACIES, "wall_time_s"):
+        for metric in STATISTICS:
             values = [m[metric] for m in members if isinstance(m.get(metric), int | float)]
             mean, std = report.mean_std(values) if values else (None, None)
             entry[f"{metric}_mean"], entry[f"{metric}_std"] = mean, std
@@ -588,6 +601,10 @@ def _pm(mean: float | None, std: float | None, n: int) -> str:
     if mean is None:
         return "—"
     return f"{mean:.2f} ± {std:.2f} (n={n})" if std is not None else f"{mean:.2f} (n={n})"
+
+
+def _rounded(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def _markdown(
@@ -613,15 +630,24 @@ def _markdown(
             **{k: s[k] for k in keys},
             "final": _pm(s["final_test_acc_mean"], s["final_test_acc_std"], s["n"]),
             "best": _pm(s["best_test_acc_mean"], s["best_test_acc_std"], s["n"]),
-            "time": "—" if s["wall_time_s_mean"] is None else f"{s['wall_time_s_mean']:.0f}",
+            "time": _rounded(s["wall_time_s_mean"], 0),
+            "epoch": _rounded(s["epoch_s_mean"], 1),
+            "speed": _rounded(s["inference_img_per_s_mean"], 0),
         }
         for s in summary
     ]
-    headers = [*keys, "final test acc (%)", "best test acc (%)", "time per run (s)"]
+    headers = [
+        *keys,
+        "final test acc (%)",
+        "best test acc (%)",
+        "time per run (s)",
+        "time per epoch (s)",
+        "inference (img/s)",
+    ]
     parts += [
-        "Mean ± standard deviation over seeds.",
+        "Mean ± standard deviation over seeds (times and speeds: means).",
         "",
-        report.markdown_table(cells, [*keys, "final", "best", "time"], headers),
+        report.markdown_table(cells, [*keys, "final", "best", "time", "epoch", "speed"], headers),
     ]
     missing = [r for r in rows if r["status"] != "finished"]
     if missing:
@@ -661,9 +687,9 @@ def write_report(
     keys = list(sweep.grid)
     rows = _result_rows(sweep, runs, outcomes)
     extra = [TEACHER_KEY] if sweep.teachers and TEACHER_KEY not in keys else []
-    columns = ["run", *keys, *extra, "seed", "status", *ACCURACIES, "wall_time_s", "epochs"]
+    columns = ["run", *keys, *extra, "seed", "status", *ACCURACIES, *RUN_NUMBERS, "epoch_s"]
     summary = summarise(keys, rows)
-    stats = [f"{m}_{s}" for m in (*ACCURACIES, "wall_time_s") for s in ("mean", "std")]
+    stats = [f"{m}_{s}" for m in STATISTICS for s in ("mean", "std")]
     files = {
         "results": report.write_csv(rows, columns, out / "results.csv"),
         "summary": report.write_csv(summary, [*keys, "n", *stats], out / "summary.csv"),

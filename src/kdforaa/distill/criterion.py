@@ -1,6 +1,7 @@
 """The training objective as configured by ``distill:``: cross-entropy plus distillation terms.
 
-``loss = ce_weight·CE(y, s) + weight·(kd | topk_kd) + sp·SP(last stage) + Σ_stage w·hint(stage)``
+``loss = ce_weight·CE(y, s) + weight·(kd | topk_kd) + sp·SP(last stage) + Σ_stage w·hint(stage)
++ kr·KR + kr_sparse·P`` (KR and its sparse recoding penalty P: :mod:`kdforaa.distill.knowledge_representing`)
 
 How the logit options combine, in this order:
 
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdforaa.distill.knowledge_representing import KnowledgeRepresenting
 from kdforaa.distill.losses import (
     HintAdapter,
     dynamic_temperature,
@@ -52,11 +54,12 @@ def sp_stage(stages: Iterable[str]) -> str:
 
 
 class Criterion(nn.Module):
-    """Composite loss of one run. Owns the learnable hint adapters (optimise them with the student).
+    """Composite loss of one run. Owns the learnable hint and KR adapters (optimise them with the student).
 
     Call as ``criterion(student_logits, labels, teacher_logits=None, level=None, student_feats=None,
     teacher_feats=None)`` -> ``(loss, terms)``: ``loss`` a scalar to back-propagate, ``terms`` the
-    detached unweighted values of each term (``"ce"``, ``"distill"``, ``"sp"``, ``"hint:<stage>"``).
+    detached unweighted values of each term (``"ce"``, ``"distill"``, ``"sp"``, ``"hint:<stage>"``,
+    ``"kr"``, ``"kr_sparse"``).
     """
 
     def __init__(
@@ -66,12 +69,14 @@ class Criterion(nn.Module):
         label_smoothing: float = 0.0,
         adapters: dict[str, HintAdapter] | None = None,
         student_stages: Iterable[str] = (),
+        kr: KnowledgeRepresenting | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         self.adapters = nn.ModuleDict(adapters or {})
+        self.kr = kr
         self.student_stages = tuple(student_stages)
         schedule = sorted((cfg.k_schedule or {}).items())
         # levels compare in float32 on both sides, so a threshold written as 0.3 catches level 0.3
@@ -87,7 +92,7 @@ class Criterion(nn.Module):
 
     @property
     def needs_features(self) -> bool:
-        return self.cfg.sp > 0 or bool(self.cfg.hints)
+        return self.cfg.feature_terms
 
     @property
     def feature_stages(self) -> tuple[str, ...]:
@@ -95,6 +100,8 @@ class Criterion(nn.Module):
         stages = list(self.cfg.hints)
         if self.cfg.sp > 0 and self.student_stages:
             stages.append(sp_stage(self.student_stages))
+        if self.kr is not None:
+            stages += self.cfg.kr_stages
         return tuple(dict.fromkeys(stages))
 
     def per_sample_k(self, level: torch.Tensor | None) -> int | torch.Tensor | None:
@@ -133,7 +140,12 @@ class Criterion(nn.Module):
             return kd(student_logits, teacher_logits, temperature)
         include = labels if cfg.include_label else None
         return topk_kd(
-            student_logits, teacher_logits, self.per_sample_k(level), temperature, include_label=include
+            student_logits,
+            teacher_logits,
+            self.per_sample_k(level),
+            temperature,
+            include_label=include,
+            tail=cfg.topk_tail,
         )
 
     def forward(
@@ -163,7 +175,7 @@ class Criterion(nn.Module):
             loss = loss + cfg.weight * terms["distill"]
         if self.needs_features:
             if student_feats is None or teacher_feats is None:
-                raise ValueError("distill.sp / distill.hints need student_feats and teacher_feats")
+                raise ValueError("distill.sp / hints / kr need student_feats and teacher_feats")
             if cfg.sp > 0:
                 terms["sp"] = similarity_preserving(
                     _as_float(student_feats[sp_stage(student_feats)]),
@@ -176,6 +188,14 @@ class Criterion(nn.Module):
                 )
                 terms[f"hint:{stage}"] = value
                 loss = loss + weight * value
+            if self.kr is not None:
+                student_kr = {stage: _as_float(student_feats[stage]) for stage in cfg.kr_stages}
+                teacher_kr = {stage: _as_float(teacher_feats[stage]) for stage in cfg.kr_stages}
+                terms["kr"], sparse = self.kr(student_kr, teacher_kr, sparse=cfg.kr_sparse > 0)
+                loss = loss + cfg.kr * terms["kr"]
+                if sparse is not None:
+                    terms["kr_sparse"] = sparse
+                    loss = loss + cfg.kr_sparse * sparse
         return loss, {name: value.detach() for name, value in terms.items()}
 
 
@@ -204,6 +224,20 @@ def _check_logit_options(cfg: DistillConfig) -> None:
         )
 
 
+def _check_stage(
+    key: str, stage: str, student_channels: dict[str, int] | None, teacher_channels: dict[str, int] | None
+) -> None:
+    """``stage`` (named by config key ``key``) must be a stage of both models; the error lists theirs."""
+    for side, channels in (("student", student_channels), ("teacher", teacher_channels)):
+        if channels is None:
+            raise BadInput(f"{key} needs a {side} model that reports its stage channels")
+        if stage not in channels:
+            raise BadInput(
+                f"{key} names stage {stage!r}, which the {side} model does not have; "
+                f"available stages: {', '.join(channels)}"
+            )
+
+
 def _hint_adapters(
     hints: dict[str, float],
     student_channels: dict[str, int] | None,
@@ -213,16 +247,26 @@ def _hint_adapters(
     for stage, weight in hints.items():
         if weight < 0:
             raise BadInput(f"distill.hints.{stage}: weight must be >= 0, got {weight}")
-        for side, channels in (("student", student_channels), ("teacher", teacher_channels)):
-            if channels is None:
-                raise BadInput(f"distill.hints needs a {side} model that reports its stage channels")
-            if stage not in channels:
-                raise BadInput(
-                    f"distill.hints names stage {stage!r}, which the {side} model does not have; "
-                    f"available stages: {', '.join(channels)}"
-                )
+        _check_stage("distill.hints", stage, student_channels, teacher_channels)
         adapters[stage] = HintAdapter(student_channels[stage], teacher_channels[stage])
     return adapters
+
+
+def _knowledge_representing(
+    cfg: DistillConfig, student_channels: dict[str, int] | None, teacher_channels: dict[str, int] | None
+) -> KnowledgeRepresenting | None:
+    if cfg.kr == 0 and cfg.kr_sparse == 0:
+        return None
+    if not cfg.kr_stages:
+        raise BadInput("distill.kr_stages is empty: name the stages KR reads, e.g. [stage2, stage3]")
+    for stage in cfg.kr_stages:
+        _check_stage("distill.kr_stages", stage, student_channels, teacher_channels)
+        if cfg.kr_groups > teacher_channels[stage]:
+            raise BadInput(
+                f"distill.kr_groups={cfg.kr_groups} exceeds the teacher's {teacher_channels[stage]} channels "
+                f"at stage {stage}: choose at most {teacher_channels[stage]}"
+            )
+    return KnowledgeRepresenting(student_channels, cfg.kr_stages, cfg.kr_groups)
 
 
 def build_criterion(
@@ -235,10 +279,11 @@ def build_criterion(
     """Validate ``distill:`` against the models and build its :class:`Criterion`.
 
     ``student_channels`` / ``teacher_channels``: stage name -> channel count, in network order (the
-    models' ``stage_channels``); needed for hints, whose adapters map student onto teacher channels.
+    models' ``stage_channels``); needed for hints and KR, whose adapters map student onto teacher channels.
     Inconsistent settings are :class:`~kdforaa.errors.BadInput`.
     """
     _check_k_schedule(cfg)
     _check_logit_options(cfg)
     adapters = _hint_adapters(cfg.hints, student_channels, teacher_channels)
-    return Criterion(cfg, num_classes, label_smoothing, adapters, student_channels or ())
+    kr = _knowledge_representing(cfg, student_channels, teacher_channels)
+    return Criterion(cfg, num_classes, label_smoothing, adapters, student_channels or (), kr)

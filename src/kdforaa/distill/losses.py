@@ -99,6 +99,26 @@ def topk_mask(
     return mask
 
 
+def _merged_tail_kl(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: Temperature, mask: torch.Tensor
+) -> torch.Tensor:
+    """``T² · KL`` over the classes in ``mask`` plus one bin holding the rest of each softmax: (B,)."""
+    t = _per_row(temperature, student_logits)
+    log_p_s = (student_logits / t).log_softmax(dim=1)
+    log_p_t = (teacher_logits.detach() / t).log_softmax(dim=1)
+    kept = (log_p_t.exp() * (log_p_t - log_p_s)).masked_fill(~mask, 0.0).sum(dim=1)
+    # a sample whose mask holds every class has no tail bin; its row is zeroed before the logsumexp
+    # so that no -inf - -inf reaches autograd, and its bin is dropped afterwards
+    has_tail = ~mask.all(dim=1, keepdim=True)
+
+    def tail_log_mass(log_p: torch.Tensor) -> torch.Tensor:
+        return torch.where(has_tail, log_p.masked_fill(mask, float("-inf")), 0.0).logsumexp(dim=1)
+
+    rest_s, rest_t = tail_log_mass(log_p_s), tail_log_mass(log_p_t)
+    rest = torch.where(has_tail.squeeze(1), rest_t.exp() * (rest_t - rest_s), 0.0)
+    return t.squeeze(1) ** 2 * (kept + rest)
+
+
 def topk_kd(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
@@ -107,6 +127,7 @@ def topk_kd(
     reduction: Reduction = "mean",
     *,
     include_label: torch.Tensor | None = None,
+    tail: Literal["drop", "merge"] = "drop",
 ) -> torch.Tensor:
     """KDforAA's loss: distil only over the teacher's top-k classes of each (augmented) sample.
 
@@ -114,11 +135,19 @@ def topk_kd(
     T) are renormalised over S and the loss is ``T² · KL(p_t^S ‖ p_s^S)``. The rest of the teacher's
     distribution on an outlier image is mostly noise, so it is left out.
 
+    ``tail="merge"`` (our variant, beyond the paper) keeps the softmaxes unrenormalised and adds one bin
+    holding the mass outside S: the shape of the teacher's tail is still ignored, but the student must
+    put as little mass there as the teacher does (with ``"drop"`` only the CE term constrains it).
+
     ``student_logits``, ``teacher_logits``: (B,C) float. ``k``: int, (B,) int tensor (per-sample k,
     e.g. growing with the augmentation magnitude), or None; ``k >= C`` is exactly :func:`kd`.
     ``temperature``: float or (B,). ``include_label``: (B,) int64 labels whose class is added to S.
     """
     mask = topk_mask(teacher_logits, k, include_label)
+    if tail == "merge" and mask is not None:
+        return _reduce(_merged_tail_kl(student_logits, teacher_logits, temperature, mask), reduction)
+    if tail not in ("drop", "merge"):
+        raise ValueError(f"tail must be 'drop' or 'merge', got {tail!r}")
     return _reduce(_tempered_kl(student_logits, teacher_logits, temperature, mask), reduction)
 
 

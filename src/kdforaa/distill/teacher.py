@@ -10,6 +10,7 @@ from torch import nn
 
 from kdforaa.errors import BadInput
 from kdforaa.models.registry import TIMM_PREFIX, build_model
+from kdforaa.models.resolution import resize_inputs
 from kdforaa.train.checkpoint import load_checkpoint
 
 
@@ -71,6 +72,10 @@ def _from_checkpoint(path: str, num_classes: int, in_channels: int) -> tuple[nn.
     except RuntimeError as err:
         first = str(err).splitlines()[0]
         raise BadInput(f"teacher {path}: its weights do not fit model {name!r} ({first})") from None
+    distill = state["config"].get("distill")
+    resolution = distill.get("student_resolution") if isinstance(distill, dict) else None
+    if isinstance(resolution, int) and resolution > 0:  # a resolution-coupled student as a teacher
+        resize_inputs(model, resolution)  # sees the low-resolution view it was trained on
     return model, name
 
 

@@ -53,6 +53,7 @@ class TrainConfig(_Section):
     epochs: int = Field(default=10, gt=0)
     batch_size: int = Field(default=128, gt=0)
     eval_batch_size: int = Field(default=1000, gt=0)
+    eval_every: int = Field(default=1, ge=0)  # epochs between test evaluations; the last always; 0: only it
     lr: float = Field(default=0.1, gt=0)
     momentum: float = Field(default=0.9, ge=0)
     nesterov: bool = True
@@ -85,11 +86,26 @@ class DistillConfig(_Section):
     k: int | None = Field(default=3, gt=0)  # topk_kd: teacher classes kept; None = all
     k_schedule: dict[float, int] | None = None  # {level: k}: k for samples augmented at >= level
     include_label: bool = False  # topk_kd: add the ground-truth class to the teacher's top-K set
+    topk_tail: Literal["drop", "merge"] = "drop"  # topk_kd: drop the rest (paper) or keep its mass as one bin
     temperature: float = Field(default=1.0, gt=0)
     adjust: Literal["none", "shift", "smooth"] = "none"  # knowledge adjustment of teacher targets
     dynamic_temperature: bool = False
     sp: float = Field(default=0.0, ge=0)  # similarity-preserving weight (last stage)
     hints: dict[str, float] = {}  # stage name -> feature hint weight
+    kr: float = Field(default=0.0, ge=0)  # Knowledge Representing: weight of the aggregated-map term
+    kr_sparse: float = Field(default=0.0, ge=0)  # Knowledge Representing: weight of the sparse penalty
+    kr_stages: list[str] = ["stage2", "stage3"]  # stages the two KR terms read
+    kr_groups: int = Field(default=8, gt=0)  # KR: channel groups each teacher stage is aggregated into
+    student_resolution: int | None = Field(default=None, gt=0)  # student sees NxN copies; teacher full size
+
+    @property
+    def feature_terms(self) -> bool:
+        """Whether a term reads stage features (SP, hints, KR): they need a live teacher, not a cache."""
+        return self.sp > 0 or bool(self.hints) or self.kr > 0 or self.kr_sparse > 0
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.method != "none" or self.feature_terms
 
 
 class RunConfig(_Section):

@@ -30,11 +30,12 @@ from kdforaa.distill.criterion import build_criterion
 from kdforaa.distill.teacher import load_teacher
 from kdforaa.errors import BadInput, Stopped, TrainingError
 from kdforaa.models.registry import build_model
+from kdforaa.models.resolution import couple_resolution
 from kdforaa.train import distributed as dist
 from kdforaa.train.checkpoint import load_checkpoint, save_checkpoint
 from kdforaa.train.config import RunConfig, build_config, config_to_dict
 from kdforaa.train.device import resolve_device
-from kdforaa.train.evaluate import evaluate
+from kdforaa.train.evaluate import evaluate, inference_speed
 from kdforaa.train.run_folder import RunFolder
 from kdforaa.train.schedule import lr_factor
 
@@ -64,6 +65,7 @@ class Trainer:
         self.test_set = load_dataset(cfg.data, "test")
         ds = self.train_set
         self.model = build_model(cfg.model.name, ds.num_classes, ds.in_channels).to(self.device)
+        couple_resolution(self.model, cfg.distill.student_resolution, ds.image_size)  # not the teacher
         self.cuda = self.device.type == "cuda"
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -79,17 +81,17 @@ class Trainer:
                     "teacher.cache needs teacher.checkpoint, the teacher it was made from: "
                     "set teacher.checkpoint=PATH"
                 )
-            if cfg.distill.sp or cfg.distill.hints:
+            if cfg.distill.feature_terms:
                 raise BadInput(
-                    "distill.sp and distill.hints need the teacher's features, which a cache does not hold: "
-                    "unset teacher.cache"
+                    "distill.sp, distill.hints and distill.kr need the teacher's features, which a cache "
+                    "does not hold: unset teacher.cache"
                 )
             self.cache = SoftLabelCache.open(cfg.teacher.cache, cfg, cfg.teacher.checkpoint)
         elif cfg.teacher.checkpoint:
             self.teacher = load_teacher(cfg.teacher.checkpoint, ds.num_classes, ds.in_channels, self.device)
             if cfg.train.channels_last:
                 self.teacher.model.to(memory_format=torch.channels_last)
-        elif cfg.distill.method != "none" or cfg.distill.sp or cfg.distill.hints:
+        elif cfg.distill.needs_teacher:
             raise BadInput(
                 f"distill.method={cfg.distill.method} needs a teacher: set teacher.checkpoint=PATH"
             )
@@ -328,12 +330,20 @@ class Trainer:
         record["train_acc"] = 100.0 * s.get("correct", 0.0) / n
         if "teacher_wrong" in s:
             record["teacher_outlier_rate"] = s["teacher_wrong"] / n
-        test = evaluate(self.model, self.test_set, self.device, self.cfg.train.eval_batch_size)
-        record.update(test_acc=test["acc"], test_loss=test["loss"])
+        if self._evaluates_now():
+            t0 = time.perf_counter()
+            test = evaluate(self.model, self.test_set, self.device, self.cfg.train.eval_batch_size)
+            record.update(test_acc=test["acc"], test_loss=test["loss"])
+            record["eval_seconds"] = time.perf_counter() - t0
         record["skipped_steps"] = self.skipped
         record["epoch_seconds"] = seconds
         record["img_per_s"] = images_seen / seconds if seconds > 0 else math.nan
         return record
+
+    def _evaluates_now(self) -> bool:
+        """Test evaluation costs a third of a small model's epoch: ``train.eval_every`` thins it out."""
+        done, every = self.epoch + 1, self.cfg.train.eval_every
+        return done == self.cfg.train.epochs or (every > 0 and done % every == 0)
 
     def run(self) -> dict[str, Any]:
         """Train to the configured number of epochs; returns the summary (also written to summary.json)."""
@@ -412,8 +422,9 @@ class Trainer:
         improved = False
         if self.world.is_main:
             record = self._epoch_record(seconds, seen)
-            improved = record["test_acc"] > self.best_acc
-            self.best_acc = max(self.best_acc, record["test_acc"])
+            acc = record.get("test_acc", -math.inf)
+            improved = acc > self.best_acc
+            self.best_acc = max(self.best_acc, acc)
             self.folder.append_metrics(record)
             self._log(record)
         self.epoch += 1
@@ -434,9 +445,10 @@ class Trainer:
                 if "teacher_outlier_rate" in r
                 else ""
             )
+            test = f" test-acc {r['test_acc']:.2f}" if "test_acc" in r else ""
             tqdm.write(
                 f"epoch {r['epoch'] + 1}/{self.cfg.train.epochs}: loss {r.get('train_loss', math.nan):.4f} "
-                f"train-acc {r['train_acc']:.2f} test-acc {r['test_acc']:.2f}{extra} "
+                f"train-acc {r['train_acc']:.2f}{test}{extra} "
                 f"({r['img_per_s']:.0f} img/s)"
             )
 
@@ -445,12 +457,17 @@ class Trainer:
         last = records[-1] if records else {}
         return {
             "final_test_acc": last.get("test_acc"),
-            "best_test_acc": max((r["test_acc"] for r in records), default=None),
+            "best_test_acc": max((r["test_acc"] for r in records if "test_acc" in r), default=None),
             "epochs": self.epoch,
             "steps": self.global_step,
             "skipped_steps": self.skipped,
             "wall_time_s": self.elapsed,
             "world_size": self.world.size,
+            # inference cost of what training produced (a resolution-coupled student is cheaper)
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "inference_img_per_s": inference_speed(
+                self.model, self.test_set, self.device, self.cfg.train.eval_batch_size
+            ),
             "model": self.cfg.model.name,
             "data": self.cfg.data.name,
             "teacher": self.cfg.teacher.checkpoint,
