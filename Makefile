@@ -28,10 +28,13 @@ bench: $(STAMP) data
 	$(BIN)/python benchmarks/bench_step.py
 	$(BIN)/python benchmarks/bench_scaling.py
 
-# The reproduction study of docs/results.md (claims C1-C7): six sweeps, about an hour on 2 cores.
-SWEEPS := c1_magnitude c2_topk_k c3_lambda c4_weaker_teacher c5_augment_off c6_c7_large_magnitude
+# The reproduction study of docs/results.md (claims C1-C7, and issue 9's comparison c9): runs that two
+# sweeps share are trained once and copied (--reuse-from).
+SWEEPS := c1_magnitude c9_methods c2_topk_k c3_lambda c5_augment_off c4_weaker_teacher c6_c7_large_magnitude
 study: $(STAMP) data
-	for s in $(SWEEPS); do $(BIN)/kdforaa sweep configs/sweeps/$$s.yaml --out runs/study/$$s --jobs 2 || exit 1; done
+	for s in $(SWEEPS); do \
+	  $(BIN)/kdforaa sweep configs/sweeps/$$s.yaml --out runs/study/$$s --jobs 2 --reuse-from runs/study || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -202,7 +202,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise BadInput("missing SWEEP.yaml: the sweep file to run (or --report-only DIR)")
     if not args.out:
         raise BadInput("missing --out DIR: the folder for the sweep's runs and results")
-    return run_sweep(args.sweep, args.out, jobs=args.jobs, dry_run=args.dry_run)
+    return run_sweep(args.sweep, args.out, jobs=args.jobs, dry_run=args.dry_run, reuse_from=args.reuse_from)
 
 
 def _cmd_bench_step(args: argparse.Namespace) -> int:
@@ -364,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default 1)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
     p.add_argument("--report-only", metavar="DIR", help="remake the tables and plots of the sweep in DIR")
+    p.add_argument(
+        "--reuse-from",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="copy finished runs with the same config from under DIR instead of training them (repeatable)",
+    )
     p.set_defaults(func=_cmd_sweep)
     return parser
 

@@ -36,6 +36,7 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import sys
 import time
 import traceback
@@ -426,6 +427,39 @@ def conflict(run: Run) -> str | None:
     return f"{run.folder} holds a run with another config ({diff}): delete it or choose another --out"
 
 
+def _config_key(tree: dict[str, Any]) -> str:
+    return json.dumps(_comparable(tree), sort_keys=True)
+
+
+def reuse_finished(runs: Sequence[Run], sources: Sequence[Path]) -> list[Run]:
+    """Copy into each new run's folder a finished run under ``sources`` that has the same config.
+
+    Sweeps of one study share runs (the CE baseline at level 15 appears in several); copying the
+    finished folder instead of training it again gives the same weights and numbers. Returns the runs
+    that were copied.
+    """
+    finished: dict[str, Path] = {}
+    for source in sources:
+        if not Path(source).is_dir():
+            raise BadInput(f"--reuse-from {source}: no such folder")
+        for summary in sorted(Path(source).rglob(SUMMARY)):
+            try:
+                key = _config_key(RunFolder(summary.parent).read_config())
+            except (BadInput, OSError, ValueError):
+                continue  # not a run folder this version can read: never reused
+            finished.setdefault(key, summary.parent)
+    copied = []
+    for run in runs:
+        match = finished.get(_config_key(run.tree)) if folder_state(run.folder) == "new" else None
+        if match is not None and match.resolve() != run.folder.resolve():
+            run.folder.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(run.folder, ignore_errors=True)
+            shutil.copytree(match, run.folder, ignore=shutil.ignore_patterns(".lock", "train.log"))
+            print(f"{run.name}: the same run is finished in {match}; copied")
+            copied.append(run)
+    return copied
+
+
 def read_summary(folder: Path) -> dict[str, Any] | None:
     path = RunFolder(folder).file(SUMMARY)
     return json.loads(path.read_text()) if path.exists() else None
@@ -718,8 +752,11 @@ def run_sweep(
     jobs: int = 1,
     dry_run: bool = False,
     train_fn: TrainFn | None = None,
+    reuse_from: Sequence[str | Path] = (),
 ) -> int:
     """The ``kdforaa sweep SWEEP.yaml --out DIR`` command; returns the exit code (1 if a run failed).
+
+    ``reuse_from``: folders searched for finished runs with the same config (see :func:`reuse_finished`).
 
     ``train_fn(tree, folder)`` trains one run in its child process (default: the demo's
     train_or_reuse); it must be a module-level function so that "spawn" children can import it.
@@ -742,6 +779,7 @@ def run_sweep(
         return 0
     out.mkdir(parents=True, exist_ok=True)
     (out / SAVED_SPEC).write_text(yaml.safe_dump(sweep.spec, sort_keys=False))
+    reuse_finished([*needed, *runs], [Path(p) for p in reuse_from])
     threads = default_threads(jobs)
     print(f"sweep: {len(runs)} runs + {len(needed)} teacher runs, {jobs} at a time, train.threads {threads}")
     outcomes = _Scheduler(jobs, train_fn, len(needed) + len(runs)).run_all(
