@@ -1,0 +1,91 @@
+"""Repeat the killed-worker fault of a torchrun run and count how often the group recovers.
+
+Each try starts a 2-process CPU run under ``torchrun --max-restarts=N``, SIGKILLs the second worker as
+soon as the first checkpoint exists, and waits for torchrun to restart the group, resume and finish.
+The log of every failed try is kept (``--out``/tryK.log); successful tries are cleaned up.
+
+    python benchmarks/restart_repeat.py --tries 10 --out /tmp/restarts
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RUN_ARGS = [
+    "data.limit=768",
+    "data.test_limit=100",
+    "model.name=resnet8",
+    "augment.policy=randaugment",
+    "train.epochs=2",
+    "train.batch_size=64",
+    "train.threads=1",
+    "train.checkpoint_every=2",
+]
+
+
+def one_try(folder: Path, log: Path, max_restarts: int, timeout: float) -> tuple[bool, float]:
+    """Run, kill a worker after the first checkpoint, wait; returns (finished with exit 0, seconds)."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        f"--max-restarts={max_restarts}",
+        "-m",
+        "kdforaa",
+        "train",
+        *RUN_ARGS,
+        "--out",
+        str(folder),
+        "--quiet",
+    ]
+    start = time.time()
+    with log.open("w") as sink:
+        proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        while time.time() - start < timeout and not (folder / "last.pt").exists() and proc.poll() is None:
+            time.sleep(0.05)
+        pgrep = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+        workers = pgrep.stdout.split()
+        if workers:
+            os.kill(int(workers[-1]), signal.SIGKILL)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = -1
+    return code == 0, time.time() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tries", type=int, default=10)
+    parser.add_argument("--max-restarts", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per try before it fails")
+    parser.add_argument("--out", type=Path, default=Path("runs/restart_repeat"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for k in range(args.tries):
+        folder, log = args.out / f"try{k}", args.out / f"try{k}.log"
+        shutil.rmtree(folder, ignore_errors=True)
+        ok, seconds = one_try(folder, log, args.max_restarts, args.timeout)
+        outcome = "recovered" if ok else f"FAILED, log {log}"
+        print(f"try {k + 1}/{args.tries}: {outcome} ({seconds:.1f} s)")
+        if ok:
+            log.unlink()
+            shutil.rmtree(folder, ignore_errors=True)
+        failures += not ok
+    print(f"{args.tries - failures} of {args.tries} tries recovered with --max-restarts={args.max_restarts}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
