@@ -304,8 +304,8 @@ STUDY = Path(__file__).resolve().parents[2] / "configs" / "sweeps"
         ("c3_lambda.yaml", 9, 1),
         ("c4_weaker_teacher.yaml", 9, 2),
         ("c5_augment_off.yaml", 12, 1),
-        ("c6_c7_large_magnitude.yaml", 9, 1),
-        ("c9_methods.yaml", 30, 1),
+        ("c6_c7_large_magnitude.yaml", 18, 1),
+        ("c9_methods.yaml", 36, 1),
     ],
 )
 def test_study_sweeps_plan(tmp_path, file, runs, teachers):
