@@ -30,7 +30,8 @@ bench: $(STAMP) data
 
 # The reproduction study of docs/results.md (claims C1-C7, and issue 9's comparison c9): runs that two
 # sweeps share are trained once and copied (--reuse-from).
-SWEEPS := c1_magnitude c9_methods c2_topk_k c3_lambda c5_augment_off c4_weaker_teacher c6_c7_large_magnitude
+SWEEPS := c1_magnitude c9_methods c2_topk_k c3_lambda c5_augment_off c4_weaker_teacher c6_c7_large_magnitude \
+          c8_single_ops
 study: $(STAMP) data
 	for s in $(SWEEPS); do \
 	  $(BIN)/kdforaa sweep configs/sweeps/$$s.yaml --out runs/study/$$s --jobs 2 --reuse-from runs/study || exit 1; \

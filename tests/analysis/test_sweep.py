@@ -164,6 +164,13 @@ def test_finished_runs_of_another_sweep_are_copied_not_retrained(tmp_path, capsy
     assert json.loads((second / "kd-m10-s1" / "summary.json").read_text())["final_test_acc"] == 60.1
 
 
+def test_a_categorical_x_is_plotted_as_grouped_bars(tmp_path):
+    out = tmp_path / "out"
+    path = write_sweep(tmp_path, {**GRID, "plot": {"x": "distill", "hue": "augment.magnitude"}})
+    assert run_sweep(path, out, train_fn=fake_train) == 0
+    assert (out / "final_test_acc_vs_distill_by_augment.magnitude.png").stat().st_size > 1000
+
+
 def test_failed_run_does_not_stop_the_others(tmp_path, capsys):
     spec = {"base": TINY, "grid": {"train.lr": [0.1, 0.666, 0.2]}}
     out = tmp_path / "out"
@@ -264,7 +271,7 @@ def test_real_tiny_runs_with_teacher_and_resume(tmp_path, capsys):
         ({"grid": {"train.lr": [0.1]}, "seeds": [0, 0]}, "repeats"),
         ({"grid": {"train.lr": [0.1]}, "name": "{lr}"}, "{lr}"),
         ({"grid": {"train.lr": [0.1, 0.2]}, "name": "same"}, "folder name 'same'"),
-        ({"grid": {"distill.method": ["none"]}, "plot": {"x": "distill.method"}}, "numeric"),
+        ({"grid": {"distill.method": ["none"]}, "plot": {"x": "distill.method", "y": "acc"}}, "y='acc'"),
         ({"grid": {"teacher": ["nobody"]}}, "not one of the sweep's teachers"),
         ({"teacher": {}, "teachers": {}}, "not both"),
         ({"grid": {"distill.method": ["kd"]}}, "has no teacher"),
@@ -306,6 +313,7 @@ STUDY = Path(__file__).resolve().parents[2] / "configs" / "sweeps"
         ("c5_augment_off.yaml", 12, 1),
         ("c6_c7_large_magnitude.yaml", 18, 1),
         ("c9_methods.yaml", 36, 1),
+        ("c8_single_ops.yaml", 36, 1),
     ],
 )
 def test_study_sweeps_plan(tmp_path, file, runs, teachers):

@@ -8,6 +8,7 @@ from kdforaa.augment.levels import OP_NAMES
 from kdforaa.augment.pipeline import AugmentPipeline, build_augment, build_policy, build_single_op
 from kdforaa.augment.policies import AugParams, AutoAugment, RandAugment, SingleOp, TrivialAugment
 from kdforaa.augment.random import make_keys
+from kdforaa.errors import BadInput
 from kdforaa.train.config import AugmentConfig
 
 H, W = 13, 17  # odd and different, so that a swapped height/width shows
@@ -114,6 +115,14 @@ def test_build_policy_follows_the_config():
     assert isinstance(auto, AutoAugment) and auto.policy == "svhn" and auto.magnitude_scale == 2.0
     trivial = build_policy(AugmentConfig(policy="trivialaugment", interpolation="bilinear"))
     assert isinstance(trivial, TrivialAugment) and trivial.interpolation == "bilinear"
+
+
+def test_randaugment_ops_restricts_the_draw():
+    rand = build_policy(AugmentConfig(policy="randaugment", ops=["rotate", "solarize"]))
+    drawn = {OP_NAMES[i] for i in rand.sample(keys_for(200)).ops.flatten().tolist()}
+    assert drawn == {"rotate", "solarize"}
+    with pytest.raises(BadInput, match="ops"):
+        build_policy(AugmentConfig(policy="randaugment", ops=["rotat"]))
 
 
 def test_autoaugment_default_magnitude_is_the_published_policy():

@@ -127,6 +127,37 @@ def error_bar_lines(
     return _save(fig, path)
 
 
+def error_bar_groups(
+    series: Mapping[str, Sequence[tuple[str, float, float | None]]],
+    path: str | Path,
+    *,
+    x_label: str,
+    y_label: str,
+    title: str,
+) -> Path:
+    """Bars for categories: one group per category, one bar per series, the std as error bars."""
+    categories = list(dict.fromkeys(c for points in series.values() for c, _, _ in points))
+    width = 0.8 / max(1, len(series))
+    fig = _figure(max(6.4, 0.6 * len(categories) * max(1, len(series)) + 1.5), 4.2)
+    ax = fig.subplots()
+    lowest = min((m for points in series.values() for _, m, _ in points), default=0.0)
+    for k, (label, points) in enumerate(series.items()):
+        by_category = {c: (m, 0.0 if s is None else s) for c, m, s in points}
+        xs = [i + (k - (len(series) - 1) / 2) * width for i, c in enumerate(categories) if c in by_category]
+        values = [by_category[c] for c in categories if c in by_category]
+        ax.bar(xs, [v[0] for v in values], width, yerr=[v[1] for v in values], capsize=3, label=label)
+    ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
+    ax.set_ylim(bottom=max(0.0, lowest - 10))
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def image_gallery(
     images: Sequence[np.ndarray],
     captions: Sequence[str],

@@ -201,7 +201,10 @@ def _choices(key: str, values: Any, teachers: dict[str, Any]) -> list[Choice]:
 
 
 def _plots(raw: Any, grid: dict[str, list[Choice]]) -> list[dict[str, Any]]:
-    """Validated plot specs ``{x, hue (list), y}``; by default one per numeric grid key."""
+    """Validated plot specs ``{x, hue (list), y}``; by default one per numeric grid key.
+
+    A numeric ``x`` gives lines with error bars, any other grouped bars.
+    """
     if raw is None:
         return [
             {"x": key, "hue": [], "y": ACCURACIES[0]}
@@ -222,8 +225,6 @@ def _plots(raw: Any, grid: dict[str, list[Choice]]) -> list[dict[str, Any]]:
                 raise BadInput(
                     f"sweep plot: {key!r} is not a grid key ({', '.join(grid) or 'the grid is empty'})"
                 )
-        if not _numeric(grid[spec["x"]]):
-            raise BadInput(f"sweep plot: x={spec['x']!r} must be a grid key with numeric values")
         y = spec.get("y", ACCURACIES[0])
         if y not in ACCURACIES:
             raise BadInput(f"sweep plot: y={y!r} must be one of {', '.join(ACCURACIES)}")
@@ -695,17 +696,18 @@ def _plot(
     x, y = spec["x"], spec["y"]
     hue = spec["hue"] or [k for k in sweep.grid if k != x]
     others = [k for k in sweep.grid if k not in (x, *hue)]
-    numeric = {}
-    for run in runs:
-        numeric[(x, run.labels[x])] = run.values[x]
-    series: dict[str, list[tuple[float, float, float | None]]] = {}
+    numeric = _numeric(sweep.grid[x])
+    value = {run.labels[x]: run.values[x] for run in runs}
+    series: dict[str, list[tuple[Any, float, float | None]]] = {}
     for s in summary:
         if s[f"{y}_mean"] is None:
             continue
         label = ", ".join(f"{k}={s[k]}" for k in (*hue, *others)) or y
-        series.setdefault(label, []).append((float(numeric[(x, s[x])]), s[f"{y}_mean"], s[f"{y}_std"]))
+        where = float(value[s[x]]) if numeric else s[x]
+        series.setdefault(label, []).append((where, s[f"{y}_mean"], s[f"{y}_std"]))
     suffix = f"_by_{'+'.join(spec['hue'])}" if spec["hue"] else ""
-    return report.error_bar_lines(
+    draw = report.error_bar_lines if numeric else report.error_bar_groups
+    return draw(
         series,
         out / safe_name(f"{y}_vs_{x}{suffix}.png"),
         x_label=x,

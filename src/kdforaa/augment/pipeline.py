@@ -109,7 +109,8 @@ def build_policy(cfg: AugmentConfig) -> Policy | None:
     if cfg.policy == "none":
         return None
     if cfg.policy == "randaugment":
-        return RandAugment(cfg.num_ops, cfg.magnitude, cfg.magnitude_std, **common)
+        ops = {"ops": cfg.ops} if cfg.ops is not None else {}
+        return RandAugment(cfg.num_ops, cfg.magnitude, cfg.magnitude_std, **ops, **common)
     if cfg.policy == "autoaugment":
         scale = cfg.magnitude / AUTOAUGMENT_REFERENCE_MAGNITUDE
         return AutoAugment(

@@ -36,6 +36,7 @@ class ModelConfig(_Section):
 class AugmentConfig(_Section):
     policy: Literal["none", "randaugment", "autoaugment", "trivialaugment"] = "none"
     num_ops: int = Field(default=2, ge=0)
+    ops: list[str] | None = None  # randaugment: the ops it draws from (default: all 14)
     magnitude: float = Field(default=9.0, ge=0)
     magnitude_std: float = Field(default=0.0, ge=0)
     autoaugment_policy: Literal["imagenet", "cifar10", "svhn"] = "imagenet"
