@@ -111,3 +111,27 @@ def test_bad_settings_exit_2_with_one_line(tmp_path, teacher, capsys, overrides,
 def test_feature_terms_without_a_teacher_are_refused(tmp_path, capsys):
     assert main(["train", *TINY, "distill.kr=1.0", "--out", str(tmp_path / "r")]) == 2
     assert "teacher.checkpoint" in one_line_error(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    "distill",
+    [
+        {"method": "none", "hints": {"stage2": 1.0, "stage3": 1.0}},  # hierarchical hints
+        {"method": "topk_kd", "k": 5, "student_resolution": 14},  # resolution-coupled
+        {"method": "topk_kd", "k": 5, "kr": 1.0, "kr_sparse": 0.1},  # Knowledge Representing
+    ],
+    ids=["hints", "resolution", "kr"],
+)
+def test_each_method_lowers_its_loss_in_a_few_epochs(tmp_path, teacher, distill):
+    cfg = build_config(
+        {
+            "data": {"limit": 256, "test_limit": 50},
+            "model": {"name": "resnet8"},
+            "train": {"epochs": 4, "batch_size": 64, "lr": 0.05, "threads": 1, "eval_every": 0},
+            "teacher": {"checkpoint": teacher},
+            "distill": distill,
+        }
+    )
+    Trainer(cfg, tmp_path / "run", progress=False).run()
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
