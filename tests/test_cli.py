@@ -30,6 +30,7 @@ def test_train_then_eval(trained, capsys):
     code, out, _ = run(capsys, "eval", str(trained / "best.pt"), "--device", "cpu")
     assert code == 0
     assert "accuracy" in out and "fashion-mnist test" in out
+    assert " parameters, " in out and " img/s inference" in out
 
 
 def test_train_prints_where_results_are(tmp_path, capsys):

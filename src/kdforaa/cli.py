@@ -6,6 +6,7 @@ Exit codes (design.md §4): 0 success, 2 bad input (one line on stderr, no trace
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import traceback
 from pathlib import Path
@@ -51,7 +52,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from kdforaa.train.checkpoint import load_checkpoint
     from kdforaa.train.config import build_config
     from kdforaa.train.device import resolve_device
-    from kdforaa.train.evaluate import evaluate
+    from kdforaa.train.evaluate import evaluate, inference_speed
 
     state = load_checkpoint(args.checkpoint)
     missing = [k for k in ("config", "model_name", "num_classes", "in_channels") if k not in state]
@@ -75,12 +76,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     model.load_state_dict(state["model"])
     couple_resolution(model, cfg.distill.student_resolution, dataset.image_size)  # as it was trained
     result = evaluate(model.to(device), dataset, device)
+    speed = statistics.median(inference_speed(model, dataset, device) for _ in range(3))  # model is warm
     side = cfg.distill.student_resolution
     view = f", seen at {side}x{side}" if side else ""
+    params = sum(p.numel() for p in model.parameters())
     print(
         f"{state['model_name']} on {cfg.data.name} {args.split}: accuracy {result['acc']:.2f}% "
-        f"loss {result['loss']:.4f} ({len(dataset)} images{view}); "
-        f"checkpoint: {Path(args.checkpoint).resolve()}"
+        f"loss {result['loss']:.4f} ({len(dataset)} images{view}); {params:,} parameters, "
+        f"{speed:,.0f} img/s inference; checkpoint: {Path(args.checkpoint).resolve()}"
     )
     return 0
 
@@ -240,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a checkpoint on a data set split")
+    p = sub.add_parser("eval", help="accuracy, parameters and inference speed of a checkpoint")
     p.add_argument("checkpoint", help="a run folder's last.pt or best.pt")
     p.add_argument("--data", help="data set name (default: the one the checkpoint was trained on)")
     p.add_argument("--root", help="data set folder (default: the checkpoint's, then the standard places)")

@@ -432,12 +432,11 @@ def _config_key(tree: dict[str, Any]) -> str:
     return json.dumps(_comparable(tree), sort_keys=True)
 
 
-def reuse_finished(runs: Sequence[Run], sources: Sequence[Path]) -> list[Run]:
+def reuse_finished(runs: Sequence[Run], sources: Sequence[Path]) -> None:
     """Copy into each new run's folder a finished run under ``sources`` that has the same config.
 
     Sweeps of one study share runs (the CE baseline at level 15 appears in several); copying the
-    finished folder instead of training it again gives the same weights and numbers. Returns the runs
-    that were copied.
+    finished folder instead of training it again gives the same weights and numbers.
     """
     finished: dict[str, Path] = {}
     for source in sources:
@@ -449,7 +448,6 @@ def reuse_finished(runs: Sequence[Run], sources: Sequence[Path]) -> list[Run]:
             except (BadInput, OSError, ValueError):
                 continue  # not a run folder this version can read: never reused
             finished.setdefault(key, summary.parent)
-    copied = []
     for run in runs:
         match = finished.get(_config_key(run.tree)) if folder_state(run.folder) == "new" else None
         if match is not None and match.resolve() != run.folder.resolve():
@@ -457,8 +455,6 @@ def reuse_finished(runs: Sequence[Run], sources: Sequence[Path]) -> list[Run]:
             shutil.rmtree(run.folder, ignore_errors=True)
             shutil.copytree(match, run.folder, ignore=shutil.ignore_patterns(".lock", "train.log"))
             print(f"{run.name}: the same run is finished in {match}; copied")
-            copied.append(run)
-    return copied
 
 
 def read_summary(folder: Path) -> dict[str, Any] | None:
