@@ -29,9 +29,9 @@ from PIL import Image, ImageEnhance, ImageOps
 from kdforaa.augment import geometry, ops
 from kdforaa.augment.levels import LEVEL_TO_ARGUMENT, OP_NAMES, SIGNED_OPS, op_argument
 from kdforaa.augment.policies import RANDAUGMENT_OPS, RandAugment
-from kdforaa.data.idx import read_idx
+from kdforaa.data.datasets import load_dataset
+from kdforaa.train.config import DataConfig
 
-FASHION = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 NUM_OPS, MAGNITUDE = 2, 9.0
 KORNIA_MAGNITUDE = MAGNITUDE * 3  # kornia's magnitude runs 0..30 where ours runs 0..10
 
@@ -49,7 +49,7 @@ CASES = (Case(32, 256, 8.0, 1.0), Case(224, 64, 1.5, 1.5))
 
 def real_batch(side: int, batch: int, device: torch.device) -> torch.Tensor:
     """``(batch,3,side,side)`` uint8: Fashion-MNIST images resized, with a different gain per channel."""
-    grey = torch.from_numpy(np.array(read_idx(FASHION)[:batch])).unsqueeze(1).float()
+    grey = load_dataset(DataConfig(name="fashion-mnist", test_limit=batch), "test").data.float()
     grey = F.interpolate(grey, size=(side, side), mode="bilinear", align_corners=False)
     rgb = grey * torch.tensor([1.0, 0.8, 0.5]).view(1, 3, 1, 1)
     return rgb.round().clamp(0, 255).to(torch.uint8).to(device)

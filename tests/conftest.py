@@ -1,4 +1,5 @@
-"""Fixtures shared by all tests: tiny fake data sets written in the official on-disk formats."""
+"""Fixtures shared by all tests: tiny fake data sets written in the official on-disk formats, and the
+real Fashion-MNIST test images (found where the library looks: ``$KDFORAA_DATA``, then Debian's folder)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from fakedata import FakeData, write_cifar, write_image_folder, write_mnist_like
 
@@ -45,3 +47,12 @@ def make_image_folder(tmp_path: Path) -> Callable[..., FakeData]:
         return write_image_folder(tmp_path / "folder", **kwargs)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def fashion_test_images() -> torch.Tensor:
+    """The first 300 real Fashion-MNIST test images, ``(300,1,28,28)`` uint8 (`make data` fetches them)."""
+    from kdforaa.data.datasets import load_dataset
+    from kdforaa.train.config import DataConfig
+
+    return load_dataset(DataConfig(name="fashion-mnist", test_limit=300), "test").data

@@ -5,14 +5,11 @@ from PIL import Image
 
 from kdforaa.analysis.augment_grid import HEADER, PAD, grid_size, render_grid, upscale_factor
 from kdforaa.augment.policies import RandAugment, SingleOp
-from kdforaa.data.idx import read_idx
-
-FASHION = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 
 
 @pytest.fixture(scope="module")
-def fashion() -> torch.Tensor:
-    return torch.from_numpy(np.array(read_idx(FASHION)[:3])).unsqueeze(1)
+def fashion(fashion_test_images) -> torch.Tensor:
+    return fashion_test_images[:3]
 
 
 def test_grid_png_has_one_cell_per_image_and_level(fashion, tmp_path):

@@ -14,35 +14,18 @@ and turns the result back into a batch: the reference every op is compared again
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from kdforaa.data.idx import read_idx
-
-
-def _fashion_test_images() -> Path | None:
-    """The test-image IDX file, where scripts/ensure-fashion-mnist.sh puts Fashion-MNIST."""
-    cache = Path(os.environ.get("KDFORAA_DATA", Path.home() / ".cache" / "kdforaa"))
-    for folder in (Path("/usr/share/datasets/fashion-mnist"), cache / "fashion-mnist"):
-        for name in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"):
-            if (folder / name).exists():
-                return folder / name
-    return None
-
 
 @pytest.fixture(scope="session")
-def fashion_images() -> torch.Tensor:
+def fashion_images(fashion_test_images: torch.Tensor) -> torch.Tensor:
     """The first 24 Fashion-MNIST test images, ``(24,28,28)`` uint8."""
-    path = _fashion_test_images()
-    if path is None:
-        pytest.fail("Fashion-MNIST test images not found: run `make data`")
-    return torch.from_numpy(read_idx(path)[:24].copy())
+    return fashion_test_images[:24, 0]
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 import io
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -19,15 +18,12 @@ from kdforaa.augment.policies import (
     draw_keys,
 )
 from kdforaa.augment.random import make_keys
-from kdforaa.data.idx import read_idx
-
-FASHION = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 
 
 @pytest.fixture(scope="module")
-def fashion() -> torch.Tensor:
+def fashion(fashion_test_images) -> torch.Tensor:
     """(300,1,28,28) uint8: real Fashion-MNIST test images."""
-    return torch.from_numpy(np.array(read_idx(FASHION)[:300])).unsqueeze(1)
+    return fashion_test_images
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ ARGS = [
     "augment.policy=randaugment",
     "train.epochs=2",
     "train.batch_size=64",
+    "train.device=cpu",
     "train.threads=1",
     "train.checkpoint_every=2",
 ]

@@ -52,13 +52,18 @@ def _batches(trainer: Trainer, steps: int) -> list[tuple[torch.Tensor, torch.Ten
     out = []
     for i in range(steps):
         idx = order[i * bs : (i + 1) * bs]
-        out.append((ds.images(idx), ds.labels[idx], idx))
+        out.append((ds.images(idx).to(trainer.device), ds.labels[idx], idx))
     return out
 
 
-def _timed(fn: Callable[[], None]) -> float:
+def _timed(fn: Callable[[], None], device: torch.device) -> float:
+    """Seconds for ``fn``, waiting for queued GPU work so that it is charged to ``fn``, not the next."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - start
 
 
@@ -117,7 +122,7 @@ def run_step_bench(
         times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(repeats):
             for name, fn in runs.items():
-                times[name].append(_timed(fn))
+                times[name].append(_timed(fn, ce.device))
         for t in (ce, kd, cached):
             t.folder.unlock()
     med = {name: statistics.median(v) for name, v in times.items()}
@@ -126,6 +131,7 @@ def run_step_bench(
     return {
         "student": student,
         "teacher": teacher,
+        "device": str(ce.device),
         "batch": batch,
         "steps": steps,
         "repeats": repeats,
@@ -143,8 +149,8 @@ def run_step_bench(
 
 def format_step_bench(result: dict[str, Any]) -> str:
     lines = [
-        f"student {result['student']}, teacher {result['teacher']}, batch {result['batch']}, "
-        f"{result['steps']} steps, median of {result['repeats']}",
+        f"student {result['student']}, teacher {result['teacher']}, {result['device']}, "
+        f"batch {result['batch']}, {result['steps']} steps, median of {result['repeats']}",
         "| configuration | img/s |",
         "|---|---|",
     ]
