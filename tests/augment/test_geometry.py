@@ -258,7 +258,7 @@ def test_row_runs_copy_exactly_what_the_pixel_gather_reads(shape, shift, shear, 
     runs, backward = geometry._row_runs(rows, cols)
     assert runs.all()
     rows, cols = torch.from_numpy(rows), torch.from_numpy(cols)
-    copied = geometry._copy_runs(x, rows, cols, torch.from_numpy(backward), fill)
+    copied = geometry._copy_runs(x, rows, cols, torch.from_numpy(backward), fill, bool(backward.any()))
     assert torch.equal(copied, geometry._gather_points(x, rows, cols, fill))
 
 

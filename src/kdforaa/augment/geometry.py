@@ -258,16 +258,17 @@ def _resample(
         return torch.empty_like(x)
     rows, cols = _sample_parts(matrix, height, width)
     if interpolation == "bilinear":
-        groups = [(np.ones(len(rows), dtype=bool), _bilinear, ())]
+        groups = [(np.ones(len(rows), dtype=bool), _bilinear, (), {})]
     else:
         runs, backward = _row_runs(rows, cols)
-        groups = [(runs, _copy_runs, (backward,)), (~runs, _gather_points, ())]
-    for chosen, kernel, extra in groups:
+        mirror = {"mirror": bool(backward[runs].any())}
+        groups = [(runs, _copy_runs, (backward,), mirror), (~runs, _gather_points, (), {})]
+    for chosen, kernel, extra, options in groups:
         if not chosen.any():
             continue
         parts = [torch.from_numpy(np.ascontiguousarray(t[chosen])).to(x.device) for t in (rows, cols, *extra)]
         index = chosen.nonzero()[0] if samples is None else samples[chosen]
-        resample = functools.partial(kernel, fill=fill)
+        resample = functools.partial(kernel, fill=fill, **options)
         if out is None and len(index) == batch:
             return by_pieces(resample, _RESAMPLE_PIECE, x, *parts)  # one kernel for the whole batch
         targets = torch.from_numpy(index).to(x.device)
@@ -284,10 +285,11 @@ def by_pieces(
     Elementwise passes and gathers over a large batch run at the speed of memory; on a piece that stays
     in a core's cache they run several times faster (2-4x measured on 64 images of 224x224). Each of
     ``per_sample`` has one row per sample, or a single row that goes whole to every piece; the kernel
-    returns one row per sample.
+    returns one row per sample. Off the CPU the batch goes whole: there pieces only multiply the kernel
+    launches (a GPU profile of RandAugment at 224x224 showed ~2 000 per batch of 256, most of them this).
     """
     step = max(1, values // max(1, x[0].numel())) if len(x) else 1
-    if len(x) <= step:
+    if len(x) <= step or x.device.type != "cpu":
         return kernel(x, *per_sample)
     out = None
     for start in range(0, len(x), step):
@@ -335,12 +337,13 @@ def _row_runs(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _copy_runs(
-    x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, backward: torch.Tensor, fill: int
+    x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, backward: torch.Tensor, fill: int, mirror: bool
 ) -> torch.Tensor:
     """Nearest resampling of samples whose rows are runs (see :func:`_row_runs`), one row copy each.
 
     Each output row is ``W`` consecutive pixels of a canvas holding the input with fill around it; a
-    backward sample is mirrored there, which turns its runs forward.
+    backward sample is mirrored there, which turns its runs forward. ``mirror`` says whether any sample
+    is backward (known on the host, so a GPU batch is not synchronised to ask).
     """
     batch, channels, height, width = x.shape
     first = (rows[:, 0] + cols[:, 0, :1]).bitwise_right_shift_(16)  # (B,H) input column of output column 0
@@ -348,7 +351,7 @@ def _copy_runs(
     mirrored = backward.view(batch, 1)
     first = torch.where(mirrored, (width - 1) - first, first)
     # Canvas row 0 is fill, row k+1 is input row k followed by W fill pixels.
-    if bool(backward.any()):
+    if mirror:
         x = torch.where(mirrored.view(batch, 1, 1, 1), x.flip(3), x)
     canvas = F.pad(x, (0, width, 1, 0), value=fill)
     # A run starting p pixels left (p < 0) or right of input row k starts p pixels from canvas row k+1: its

@@ -302,43 +302,50 @@ def _writable(x: torch.Tensor, owned: bool) -> torch.Tensor:
     return x.contiguous() if owned else x.clone(memory_format=torch.contiguous_format)
 
 
-class _Arguments:
-    """Op arguments of every sample and slot, ``(B,S)`` float32, computed once per op name."""
+def _colour_groups(params: AugParams, height: int, width: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(op name, rows, arguments)`` of every colour op, slot by slot, in the order they apply.
 
-    def __init__(self, params: AugParams, height: int, width: int) -> None:
-        self.params, self.height, self.width = params, height, width
-        self._cache: dict[str, np.ndarray] = {}
-
-    def __call__(self, name: str, rows: np.ndarray, slot: int) -> torch.Tensor | None:
-        """The ``(N,)`` argument of op ``name`` for samples ``rows`` in ``slot`` (None: it has none)."""
-        if name not in LEVEL_TO_ARGUMENT:
-            return None
-        if name not in self._cache:
-            p = self.params
-            argument = op_argument(name, p.levels, p.signs, height=self.height, width=self.width)
-            self._cache[name] = argument.numpy()
-        return torch.from_numpy(self._cache[name][rows, slot])
+    ``arguments`` holds the op's ``(N,)`` float32 argument for ``rows`` (NaN for ops that take none).
+    """
+    tables: dict[str, np.ndarray] = {}
+    groups = []
+    for slot in range(params.ops.shape[1]):
+        for name, rows in _slot_groups(params, slot):
+            if name not in COLOUR_OPS:
+                continue
+            if name not in LEVEL_TO_ARGUMENT:
+                groups.append((name, rows, np.full(len(rows), np.nan, dtype=np.float32)))
+                continue
+            if name not in tables:
+                argument = op_argument(name, params.levels, params.signs, height=height, width=width)
+                tables[name] = argument.numpy().astype(np.float32, copy=False)
+            groups.append((name, rows, tables[name][rows, slot]))
+    return groups
 
 
 def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
     """Colour ops slot by slot, each op batched over the samples that drew it in that slot.
 
-    Returns ``x`` itself when no colour op applies, else a new tensor.
+    Every group's rows and arguments reach the device in one copy each (a copy from pageable host memory
+    waits for the GPU, so one per group would stall it once per group). Returns ``x`` itself when no
+    colour op applies, else a new tensor.
     """
-    out = x
-    arguments = _Arguments(params, *x.shape[-2:])
-    for slot in range(params.ops.shape[1]):
-        for name, rows in _slot_groups(params, slot):
-            if name not in COLOUR_OPS:
-                continue
-            argument = arguments(name, rows, slot)
-            if len(rows) == len(params):
-                out = ops.run_checked(name, out, argument)
-                continue
-            index = torch.from_numpy(rows).to(x.device)
-            changed = ops.run_checked(name, out.index_select(0, index), argument)
-            out = _writable(out, owned=out is not x)
-            geometry.write_rows(out, index, changed)
+    groups = _colour_groups(params, *x.shape[-2:])
+    if not groups:
+        return x
+    all_rows = torch.from_numpy(np.concatenate([rows for _, rows, _ in groups])).to(x.device)
+    all_arguments = torch.from_numpy(np.concatenate([a for _, _, a in groups])).to(x.device)
+    out, start = x, 0
+    for name, rows, _ in groups:
+        index, argument = all_rows[start : start + len(rows)], all_arguments[start : start + len(rows)]
+        start += len(rows)
+        argument = argument if name in LEVEL_TO_ARGUMENT else None
+        if len(rows) == len(params):
+            out = ops.run_checked(name, out, argument)
+            continue
+        changed = ops.run_checked(name, out.index_select(0, index), argument)
+        out = _writable(out, owned=out is not x)
+        geometry.write_rows(out, index, changed)
     return out
 
 
