@@ -98,6 +98,14 @@ def test_non_kdforaa_checkpoint(tmp_path, capsys):
     assert "not a kdforaa checkpoint" in one_line_error(err)
 
 
+def test_kdforaa_checkpoint_without_its_model_description(tmp_path, capsys):
+    bare = tmp_path / "bare.pt"
+    torch.save({"kdforaa": "0.1.0", "model": {}}, bare)
+    code, _, err = run(capsys, "eval", str(bare))
+    assert code == 2
+    assert "bare.pt" in one_line_error(err) and "model description" in err
+
+
 def test_models_lists_the_zoo(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0

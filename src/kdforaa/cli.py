@@ -47,41 +47,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from kdforaa.data.datasets import load_dataset
-    from kdforaa.models.registry import build_model
-    from kdforaa.models.resolution import couple_resolution
+    from kdforaa.models.from_checkpoint import trained_model
+    from kdforaa.models.resolution import check_resolution
     from kdforaa.train.checkpoint import load_checkpoint
     from kdforaa.train.config import build_config
     from kdforaa.train.device import resolve_device
     from kdforaa.train.evaluate import evaluate, inference_speed
 
     state = load_checkpoint(args.checkpoint)
-    missing = [k for k in ("config", "model_name", "num_classes", "in_channels") if k not in state]
-    if missing:
-        raise BadInput(
-            f"checkpoint {args.checkpoint} lacks {', '.join(missing)}: it was not written by kdforaa train"
-        )
+    model, name, num_classes, in_channels = trained_model(state, args.checkpoint)  # as it was trained
     cfg = build_config(state["config"])
     if args.data:
         cfg.data.name = args.data
     if args.root:
         cfg.data.root = args.root
     dataset = load_dataset(cfg.data, args.split)
-    if (dataset.num_classes, dataset.in_channels) != (state["num_classes"], state["in_channels"]):
+    if (dataset.num_classes, dataset.in_channels) != (num_classes, in_channels):
         raise BadInput(
-            f"checkpoint expects {state['num_classes']} classes and {state['in_channels']} channels, "
+            f"checkpoint expects {num_classes} classes and {in_channels} channels, "
             f"data set {cfg.data.name} has {dataset.num_classes} classes and {dataset.in_channels} channels"
         )
+    side = cfg.distill.student_resolution
+    if side:
+        check_resolution(side, dataset.image_size)
     device = resolve_device(args.device)
-    model = build_model(state["model_name"], state["num_classes"], state["in_channels"])
-    model.load_state_dict(state["model"])
-    couple_resolution(model, cfg.distill.student_resolution, dataset.image_size)  # as it was trained
     result = evaluate(model.to(device), dataset, device)
     speed = statistics.median(inference_speed(model, dataset, device) for _ in range(3))  # model is warm
-    side = cfg.distill.student_resolution
     view = f", seen at {side}x{side}" if side else ""
     params = sum(p.numel() for p in model.parameters())
     print(
-        f"{state['model_name']} on {cfg.data.name} {args.split}: accuracy {result['acc']:.2f}% "
+        f"{name} on {cfg.data.name} {args.split}: accuracy {result['acc']:.2f}% "
         f"loss {result['loss']:.4f} ({len(dataset)} images{view}); {params:,} parameters, "
         f"{speed:,.0f} img/s inference; checkpoint: {Path(args.checkpoint).resolve()}"
     )

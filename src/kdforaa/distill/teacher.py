@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from kdforaa.errors import BadInput
+from kdforaa.models.from_checkpoint import trained_model
 from kdforaa.models.registry import TIMM_PREFIX, build_model
-from kdforaa.models.resolution import resize_inputs
 from kdforaa.train.checkpoint import load_checkpoint
 
 
@@ -42,41 +41,19 @@ class Teacher:
         return logits.clone(), {stage: value.clone() for stage, value in feats.items()}
 
 
-def _require(state: dict[str, Any], path: str) -> tuple[str, int, int]:
-    """The architecture name, class count and input channels a kdforaa run checkpoint records."""
-    try:
-        return str(state["config"]["model"]["name"]), int(state["num_classes"]), int(state["in_channels"])
-    except (KeyError, TypeError, ValueError):
-        raise BadInput(
-            f"{path} is a kdforaa checkpoint without its model description (config.model.name, "
-            "num_classes, in_channels): pass a run folder's last.pt or best.pt"
-        ) from None
-
-
 def _from_checkpoint(path: str, num_classes: int, in_channels: int) -> tuple[nn.Module, str]:
-    state = load_checkpoint(path, map_location="cpu")
-    name, ckpt_classes, ckpt_channels = _require(state, path)
-    if ckpt_classes != num_classes:
+    trained = trained_model(load_checkpoint(path, map_location="cpu"), path)
+    if trained.num_classes != num_classes:
         raise BadInput(
-            f"teacher {path} predicts {ckpt_classes} classes but the data set has {num_classes}: "
+            f"teacher {path} predicts {trained.num_classes} classes but the data set has {num_classes}: "
             "use a teacher trained on the same data set"
         )
-    if ckpt_channels != in_channels:
+    if trained.in_channels != in_channels:
         raise BadInput(
-            f"teacher {path} takes {ckpt_channels}-channel images but the data set has {in_channels}: "
+            f"teacher {path} takes {trained.in_channels}-channel images but the data set has {in_channels}: "
             "use a teacher trained on the same data set"
         )
-    model = build_model(name, num_classes, in_channels)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        first = str(err).splitlines()[0]
-        raise BadInput(f"teacher {path}: its weights do not fit model {name!r} ({first})") from None
-    distill = state["config"].get("distill")
-    resolution = distill.get("student_resolution") if isinstance(distill, dict) else None
-    if isinstance(resolution, int) and resolution > 0:  # a resolution-coupled student as a teacher
-        resize_inputs(model, resolution)  # sees the low-resolution view it was trained on
-    return model, name
+    return trained.model, trained.name
 
 
 def load_teacher(spec: str, num_classes: int, in_channels: int, device: str | torch.device) -> Teacher:
