@@ -18,44 +18,21 @@ import sys
 import time
 from pathlib import Path
 
-RUN_ARGS = [
-    "data.limit=768",
-    "data.test_limit=100",
-    "model.name=resnet8",
-    "augment.policy=randaugment",
-    "train.epochs=2",
-    "train.batch_size=64",
-    "train.threads=1",
-    "train.checkpoint_every=2",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from cli_helpers import two_process_command, worker_pids  # noqa: E402  (the CI test's own run, repeated)
 
 
 def one_try(folder: Path, log: Path, max_restarts: int, timeout: float) -> tuple[bool, float]:
     """Run, kill a worker after the first checkpoint, wait; returns (finished with exit 0, seconds)."""
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        f"--max-restarts={max_restarts}",
-        "-m",
-        "kdforaa",
-        "train",
-        *RUN_ARGS,
-        "--out",
-        str(folder),
-        "--quiet",
-    ]
+    command = two_process_command(folder, restarts=max_restarts)
     start = time.time()
     with log.open("w") as sink:
         proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
         while time.time() - start < timeout and not (folder / "last.pt").exists() and proc.poll() is None:
             time.sleep(0.05)
-        pgrep = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
-        workers = pgrep.stdout.split()
+        workers = worker_pids(proc.pid)
         if workers:
-            os.kill(int(workers[-1]), signal.SIGKILL)
+            os.kill(workers[-1], signal.SIGKILL)
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

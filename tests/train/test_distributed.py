@@ -4,12 +4,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
+from cli_helpers import two_process_command, worker_pids
 from kdforaa.errors import BadInput
 from kdforaa.train.checkpoint import load_checkpoint
 from kdforaa.train.distributed import World, local_batch_size, shard
@@ -34,42 +34,10 @@ def test_batch_must_divide_by_world_size():
         local_batch_size(128, World(size=3))
 
 
-ARGS = [
-    "data.limit=768",
-    "data.test_limit=100",
-    "model.name=resnet8",
-    "augment.policy=randaugment",
-    "train.epochs=2",
-    "train.batch_size=64",
-    "train.device=cpu",
-    "train.threads=1",
-    "train.checkpoint_every=2",
-]
-
-
-def torchrun(out, *extra, restarts=0):
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        f"--max-restarts={restarts}",
-        "-m",
-        "kdforaa",
-        "train",
-        *ARGS,
-        *extra,
-        "--out",
-        str(out),
-        "--quiet",
-    ]
-
-
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp") / "whole"
-    result = subprocess.run(torchrun(out), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(two_process_command(out), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return out, result
 
@@ -85,15 +53,13 @@ def test_two_processes_train_and_rank0_writes(two_process_run):
 
 def test_odd_batch_is_refused_once(tmp_path):
     result = subprocess.run(
-        torchrun(tmp_path / "odd", "train.batch_size=63"), capture_output=True, text=True, timeout=300
+        two_process_command(tmp_path / "odd", "train.batch_size=63"),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode != 0
     assert "not divisible by the 2 processes" in result.stderr
-
-
-def _worker_pids(parent: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 def test_killed_worker_restarts_and_matches(tmp_path, two_process_run):
@@ -102,13 +68,13 @@ def test_killed_worker_restarts_and_matches(tmp_path, two_process_run):
     # two restarts allowed: once (in 1 of about 7 tries) the first restarted round aborted (SIGABRT in a
     # worker, cause not yet found); the next round then resumes from the same checkpoint
     proc = subprocess.Popen(
-        torchrun(out, restarts=2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        two_process_command(out, restarts=2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.time() + 240
     while time.time() < deadline and not (out / "last.pt").exists():
         time.sleep(0.05)
     assert (out / "last.pt").exists(), "no checkpoint"
-    workers = _worker_pids(proc.pid)
+    workers = worker_pids(proc.pid)
     assert workers, "no workers found"
     os.kill(workers[-1], signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
