@@ -100,6 +100,17 @@ def heatmap(
     return _save(fig, path)
 
 
+def _finish_chart(fig, ax, path: str | Path, x_label: str, y_label: str, title: str, legend: bool) -> Path:
+    """Axis labels, title and (for several series) a legend, then lay out and save."""
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title)
+    if legend:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def error_bar_lines(
     series: Mapping[str, Sequence[tuple[float, float, float | None]]],
     path: str | Path,
@@ -117,14 +128,8 @@ def error_bar_lines(
         means = [p[1] for p in points]
         stds = [0.0 if p[2] is None else p[2] for p in points]
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(y_label)
-    ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    if len(series) > 1:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish_chart(fig, ax, path, x_label, y_label, title, legend=len(series) > 1)
 
 
 def error_bar_groups(
@@ -148,14 +153,8 @@ def error_bar_groups(
         ax.bar(xs, [v[0] for v in values], width, yerr=[v[1] for v in values], capsize=3, label=label)
     ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
     ax.set_ylim(bottom=max(0.0, lowest - 10))
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(y_label)
-    ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
-    if len(series) > 1:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish_chart(fig, ax, path, x_label, y_label, title, legend=len(series) > 1)
 
 
 def image_gallery(

@@ -143,11 +143,11 @@ def topk_kd(
     e.g. growing with the augmentation magnitude), or None; ``k >= C`` is exactly :func:`kd`.
     ``temperature``: float or (B,). ``include_label``: (B,) int64 labels whose class is added to S.
     """
+    if tail not in ("drop", "merge"):
+        raise ValueError(f"tail must be 'drop' or 'merge', got {tail!r}")
     mask = topk_mask(teacher_logits, k, include_label)
     if tail == "merge" and mask is not None:
         return _reduce(_merged_tail_kl(student_logits, teacher_logits, temperature, mask), reduction)
-    if tail not in ("drop", "merge"):
-        raise ValueError(f"tail must be 'drop' or 'merge', got {tail!r}")
     return _reduce(_tempered_kl(student_logits, teacher_logits, temperature, mask), reduction)
 
 
