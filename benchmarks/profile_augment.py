@@ -1,0 +1,93 @@
+"""Where RandAugment(2, 9) spends a batch: wall time per call and per stage, and on CUDA the kernel
+launches, host syncs and GPU busy time per call (the engine is launch-bound there).
+
+    python benchmarks/profile_augment.py [--device cpu|cuda] [--threads 1] [--repeats 20]
+
+Stages (CPU and CUDA): sampling the parameters, the colour pass, the geometry matrices and the warp,
+each timed alone on the same batch (medians). Random uint8 RGB batches: 32x32 B=256, 224x224 B=256
+and B=64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from kdforaa.augment import RandAugment, geometry, policies
+from kdforaa.augment.random import make_keys
+
+CASES = ((32, 256), (224, 256), (224, 64))
+
+
+def median_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def cuda_counts(fn: Callable[[], object], calls: int = 5) -> str:
+    """Kernel launches, stream syncs and GPU busy milliseconds per call of ``fn``."""
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    events = prof.key_averages()
+    count = {e.key: e.count / calls for e in events}
+    busy = sum(e.self_device_time_total for e in events) / calls / 1e3
+    return (
+        f"; {count.get('cudaLaunchKernel', 0):.0f} launches, {count.get('cudaStreamSynchronize', 0):.0f} "
+        f"syncs, GPU busy {busy:.2f} ms"
+    )
+
+
+def profile_case(side: int, batch: int, device: torch.device, repeats: int) -> str:
+    """One line for a random ``(batch,3,side,side)`` uint8 batch: img/s and ms per stage."""
+    x = torch.randint(0, 256, (batch, 3, side, side), dtype=torch.uint8, device=device)
+    policy = RandAugment(2, 9)
+    keys = make_keys(0, 0, torch.arange(batch))
+    params = policy.sample(keys)
+    matrix = policies._geometry(params, side, side)
+    stages = {
+        "call": lambda: policy(x),
+        "sample": lambda: policy.sample(keys),
+        "colour": lambda: policies._colour_pass(x, params),
+        "matrices": lambda: policies._geometry(params, side, side),
+        "warp": lambda: geometry.warp_moved(x, matrix, 0, "nearest", owned=False),  # includes a copy
+    }
+    ms = {name: median_ms(fn, device, repeats) for name, fn in stages.items()}
+    line = f"{side}x{side} B={batch}: {batch / ms['call'] * 1e3:,.0f} img/s; " + ", ".join(
+        f"{name} {value:.2f}" for name, value in ms.items()
+    )
+    return line + (cuda_counts(lambda: policy.apply(x, params)) if device.type == "cuda" else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, ms per call")
+    for side, batch in CASES:
+        print(profile_case(side, batch, device, args.repeats))
+
+
+if __name__ == "__main__":
+    main()
