@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageEnhance, ImageOps
 
-from kdforaa.augment import geometry, ops
-from kdforaa.augment.levels import LEVEL_TO_ARGUMENT, OP_NAMES, SIGNED_OPS, op_argument
+from kdforaa.augment import AugParams, apply_params, native
+from kdforaa.augment.levels import ARGUMENT_FREE_OPS, OP_NAMES, SIGNED_OPS, op_argument
 from kdforaa.augment.policies import RANDAUGMENT_OPS, RandAugment
 from kdforaa.data.datasets import load_dataset
 from kdforaa.train.config import DataConfig
@@ -157,25 +157,38 @@ def kornia_runner(x: torch.Tensor) -> Callable[[], torch.Tensor] | None:
     return lambda: augment(x.float().div(255)).mul(255).round().clamp(0, 255).to(torch.uint8)
 
 
-def per_op_runners(x: torch.Tensor) -> dict[str, Callable[[], torch.Tensor]]:
-    """Each of our ops on the whole batch at level 9 with per-sample signs, plus the fused warp."""
-    batch, _, height, width = x.shape
-    signs = torch.where(torch.arange(batch) % 2 == 0, 1.0, -1.0)
+def torch_path(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` with the native CPU kernels switched off (the engine's torch path), to compare the two."""
 
-    def runner(name: str) -> Callable[[], torch.Tensor]:
-        op = getattr(ops, name)
-        if name not in LEVEL_TO_ARGUMENT:
-            return lambda: op(x)
-        arg = op_argument(name, torch.full((batch,), MAGNITUDE), signs, height=height, width=width).to(
-            x.device
+    def run() -> object:
+        os.environ["KDFORAA_NATIVE"] = "0"
+        try:
+            return fn()
+        finally:
+            del os.environ["KDFORAA_NATIVE"]
+
+    return run
+
+
+def per_op_runners(x: torch.Tensor) -> dict[str, Callable[[], torch.Tensor]]:
+    """Each op through the engine on the whole batch at level 9, signs alternating, plus the fused warp
+    (rotate then shear_x in one resample)."""
+    batch = x.shape[0]
+    signs = torch.where(torch.arange(batch) % 2 == 0, 1, -1).to(torch.int8)
+
+    def runner(*names: str) -> Callable[[], torch.Tensor]:
+        ids = torch.tensor([[OP_NAMES.index(name) for name in names]] * batch)
+        levels = torch.full(ids.shape, 0.0 if names[0] in ARGUMENT_FREE_OPS else MAGNITUDE)
+        params = AugParams(
+            ops=ids,
+            levels=levels,
+            signs=signs.view(-1, 1).expand(ids.shape).clone(),
+            applied=torch.ones(ids.shape, dtype=torch.bool),
         )
-        return lambda: op(x, arg)
+        return lambda: apply_params(x, params)
 
     runners = {name: runner(name) for name in OP_NAMES}
-    matrix = geometry.compose(
-        geometry.rotate_matrix(27.0 * signs, height, width), geometry.shear_x_matrix(0.27 * signs)
-    ).to(x.device)
-    runners["warp (rotate+shear fused)"] = lambda: geometry.warp(x, matrix)
+    runners["warp (rotate+shear fused)"] = runner("rotate", "shear_x")
     return runners
 
 
@@ -196,6 +209,7 @@ def pillow_op_runners(x: torch.Tensor) -> dict[str, Callable[[], object]]:
 class Result:
     case: Case
     ours: float
+    ours_torch: float
     pillow: float
     kornia: float
     ours_per_op: dict[str, float]
@@ -210,6 +224,8 @@ def measure(case: Case, device: torch.device, repeats: int) -> Result:
     kornia = kornia_runner(x)
 
     policies = {"ours": lambda: ours(x, generator), "pillow": lambda: pillow(x_cpu)}
+    if native.usable(x, "nearest"):
+        policies["ours, torch path"] = torch_path(lambda: ours(x, generator))
     if kornia:
         policies["kornia"] = kornia
     rates = images_per_second(policies, case.batch, repeats, device)
@@ -223,6 +239,7 @@ def measure(case: Case, device: torch.device, repeats: int) -> Result:
     return Result(
         case,
         ours=rates["ours"],
+        ours_torch=rates.get("ours, torch path", float("nan")),
         pillow=rates["pillow"],
         kornia=rates.get("kornia", float("nan")),
         ours_per_op={name: rate for (who, name), rate in per_op.items() if who == "ours"},
@@ -247,15 +264,17 @@ def main() -> None:
     print("Pillow runs on the CPU, one image at a time; kornia chooses its ops once per batch.\n")
     results = [measure(case, device, repeats) for case in CASES]
     print(
-        "| images | batch | ours img/s | Pillow img/s | kornia img/s | ours/Pillow | ours/kornia | targets |"
+        "| images | batch | ours img/s | ours, torch path img/s | Pillow img/s | kornia img/s | ours/Pillow "
+        "| ours/kornia | targets |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         vs_pillow, vs_kornia = r.ours / r.pillow, r.ours / r.kornia
         met = vs_pillow >= r.case.min_vs_pillow and not vs_kornia < r.case.min_vs_kornia
         verdict = "met" if met else "MISSED"
         target = f"{verdict}: >= {r.case.min_vs_pillow:g}x Pillow, >= {r.case.min_vs_kornia:g}x kornia"
-        rates = f"{r.ours:,.0f} | {r.pillow:,.0f} | {r.kornia:,.0f} | {vs_pillow:.1f}x | {vs_kornia:.1f}x"
+        rates = f"{r.ours:,.0f} | {r.ours_torch:,.0f} | {r.pillow:,.0f} | {r.kornia:,.0f} | {vs_pillow:.1f}x"
+        rates += f" | {vs_kornia:.1f}x"
         print(f"| {r.case.side}x{r.case.side} RGB | {r.case.batch} | {rates} | {target} |")
     print(
         "\nEach op alone on the whole batch at level 9, img/s (Pillow: one image at a time, no conversion):\n"

@@ -3,8 +3,9 @@ launches, host syncs and GPU busy time per call (the engine is launch-bound ther
 
     python benchmarks/profile_augment.py [--device cpu|cuda] [--threads 1] [--repeats 20]
 
-Stages (CPU and CUDA): sampling the parameters, the colour pass, the geometry matrices and the warp,
-each timed alone on the same batch (medians). Random uint8 RGB batches: 32x32 B=256, 224x224 B=256
+Stages, each timed alone on the same batch (medians): sampling the parameters, the geometry matrices,
+on the CPU the native pass (colour ops and warp in C, which ``call`` uses there), and the torch path's
+colour pass and warp (what CUDA uses). Random uint8 RGB batches: 32x32 B=256, 224x224 B=256
 and B=64.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from kdforaa.augment import RandAugment, geometry, policies
+from kdforaa.augment import RandAugment, geometry, native, policies
 from kdforaa.augment.random import make_keys
 
 CASES = ((32, 256), (224, 256), (224, 64))
@@ -65,9 +66,13 @@ def profile_case(side: int, batch: int, device: torch.device, repeats: int) -> s
     stages = {
         "call": lambda: policy(x),
         "sample": lambda: policy.sample(keys),
-        "colour": lambda: policies._colour_pass(x, params),
         "matrices": lambda: policies._geometry(params, side, side),
-        "warp": lambda: geometry.warp_moved(x, matrix, 0, "nearest", owned=False),  # includes a copy
+    }
+    if native.usable(x, "nearest"):  # the CPU path: colour ops and warp in one native pass
+        stages["native pass (matrices included)"] = lambda: policies._native_pass(x, params, 0)
+    stages |= {  # the torch path, which CUDA takes
+        "torch colour": lambda: policies._colour_pass(x, params),
+        "torch warp": lambda: geometry.warp_moved(x, matrix, 0, "nearest", owned=False),  # with a copy
     }
     ms = {name: median_ms(fn, device, repeats) for name, fn in stages.items()}
     line = f"{side}x{side} B={batch}: {batch / ms['call'] * 1e3:,.0f} img/s; " + ", ".join(

@@ -216,7 +216,7 @@ def test_bad_input_raises_a_value_error_naming_the_argument(call, message, fashi
 def kinds_of(matrix: torch.Tensor, height: int, width: int) -> tuple[list[bool], list[bool]]:
     """Per sample: do its output rows copy runs of input pixels, and do they run backwards?"""
     numpy_matrix = matrix.reshape(-1, 3, 3).numpy().astype("float64")
-    runs, backward = geometry._row_runs(*geometry._sample_parts(numpy_matrix, height, width))
+    runs, backward = geometry._row_runs(*geometry.sample_parts(numpy_matrix, height, width))
     return runs.tolist(), backward.tolist()
 
 
@@ -254,7 +254,7 @@ def test_row_runs_copy_exactly_what_the_pixel_gather_reads(shape, shift, shear, 
     matrix = geometry.compose(
         geometry.flip_matrix(flip, w), geometry.translate_matrix(*shift), geometry.shear_x_matrix(shear)
     ).expand(shape[0], 3, 3)
-    rows, cols = geometry._sample_parts(matrix.numpy(), h, w)
+    rows, cols = geometry.sample_parts(matrix.numpy(), h, w)
     runs, backward = geometry._row_runs(rows, cols)
     assert runs.all()
     rows, cols = torch.from_numpy(rows), torch.from_numpy(cols)
@@ -287,12 +287,12 @@ def test_warp_moved_changes_only_the_samples_that_move(noise_rgb_17x23):
     matrix[1] = geometry.rotate_matrix(20.0, h, w)[0]
     matrix[4] = geometry.translate_matrix(-3.0, 5.0)[0]
     before = x.clone()
-    out = geometry.warp_moved(x, matrix, 0, "nearest", owned=False)
+    out = geometry.warp_moved(x, matrix.numpy(), 0, "nearest", owned=False)
     assert torch.equal(x, before)  # not owned: the input stays as it was
     assert torch.equal(out, geometry.warp(x, matrix))
-    assert geometry.warp_moved(x, EYE.repeat(len(x), 1, 1), 0, "nearest", owned=False) is x
+    assert geometry.warp_moved(x, EYE.repeat(len(x), 1, 1).numpy(), 0, "nearest", owned=False) is x
     owned = x.clone()
-    assert geometry.warp_moved(owned, matrix, 0, "nearest", owned=True) is owned
+    assert geometry.warp_moved(owned, matrix.numpy(), 0, "nearest", owned=True) is owned
     assert torch.equal(owned, out)
 
 
@@ -312,5 +312,5 @@ def test_resampling_a_large_batch_in_pieces_changes_nothing(interpolation, noise
     whole = geometry.warp(x, matrix, fill=77, interpolation=interpolation)
     monkeypatch.setattr(geometry, "_RESAMPLE_PIECE", 2 * x[0].numel() + 5)  # pieces of 2 images
     assert torch.equal(geometry.warp(x, matrix, fill=77, interpolation=interpolation), whole)
-    moved = geometry.warp_moved(x, matrix, 77, interpolation, owned=False)
+    moved = geometry.warp_moved(x, matrix.numpy(), 77, interpolation, owned=False)
     assert torch.equal(moved, whole)

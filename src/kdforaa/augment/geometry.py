@@ -74,47 +74,100 @@ def per_sample(value: torch.Tensor | float, name: str) -> torch.Tensor:
     return t.reshape(-1)
 
 
-def _affine(rows: list[list[torch.Tensor | float]]) -> torch.Tensor:
-    """Stack two rows of per-sample entries ``[[a, b, c], [d, e, f]]`` into ``(B,3,3)`` matrices."""
-    entries = [e for row in rows for e in row]
-    tensors = [e for e in entries if isinstance(e, torch.Tensor)]
-    device = tensors[0].device if tensors else torch.device("cpu")
-    (batch,) = torch.broadcast_shapes(*(t.shape for t in tensors)) if tensors else (1,)
-    out = torch.zeros((batch, 3, 3), dtype=torch.float64, device=device)
+def _affine(rows: list[list[np.ndarray | float]]) -> np.ndarray:
+    """Stack two rows of per-sample entries ``[[a, b, c], [d, e, f]]`` (``(N,)`` arrays or numbers)
+    into ``(N,3,3)`` float64 matrices."""
+    entries = np.broadcast_arrays(*(np.asarray(e, dtype=np.float64).reshape(-1) for row in rows for e in row))
+    out = np.zeros((len(entries[0]), 3, 3))
+    out[:, :2] = np.stack(entries, axis=1).reshape(-1, 2, 3)
     out[:, 2, 2] = 1.0
-    for k, entry in enumerate(entries):
-        out[:, k // 3, k % 3] = entry
     return out
 
 
-def rotate_matrix(degrees: torch.Tensor | float, height: int, width: int) -> torch.Tensor:
-    """Counter-clockwise rotation about the image centre ``(width/2, height/2)``: ``(B,3,3)``.
+# The maps are built on the host with numpy (a few numbers per sample: numpy's cost per call is a fraction
+# of torch's); the public *_matrix functions below take and give tensors.
 
-    Built exactly as ``Image.rotate(degrees)`` builds its matrix (angle taken modulo 360, cos and sin
-    rounded to 15 decimals), so that single rotations resample exactly like Pillow.
+
+def rotate_map(degrees: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Counter-clockwise rotation about the image centre ``(width/2, height/2)``: ``(N,3,3)``.
+
+    Built as ``Image.rotate(degrees)`` builds its matrix (angle taken modulo 360, cos and sin rounded
+    to 15 decimals), so that single rotations resample exactly like Pillow.
     """
-    angle = -torch.remainder(per_sample(degrees, "degrees"), 360.0) * (math.pi / 180.0)
-    cos = torch.round(torch.cos(angle), decimals=15)
-    sin = torch.round(torch.sin(angle), decimals=15)
+    angle = -np.remainder(degrees, 360.0) * (math.pi / 180.0)
+    cos, sin = np.round(np.cos(angle), 15), np.round(np.sin(angle), 15)
     cx, cy = width / 2, height / 2
     c = cos * -cx + sin * -cy + cx
     f = -sin * -cx + cos * -cy + cy
     return _affine([[cos, sin, c], [-sin, cos, f]])
 
 
-def shear_x_matrix(factor: torch.Tensor | float) -> torch.Tensor:
+def shear_x_map(factor: np.ndarray) -> np.ndarray:
     """Horizontal shear about the top edge: output ``(x, y)`` reads input ``(x + factor*y, y)``."""
-    return _affine([[1.0, per_sample(factor, "factor"), 0.0], [0.0, 1.0, 0.0]])
+    return _affine([[1.0, factor, 0.0], [0.0, 1.0, 0.0]])
+
+
+def shear_y_map(factor: np.ndarray) -> np.ndarray:
+    """Vertical shear about the left edge: output ``(x, y)`` reads input ``(x, y + factor*x)``."""
+    return _affine([[1.0, 0.0, 0.0], [factor, 1.0, 0.0]])
+
+
+def translate_map(dx: np.ndarray | float, dy: np.ndarray | float) -> np.ndarray:
+    """Output ``(x, y)`` reads input ``(x + dx, y + dy)``: positive ``dx`` moves the content left."""
+    return _affine([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+
+
+def flip_map(flip: np.ndarray, width: int) -> np.ndarray:
+    """Horizontal mirror where ``flip`` (``(N,)`` bool) is true, identity elsewhere."""
+    sign = 1.0 - 2.0 * np.asarray(flip, dtype=np.float64)
+    return _affine([[sign, 0.0, (1.0 - sign) * (width / 2)], [0.0, 1.0, 0.0]])
+
+
+def compose_maps(*maps: np.ndarray) -> np.ndarray:
+    """The inverse map of applying the given transforms one after another, first argument first.
+
+    Applying ``A`` then ``B`` means each output pixel reads the intermediate image at ``M_B p``, which
+    reads the input at ``M_A (M_B p)``: the product is ``M_A @ M_B @ ...`` in argument order. ``(1,3,3)``
+    and ``(N,3,3)`` arguments broadcast.
+    """
+    out = maps[0]
+    for m in maps[1:]:
+        out = out @ m
+    return out
+
+
+def _host(value: torch.Tensor | float, name: str) -> tuple[np.ndarray, torch.device]:
+    """A checked per-sample argument as a float64 numpy array, and the device it came on."""
+    t = per_sample(value, name)
+    return t.cpu().numpy(), t.device
+
+
+def _tensor(matrix: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(matrix).to(device)
+
+
+def rotate_matrix(degrees: torch.Tensor | float, height: int, width: int) -> torch.Tensor:
+    """:func:`rotate_map` of a number or ``(B,)`` tensor, on its device."""
+    angle, device = _host(degrees, "degrees")
+    return _tensor(rotate_map(angle, height, width), device)
+
+
+def shear_x_matrix(factor: torch.Tensor | float) -> torch.Tensor:
+    """:func:`shear_x_map` of a number or ``(B,)`` tensor, on its device."""
+    value, device = _host(factor, "factor")
+    return _tensor(shear_x_map(value), device)
 
 
 def shear_y_matrix(factor: torch.Tensor | float) -> torch.Tensor:
-    """Vertical shear about the left edge: output ``(x, y)`` reads input ``(x, y + factor*x)``."""
-    return _affine([[1.0, 0.0, 0.0], [per_sample(factor, "factor"), 1.0, 0.0]])
+    """:func:`shear_y_map` of a number or ``(B,)`` tensor, on its device."""
+    value, device = _host(factor, "factor")
+    return _tensor(shear_y_map(value), device)
 
 
 def translate_matrix(dx: torch.Tensor | float, dy: torch.Tensor | float) -> torch.Tensor:
-    """Output ``(x, y)`` reads input ``(x + dx, y + dy)``: positive ``dx`` moves the content left."""
-    return _affine([[1.0, 0.0, per_sample(dx, "dx")], [0.0, 1.0, per_sample(dy, "dy")]])
+    """:func:`translate_map` of numbers or ``(B,)`` tensors, on the device of ``dx``."""
+    (x, device), (y, _) = _host(dx, "dx"), _host(dy, "dy")
+    return _tensor(translate_map(x, y), device)
 
 
 def crop_matrix(left: torch.Tensor | int, top: torch.Tensor | int) -> torch.Tensor:
@@ -123,35 +176,31 @@ def crop_matrix(left: torch.Tensor | int, top: torch.Tensor | int) -> torch.Tens
     Padded random crop (pad ``p``, crop back to the input size) is ``left, top`` drawn in
     ``[-p, p]``; the area outside the input gets ``warp``'s fill. Offsets must be whole pixels.
     """
-    left_t, top_t = per_sample(left, "left"), per_sample(top, "top")
-    for name, t in (("left", left_t), ("top", top_t)):
-        if not torch.equal(t, t.round()):
-            raise BadInput(f"{name} must be whole pixels (integers); got {t[t != t.round()][0].item()}")
-    return translate_matrix(left_t, top_t)
+    (x, device), (y, _) = _host(left, "left"), _host(top, "top")
+    for name, value in (("left", x), ("top", y)):
+        fractional = value[value != np.round(value)]
+        if len(fractional):
+            raise BadInput(f"{name} must be whole pixels (integers); got {fractional[0]}")
+    return _tensor(translate_map(x, y), device)
 
 
 def flip_matrix(flip: torch.Tensor | bool, width: int) -> torch.Tensor:
-    """Horizontal mirror where ``flip`` (``(B,)`` bool or one bool) is true, identity elsewhere."""
-    sign = 1.0 - 2.0 * torch.as_tensor(flip, dtype=torch.float64).reshape(-1)
-    return _affine([[sign, 0.0, (1.0 - sign) * (width / 2)], [0.0, 1.0, 0.0]])
+    """:func:`flip_map` where ``flip`` (``(B,)`` bool or one bool) is true, identity elsewhere."""
+    device = flip.device if isinstance(flip, torch.Tensor) else torch.device("cpu")
+    return _tensor(flip_map(torch.as_tensor(flip).cpu().numpy().reshape(-1), width), device)
 
 
 def compose(*matrices: torch.Tensor) -> torch.Tensor:
-    """The inverse map of applying the given transforms one after another, first argument first.
-
-    Applying ``A`` then ``B`` means each output pixel reads the intermediate image at ``M_B p``, which
-    reads the input at ``M_A (M_B p)``: the product is ``M_A @ M_B @ ...`` in argument order. ``(1,3,3)``
-    and ``(B,3,3)`` arguments broadcast.
-    """
+    """:func:`compose_maps` of ``(B,3,3)`` or ``(1,3,3)`` tensors, on the device of the first."""
     if not matrices:
         raise BadInput("compose needs at least one matrix")
-    out = matrices[0]
-    for m in matrices[1:]:
-        out = out @ m
-    return out
+    if len(matrices) == 1:
+        return matrices[0]
+    maps = [m.detach().cpu().numpy().astype(np.float64) for m in matrices]
+    return _tensor(compose_maps(*maps), matrices[0].device)
 
 
-def _sample_parts(matrix: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def sample_parts(matrix: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Where every output pixel samples the input, in 16.16 fixed point, as Pillow's NEAREST finds it.
 
     ``matrix`` is ``(N,3,3)`` float64. The point of output pixel (row ``j``, column ``i``) is
@@ -219,16 +268,18 @@ def warp(
     return _resample(x, np.broadcast_to(matrix, (batch, 3, 3)), fill, interpolation)
 
 
-def warp_moved(
-    x: torch.Tensor, matrix: torch.Tensor, fill: int, interpolation: str, owned: bool
-) -> torch.Tensor:
-    """:func:`warp` for the samples whose ``(B,3,3)`` matrix is not the identity; the others stay.
+def moving_samples(matrix: np.ndarray) -> np.ndarray:
+    """``(N,)`` bool: which of the ``(N,3,3)`` maps are not the identity (the samples a warp changes)."""
+    return (matrix != np.eye(3)).reshape(len(matrix), 9).any(1)
+
+
+def warp_moved(x: torch.Tensor, m: np.ndarray, fill: int, interpolation: str, owned: bool) -> torch.Tensor:
+    """:func:`warp` for the samples whose ``(B,3,3)`` float64 map is not the identity; the others stay.
 
     No validation (callers pass checked arguments). Writes into ``x`` when ``owned``, else into a copy;
     returns ``x`` itself when nothing moves.
     """
-    m = matrix.detach().cpu().numpy().astype(np.float64)
-    moving = (m != np.eye(3)).reshape(len(m), 9).any(1)
+    moving = moving_samples(m)
     if not moving.any():
         return x
     if moving.all():
@@ -256,7 +307,7 @@ def _resample(
     x = x.contiguous()  # the kernels' canvases are viewed as flat rows
     if batch == 0:
         return torch.empty_like(x)
-    rows, cols = _sample_parts(matrix, height, width)
+    rows, cols = sample_parts(matrix, height, width)
     if interpolation == "bilinear":
         groups = [(np.ones(len(rows), dtype=bool), _bilinear, (), {})]
     else:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kdforaa.augment import geometry, ops
+from kdforaa.augment import geometry, native, ops
 from kdforaa.augment import random as rnd
 from kdforaa.augment.levels import (
     ARGUMENT_FREE_OPS,
@@ -349,43 +349,43 @@ def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
     return out
 
 
-# geometric op -> its (N,3,3) inverse maps from (N,) arguments, for (h, w) images
-_GEOMETRIC_MATRIX = {
-    "rotate": lambda arg, h, w: geometry.rotate_matrix(arg, h, w),
-    "shear_x": lambda arg, h, w: geometry.shear_x_matrix(arg),
-    "shear_y": lambda arg, h, w: geometry.shear_y_matrix(arg),
-    "translate_x": lambda arg, h, w: geometry.translate_matrix(arg, 0.0),
-    "translate_y": lambda arg, h, w: geometry.translate_matrix(0.0, arg),
+# geometric op -> its (N,3,3) inverse maps from (N,) float64 arguments, for (h, w) images
+_GEOMETRIC_MAP = {
+    "rotate": lambda arg, h, w: geometry.rotate_map(arg, h, w),
+    "shear_x": lambda arg, h, w: geometry.shear_x_map(arg),
+    "shear_y": lambda arg, h, w: geometry.shear_y_map(arg),
+    "translate_x": lambda arg, h, w: geometry.translate_map(arg, 0.0),
+    "translate_y": lambda arg, h, w: geometry.translate_map(0.0, arg),
 }
 
 
-def _slot_matrices(params: AugParams, h: int, w: int) -> list[torch.Tensor]:
+def _slot_maps(params: AugParams, h: int, w: int) -> list[np.ndarray]:
     """One ``(B,3,3)`` inverse map per slot (identity where the slot is not geometric); [] if none is."""
-    matrices = None
-    for name, matrix_of in _GEOMETRIC_MATRIX.items():
-        if name not in params.op_names:
+    maps = None
+    chosen, on = params.ops.numpy(), params.applied.numpy()
+    for index in np.unique(chosen[on]).tolist():
+        name = params.op_names[index]
+        if name not in _GEOMETRIC_MAP:
             continue
-        uses = params.applied & (params.ops == params.op_names.index(name))
-        if bool(uses.any()):
-            arg = op_argument(name, params.levels, params.signs, height=h, width=w).to(torch.float64)
-            op = matrix_of(torch.where(uses, arg, 0.0).flatten(), h, w)  # the identity where unused
-            # A slot holds one op: each sample's slot matrix is that op's (exactly what their product is).
-            matrices = op if matrices is None else torch.where(uses.view(-1, 1, 1), op, matrices)
-    if matrices is None:
-        return []
-    return list(matrices.view(*params.ops.shape, 3, 3).unbind(1))
+        uses = on & (chosen == index)
+        argument = op_argument(name, params.levels, params.signs, height=h, width=w).numpy()[uses]
+        if maps is None:
+            maps = np.tile(np.eye(3), (*chosen.shape, 1, 1))
+        # A slot holds one op: each sample's slot map is that op's.
+        maps[uses] = _GEOMETRIC_MAP[name](argument.astype(np.float64), h, w)
+    return [] if maps is None else list(maps.transpose(1, 0, 2, 3))
 
 
-def _geometry(params: AugParams, h: int, w: int) -> torch.Tensor | None:
+def _geometry(params: AugParams, h: int, w: int) -> np.ndarray | None:
     """``(B,3,3)`` inverse map of crop, flip, then each slot's geometric op; None if there are none."""
     steps = []
     if params.crop is not None:
-        top, left = params.crop.unbind(1)
-        steps.append(geometry.crop_matrix(left, top))
+        top, left = params.crop.numpy().T
+        steps.append(geometry.translate_map(left, top))
     if params.flip is not None:
-        steps.append(geometry.flip_matrix(params.flip, w))
-    steps.extend(_slot_matrices(params, h, w))
-    return geometry.compose(*steps) if steps else None
+        steps.append(geometry.flip_map(params.flip.numpy(), w))
+    steps.extend(_slot_maps(params, h, w))
+    return geometry.compose_maps(*steps) if steps else None
 
 
 def _cut_out(x: torch.Tensor, boxes: torch.Tensor, fill: int) -> torch.Tensor:
@@ -399,6 +399,21 @@ def _cut_out(x: torch.Tensor, boxes: torch.Tensor, fill: int) -> torch.Tensor:
     return x.masked_fill(inside.unsqueeze(1), fill)
 
 
+def _native_pass(x: torch.Tensor, params: AugParams, fill: int) -> torch.Tensor:
+    """Colour ops and the nearest warp in the native kernels (CPU): the same bytes as the torch path."""
+    batch, _, h, w = x.shape
+    codes, arguments = native.colour_codes(params, h, w)
+    matrix = _geometry(params, h, w)
+    moving, rows, cols = np.zeros(batch, dtype=bool), None, None
+    if matrix is not None:
+        m = np.broadcast_to(matrix, (batch, 3, 3))
+        moving = geometry.moving_samples(m)
+        if moving.any():
+            rows, cols = np.zeros((batch, 2, h), np.int32), np.zeros((batch, 2, w), np.int32)
+            rows[moving], cols[moving] = geometry.sample_parts(m[moving], h, w)
+    return native.apply(x, codes, arguments, moving, rows, cols, fill)
+
+
 def apply_params(
     x: torch.Tensor, params: AugParams, *, fill: int = 0, interpolation: str = "nearest"
 ) -> torch.Tensor:
@@ -407,10 +422,13 @@ def apply_params(
     if len(params) != x.shape[0]:
         raise ValueError(f"params describe {len(params)} samples but x has {x.shape[0]}")
     h, w = x.shape[-2:]
-    out = _colour_pass(x, params)
-    matrix = _geometry(params, h, w)
-    if matrix is not None:
-        out = geometry.warp_moved(out, matrix, fill, interpolation, owned=out is not x)
+    if native.usable(x, interpolation):
+        out = _native_pass(x, params, fill)
+    else:
+        out = _colour_pass(x, params)
+        matrix = _geometry(params, h, w)
+        if matrix is not None:
+            out = geometry.warp_moved(out, matrix, fill, interpolation, owned=out is not x)
     if params.cutout is not None:
         out = _cut_out(out, params.cutout, fill)
     return out if out is not x else x.clone()

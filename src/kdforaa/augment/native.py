@@ -1,0 +1,194 @@
+"""Native CPU kernels for a policy's whole ``apply``: every op of a sample in one C call.
+
+On the CPU the torch path pays a fixed cost per op and group (about 16 groups per RandAugment batch),
+which dominates small images, and several memory passes per op on large ones. ``native_kernels.c`` does a
+sample's colour ops and its nearest warp in one pass over cache-resident memory, threads splitting the
+batch. It is compiled on first use with the system's C compiler (``$CC`` or ``cc``) into
+``~/.cache/kdforaa/native`` and loaded with ctypes: no build step and no extra dependency. Without a
+compiler, or with ``KDFORAA_NATIVE=0``, the torch path runs; both give the same bytes (tested).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from kdforaa.augment.levels import LEVEL_TO_ARGUMENT, op_argument
+
+if TYPE_CHECKING:
+    from kdforaa.augment.policies import AugParams
+
+SOURCE = Path(__file__).with_name("native_kernels.c")
+# Vectorised for this CPU (the library is built where it runs; its cache name includes the CPU), but
+# without fused multiply-add, which would round the blends differently from the torch path.
+FLAGS = ("-O3", "-march=native", "-std=c11", "-ffp-contract=off", "-fPIC", "-shared")
+
+# The op codes of native_kernels.c; 0 (no colour op) for everything else.
+OP_CODES = {
+    "autocontrast": 1,
+    "equalize": 2,
+    "invert": 3,
+    "posterize": 4,
+    "solarize": 5,
+    "solarize_add": 6,
+    "color": 7,
+    "contrast": 8,
+    "brightness": 9,
+    "sharpness": 10,
+}
+
+_UINT8_P = ctypes.POINTER(ctypes.c_uint8)
+_INT32_P = ctypes.POINTER(ctypes.c_int32)
+_FLOAT_P = ctypes.POINTER(ctypes.c_float)
+
+
+def enabled() -> bool:
+    """False when ``$KDFORAA_NATIVE`` is 0 (force the torch path, e.g. to compare the two)."""
+    return os.environ.get("KDFORAA_NATIVE", "1") != "0"
+
+
+def _cache_dir() -> Path:
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kdforaa" / "native"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+    except OSError:
+        return Path(tempfile.gettempdir())
+
+
+def _cpu_features() -> str:
+    """The CPU's feature flags (Linux), so that a shared cache never serves one CPU another's build."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((line for line in lines if line.startswith(("flags", "Features"))), platform.processor())
+
+
+def _compile(compiler: str, target: Path) -> None:
+    """Build the library into ``target`` atomically (parallel test workers and ranks may race)."""
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".so", delete=False) as tmp:
+        partial = Path(tmp.name)
+    try:
+        command = [compiler, *FLAGS, str(SOURCE), "-o", str(partial), "-lm"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise OSError(done.stderr.strip().splitlines()[0] if done.stderr.strip() else "compiler failed")
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, building them on first use; None (with one warning) when that fails."""
+    compiler = shutil.which(os.environ.get("CC", "cc"))
+    if compiler is None:
+        return None
+    build = " ".join((compiler, *FLAGS, platform.machine(), _cpu_features()))
+    digest = hashlib.sha256(SOURCE.read_bytes() + build.encode()).hexdigest()[:16]
+    target = _cache_dir() / f"kdforaa_native_{digest}.so"
+    try:
+        if not target.exists():
+            _compile(compiler, target)
+        lib = ctypes.CDLL(str(target))
+    except (OSError, subprocess.SubprocessError) as error:
+        warnings.warn(f"kdforaa: no native augmentation kernels, using torch ({error})", stacklevel=2)
+        return None
+    lib.kdf_apply.restype = ctypes.c_int
+    lib.kdf_apply.argtypes = [
+        _UINT8_P, _UINT8_P, ctypes.c_int64, ctypes.c_int64, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+        ctypes.c_int, _INT32_P, _FLOAT_P, _UINT8_P, _INT32_P, _INT32_P, ctypes.c_int,
+    ]  # fmt: skip
+    return lib
+
+
+def usable(x: torch.Tensor, interpolation: str) -> bool:
+    """Whether :func:`apply` can take this batch: CPU, nearest warp, kernels built and not disabled."""
+    return x.device.type == "cpu" and interpolation == "nearest" and enabled() and library() is not None
+
+
+def colour_codes(params: AugParams, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(B,S)`` int32 op codes (0 where the slot is skipped or geometric) and float32 arguments."""
+    codes = np.zeros(params.ops.shape, dtype=np.int32)
+    arguments = np.zeros(params.ops.shape, dtype=np.float32)
+    chosen, on = params.ops.numpy(), params.applied.numpy()
+    for index in np.unique(chosen[on]).tolist():
+        name = params.op_names[index]
+        if name not in OP_CODES:
+            continue
+        uses = on & (chosen == index)
+        codes[uses] = OP_CODES[name]
+        if name in LEVEL_TO_ARGUMENT:
+            argument = op_argument(name, params.levels, params.signs, height=height, width=width)
+            arguments[uses] = argument.numpy()[uses]
+    return codes, arguments
+
+
+@functools.cache
+def _pool(pid: int) -> ThreadPoolExecutor:
+    """Threads for the batch's parts, one pool per process (a forked child cannot use its parent's)."""
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix=f"kdforaa-native-{pid}")
+
+
+def _pointer(array: np.ndarray | torch.Tensor, kind: type) -> ctypes._Pointer:
+    address = array.data_ptr() if isinstance(array, torch.Tensor) else array.ctypes.data
+    return ctypes.cast(address, kind)
+
+
+def apply(
+    x: torch.Tensor,
+    codes: np.ndarray,
+    arguments: np.ndarray,
+    moving: np.ndarray,
+    rows: np.ndarray | None,
+    cols: np.ndarray | None,
+    fill: int,
+) -> torch.Tensor:
+    """Colour ops (``codes``, ``arguments``: ``(B,S)``), then the nearest warp where ``moving`` ``(B,)``.
+
+    ``rows`` ``(B,2,H)`` and ``cols`` ``(B,2,W)`` are int32 fixed-point parts (see
+    ``geometry.sample_parts``), None when nothing moves. Returns a new contiguous batch.
+    """
+    lib = library()
+    x = x.contiguous()
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    batch, channels, height, width = x.shape
+    codes, arguments = np.ascontiguousarray(codes, np.int32), np.ascontiguousarray(arguments, np.float32)
+    moving = np.ascontiguousarray(moving, np.uint8)
+    if rows is None or cols is None:
+        rows = cols = np.zeros(1, np.int32)
+    rows, cols = np.ascontiguousarray(rows, np.int32), np.ascontiguousarray(cols, np.int32)
+    pointers = (
+        _pointer(codes, _INT32_P), _pointer(arguments, _FLOAT_P), _pointer(moving, _UINT8_P),
+        _pointer(rows, _INT32_P), _pointer(cols, _INT32_P),
+    )  # fmt: skip
+    source, target = _pointer(x, _UINT8_P), _pointer(out, _UINT8_P)
+
+    shape = (channels, height, width, codes.shape[1])
+
+    def run(start: int, end: int) -> int:
+        return lib.kdf_apply(source, target, start, end, *shape, *pointers, fill)
+
+    threads = max(1, min(torch.get_num_threads(), batch))
+    bounds = np.linspace(0, batch, threads + 1).astype(int).tolist()
+    if threads == 1:
+        results = [run(0, batch)]
+    else:
+        results = list(_pool(os.getpid()).map(run, bounds[:-1], bounds[1:]))
+    if any(results):
+        raise MemoryError("native augmentation kernels: out of memory for one image's scratch space")
+    return out
