@@ -216,11 +216,11 @@ def test_bad_input_raises_a_value_error_naming_the_argument(call, message, fashi
 def kinds_of(matrix: torch.Tensor, height: int, width: int) -> tuple[list[bool], list[bool]]:
     """Per sample: do its output rows copy runs of input pixels, and do they run backwards?"""
     numpy_matrix = matrix.reshape(-1, 3, 3).numpy().astype("float64")
-    runs, backward = geometry._row_runs(*geometry.sample_parts(numpy_matrix, height, width))
+    runs, backward = geometry.row_runs(*geometry.sample_parts(numpy_matrix, height, width))
     return runs.tolist(), backward.tolist()
 
 
-def test_shifts_crops_mirrors_and_horizontal_shears_are_row_runs():
+def test_shifts_crops_mirrors_and_horizontal_shears_arerow_runs():
     h, w = 17, 23
     runs = [
         geometry.translate_matrix(3.0, -2.0),
@@ -248,14 +248,14 @@ def test_shifts_crops_mirrors_and_horizontal_shears_are_row_runs():
     flip=st.booleans(),
     fill=st.integers(0, 255),
 )
-def test_row_runs_copy_exactly_what_the_pixel_gather_reads(shape, shift, shear, flip, fill):
+def testrow_runs_copy_exactly_what_the_pixel_gather_reads(shape, shift, shear, flip, fill):
     x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(sum(shape)))
     h, w = shape[2:]
     matrix = geometry.compose(
         geometry.flip_matrix(flip, w), geometry.translate_matrix(*shift), geometry.shear_x_matrix(shear)
     ).expand(shape[0], 3, 3)
     rows, cols = geometry.sample_parts(matrix.numpy(), h, w)
-    runs, backward = geometry._row_runs(rows, cols)
+    runs, backward = geometry.row_runs(rows, cols)
     assert runs.all()
     rows, cols = torch.from_numpy(rows), torch.from_numpy(cols)
     copied = geometry._copy_runs(x, rows, cols, torch.from_numpy(backward), fill, bool(backward.any()))

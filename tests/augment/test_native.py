@@ -83,6 +83,26 @@ def test_crop_flip_and_cutout_of_the_pipeline_equal_the_torch_path(monkeypatch, 
     assert torch.equal(fast, reference)
 
 
+def test_every_crop_offset_with_and_without_a_flip_equals_the_torch_path(monkeypatch):
+    """Row runs (shifts, crops, mirrors) are copied row by row: every way a run can leave the image."""
+    height, width = 9, 11
+    offsets = [(top, left) for top in range(-10, 11, 3) for left in range(-12, 13)]
+    batch = 2 * len(offsets)
+    x = torch.randint(
+        0, 256, (batch, 3, height, width), generator=torch.Generator().manual_seed(5), dtype=torch.uint8
+    )
+    params = AugParams(
+        ops=torch.zeros(batch, 0, dtype=torch.int64),
+        levels=torch.zeros(batch, 0),
+        signs=torch.ones(batch, 0, dtype=torch.int8),
+        applied=torch.zeros(batch, 0, dtype=torch.bool),
+        crop=torch.tensor(offsets * 2),
+        flip=torch.arange(batch) >= len(offsets),
+    )
+    fast, reference = both_paths(monkeypatch, x, params, fill=201)
+    assert torch.equal(fast, reference)
+
+
 def test_channels_last_and_sliced_batches_equal_the_torch_path(monkeypatch, noise_rgb_17x23):
     x = noise_rgb_17x23.repeat(4, 1, 1, 1)[::2].contiguous(memory_format=torch.channels_last)
     params = RandAugment(2, 12).sample(keys(len(x)))

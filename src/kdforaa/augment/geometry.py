@@ -311,7 +311,7 @@ def _resample(
     if interpolation == "bilinear":
         groups = [(np.ones(len(rows), dtype=bool), _bilinear, (), {})]
     else:
-        runs, backward = _row_runs(rows, cols)
+        runs, backward = row_runs(rows, cols)
         mirror = {"mirror": bool(backward[runs].any())}
         groups = [(runs, _copy_runs, (backward,), mirror), (~runs, _gather_points, (), {})]
     for chosen, kernel, extra, options in groups:
@@ -370,7 +370,7 @@ def write_rows(out: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> N
     target.index_copy_(0, rows.to(out.device), values.view(len(values), width).view(dtype))
 
 
-def _row_runs(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def row_runs(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(N,)`` bool ``runs`` and ``backward``: for ``runs``, output row ``j`` reads one input row, at
     columns ``p_j + i`` for output column ``i`` (``p_j - i`` where ``backward``).
 
@@ -390,7 +390,7 @@ def _row_runs(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def _copy_runs(
     x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, backward: torch.Tensor, fill: int, mirror: bool
 ) -> torch.Tensor:
-    """Nearest resampling of samples whose rows are runs (see :func:`_row_runs`), one row copy each.
+    """Nearest resampling of samples whose rows are runs (see :func:`row_runs`), one row copy each.
 
     Each output row is ``W`` consecutive pixels of a canvas holding the input with fill around it; a
     backward sample is mirrored there, which turns its runs forward. ``mirror`` says whether any sample

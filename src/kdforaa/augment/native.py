@@ -149,16 +149,21 @@ def _pointer(array: np.ndarray | torch.Tensor, kind: type) -> ctypes._Pointer:
     return ctypes.cast(address, kind)
 
 
+# How a sample is resampled: not at all, pixel by pixel, or row runs (forward or mirrored): WARP_* in C.
+WARP_NONE, WARP_GATHER, WARP_RUNS, WARP_RUNS_BACKWARD = 0, 1, 2, 3
+
+
 def apply(
     x: torch.Tensor,
     codes: np.ndarray,
     arguments: np.ndarray,
-    moving: np.ndarray,
+    warps: np.ndarray,
     rows: np.ndarray | None,
     cols: np.ndarray | None,
     fill: int,
 ) -> torch.Tensor:
-    """Colour ops (``codes``, ``arguments``: ``(B,S)``), then the nearest warp where ``moving`` ``(B,)``.
+    """Colour ops (``codes``, ``arguments``: ``(B,S)``), then each sample's nearest warp (``warps``
+    ``(B,)``, one of ``WARP_*``).
 
     ``rows`` ``(B,2,H)`` and ``cols`` ``(B,2,W)`` are int32 fixed-point parts (see
     ``geometry.sample_parts``), None when nothing moves. Returns a new contiguous batch.
@@ -168,12 +173,12 @@ def apply(
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
     batch, channels, height, width = x.shape
     codes, arguments = np.ascontiguousarray(codes, np.int32), np.ascontiguousarray(arguments, np.float32)
-    moving = np.ascontiguousarray(moving, np.uint8)
+    warps = np.ascontiguousarray(warps, np.uint8)
     if rows is None or cols is None:
         rows = cols = np.zeros(1, np.int32)
     rows, cols = np.ascontiguousarray(rows, np.int32), np.ascontiguousarray(cols, np.int32)
     pointers = (
-        _pointer(codes, _INT32_P), _pointer(arguments, _FLOAT_P), _pointer(moving, _UINT8_P),
+        _pointer(codes, _INT32_P), _pointer(arguments, _FLOAT_P), _pointer(warps, _UINT8_P),
         _pointer(rows, _INT32_P), _pointer(cols, _INT32_P),
     )  # fmt: skip
     source, target = _pointer(x, _UINT8_P), _pointer(out, _UINT8_P)

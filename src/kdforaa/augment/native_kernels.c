@@ -216,12 +216,41 @@ static void warp_nearest(const uint8_t *in, uint8_t *out, int channels, int heig
     }
 }
 
-/* Samples [start, end): the colour ops of each slot in order, then the warp where ``moving[b]``.
+/* The nearest warp of a sample whose output rows are runs of one input row (shifts, crops, mirrors):
+   output (j, i) reads input row (rows[1][j] + cols[1][0]) >> 16 at column first + i, or first - i where
+   ``backward``, with first = (rows[0][j] + cols[0][0]) >> 16 (geometry.row_runs finds these samples). */
+static void warp_runs(const uint8_t *in, uint8_t *out, int channels, int height, int width, const int32_t *rows,
+                      const int32_t *cols, int backward, uint8_t fill) {
+    int64_t pixels = (int64_t)height * width;
+    for (int j = 0; j < height; j++) {
+        int64_t first = (rows[j] + cols[0]) >> 16, source = (rows[height + j] + cols[width]) >> 16;
+        /* the output columns [low, high) that read inside the input row */
+        int64_t low = backward ? first - width + 1 : -first, high = backward ? first + 1 : width - first;
+        low = low < 0 ? 0 : (low > width ? width : low);
+        high = high > width ? width : (high < low ? low : high);
+        if (source < 0 || source >= height) low = high = 0;
+        for (int c = 0; c < channels; c++) {
+            uint8_t *target = out + c * pixels + (int64_t)j * width;
+            const uint8_t *line = in + c * pixels + source * width;
+            memset(target, fill, (size_t)low);
+            if (backward)
+                for (int64_t i = low; i < high; i++) target[i] = line[first - i];
+            else
+                memcpy(target + low, line + first + low, (size_t)(high - low));
+            memset(target + high, fill, (size_t)(width - high));
+        }
+    }
+}
+
+enum { WARP_NONE = 0, WARP_GATHER = 1, WARP_RUNS = 2, WARP_RUNS_BACKWARD = 3 };
+
+/* Samples [start, end): the colour ops of each slot in order, then each sample's warp (``warps[b]``, one
+   of WARP_*).
 
    ops, arguments: (B,S) op codes and float32 arguments. rows: (B,2,H), cols: (B,2,W) int32 (ignored
-   where not moving; may be NULL when no sample moves). Returns 0, or -1 if memory ran out. */
+   where the warp is WARP_NONE). Returns 0, or -1 if memory ran out. */
 int kdf_apply(const uint8_t *x, uint8_t *out, int64_t start, int64_t end, int channels, int height, int width,
-              int slots, const int32_t *ops, const float *arguments, const uint8_t *moving, const int32_t *rows,
+              int slots, const int32_t *ops, const float *arguments, const uint8_t *warps, const int32_t *rows,
               const int32_t *cols, int fill) {
     int64_t pixels = (int64_t)height * width, values = channels * pixels;
     /* image, and scratch for sharpness (a copy) or the warp (planes with a fill pixel, one row of offsets) */
@@ -236,8 +265,14 @@ int kdf_apply(const uint8_t *x, uint8_t *out, int64_t start, int64_t end, int ch
         memcpy(image, x + b * values, (size_t)values);
         for (int s = 0; s < slots; s++)
             colour_op(ops[b * slots + s], arguments[b * slots + s], image, scratch, channels, height, width);
-        if (!moving[b]) {
+        const int32_t *sample_rows = rows + b * 2 * height, *sample_cols = cols + b * 2 * width;
+        if (warps[b] == WARP_NONE) {
             memcpy(out + b * values, image, (size_t)values);
+            continue;
+        }
+        if (warps[b] != WARP_GATHER) {
+            warp_runs(image, out + b * values, channels, height, width, sample_rows, sample_cols,
+                      warps[b] == WARP_RUNS_BACKWARD, (uint8_t)fill);
             continue;
         }
         for (int c = 0; c < channels; c++) {
@@ -245,8 +280,7 @@ int kdf_apply(const uint8_t *x, uint8_t *out, int64_t start, int64_t end, int ch
             scratch[c * (pixels + 1) + pixels] = (uint8_t)fill;
         }
         int32_t *offsets = (int32_t *)(scratch + ((values + channels + 15) & ~(int64_t)15));
-        warp_nearest(scratch, out + b * values, channels, height, width, rows + b * 2 * height,
-                     cols + b * 2 * width, offsets);
+        warp_nearest(scratch, out + b * values, channels, height, width, sample_rows, sample_cols, offsets);
     }
     free(image);
     free(scratch);

@@ -404,14 +404,19 @@ def _native_pass(x: torch.Tensor, params: AugParams, fill: int) -> torch.Tensor:
     batch, _, h, w = x.shape
     codes, arguments = native.colour_codes(params, h, w)
     matrix = _geometry(params, h, w)
-    moving, rows, cols = np.zeros(batch, dtype=bool), None, None
+    warps, rows, cols = np.full(batch, native.WARP_NONE, dtype=np.uint8), None, None
     if matrix is not None:
         m = np.broadcast_to(matrix, (batch, 3, 3))
         moving = geometry.moving_samples(m)
         if moving.any():
             rows, cols = np.zeros((batch, 2, h), np.int32), np.zeros((batch, 2, w), np.int32)
             rows[moving], cols[moving] = geometry.sample_parts(m[moving], h, w)
-    return native.apply(x, codes, arguments, moving, rows, cols, fill)
+            runs, backward = geometry.row_runs(rows[moving], cols[moving])
+            kinds = np.where(
+                runs, np.where(backward, native.WARP_RUNS_BACKWARD, native.WARP_RUNS), native.WARP_GATHER
+            )
+            warps[moving] = kinds
+    return native.apply(x, codes, arguments, warps, rows, cols, fill)
 
 
 def apply_params(
