@@ -218,7 +218,8 @@ def sample_parts(matrix: np.ndarray, height: int, width: int) -> tuple[np.ndarra
     limit = _COORDINATE_LIMIT
 
     entries = np.concatenate([step_x, step_y, offset], axis=2)
-    fixed = np.clip(np.floor(entries * _ONE + 0.5), -(2.0**40), 2.0**40).astype(np.int64)
+    with np.errstate(over="ignore"):  # entries near float64's limit become inf, which the clip bounds
+        fixed = np.clip(np.floor(entries * _ONE + 0.5), -(2.0**40), 2.0**40).astype(np.int64)
     col_part = np.clip(fixed[:, :, 0:1] * cols, -limit, limit - 1)
     row_part = np.clip(fixed[:, :, 1:2] * rows + fixed[:, :, 2:3], -limit, limit - 1)
 
