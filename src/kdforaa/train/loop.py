@@ -352,6 +352,9 @@ class Trainer:
         try:
             while self.epoch < cfg.train.epochs:
                 self._run_epoch()
+            # Every rank finishes training before any tears the group down: a gloo rank whose peer has
+            # already closed its connections can abort ("terminate called without an active exception").
+            dist.barrier(self.world)
             if not self.world.is_main:
                 return {}
             summary = self._summary()
