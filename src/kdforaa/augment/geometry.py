@@ -218,14 +218,14 @@ def sample_parts(matrix: np.ndarray, height: int, width: int) -> tuple[np.ndarra
     limit = _COORDINATE_LIMIT
 
     entries = np.concatenate([step_x, step_y, offset], axis=2)
-    with np.errstate(over="ignore"):  # entries near float64's limit become inf, which the clip bounds
+    separable = (m[:, 0, 1] == 0) & (m[:, 1, 0] == 0)
+    with np.errstate(over="ignore"):  # entries near float64's limit become inf, which the clips bound
         fixed = np.clip(np.floor(entries * _ONE + 0.5), -(2.0**40), 2.0**40).astype(np.int64)
+        exact_x = np.floor((offset[separable, 0] + step_x[separable, 0] * cols) * _ONE)
+        exact_y = np.floor((offset[separable, 1] + step_y[separable, 1] * rows) * _ONE)
+    exact_x, exact_y = exact_x.clip(-limit, limit - 1), exact_y.clip(-limit, limit - 1)
     col_part = np.clip(fixed[:, :, 0:1] * cols, -limit, limit - 1)
     row_part = np.clip(fixed[:, :, 1:2] * rows + fixed[:, :, 2:3], -limit, limit - 1)
-
-    separable = (m[:, 0, 1] == 0) & (m[:, 1, 0] == 0)
-    exact_x = np.floor((offset[separable, 0] + step_x[separable, 0] * cols) * _ONE).clip(-limit, limit - 1)
-    exact_y = np.floor((offset[separable, 1] + step_y[separable, 1] * rows) * _ONE).clip(-limit, limit - 1)
     col_part[separable] = np.stack([exact_x, np.zeros_like(exact_x)], axis=1)
     row_part[separable] = np.stack([np.zeros_like(exact_y), exact_y], axis=1)
     return row_part.astype(np.int32), col_part.astype(np.int32)
