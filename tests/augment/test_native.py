@@ -167,3 +167,22 @@ def test_without_a_compiler_the_torch_path_runs(monkeypatch, noise_rgb_17x23):
             assert any("torch" in str(w.message) for w in caught) == warns, compiler
         finally:
             native.library.cache_clear()
+
+
+def test_a_compiler_without_march_native_gets_a_plain_build(monkeypatch, tmp_path, noise_rgb_17x23):
+    compiler = tmp_path / "cc-without-march-native"
+    compiler.write_text(
+        '#!/bin/sh\nfor a in "$@"; do [ "$a" = "-march=native" ] && exit 1; done\nexec cc "$@"\n'
+    )
+    compiler.chmod(0o755)
+    params = RandAugment(2, 15).sample(keys(len(noise_rgb_17x23)))
+    expected = apply_params(noise_rgb_17x23, params)
+    monkeypatch.setenv("CC", str(compiler))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    native.library.cache_clear()
+    try:
+        assert native.library() is not None
+        assert list((tmp_path / "cache" / "kdforaa" / "native").glob("*.so"))
+        assert torch.equal(apply_params(noise_rgb_17x23, params), expected)
+    finally:
+        native.library.cache_clear()

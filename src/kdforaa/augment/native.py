@@ -83,9 +83,13 @@ def _compile(compiler: str, target: Path) -> None:
     with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".so", delete=False) as tmp:
         partial = Path(tmp.name)
     try:
-        command = [compiler, *FLAGS, str(SOURCE), "-o", str(partial), "-lm"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
+        # A compiler that does not know -march=native (some clang and non-x86 builds) gets a plain build.
+        for flags in (FLAGS, tuple(f for f in FLAGS if f != "-march=native")):
+            command = [compiler, *flags, str(SOURCE), "-o", str(partial), "-lm"]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            if done.returncode == 0:
+                break
+        else:
             raise OSError(done.stderr.strip().splitlines()[0] if done.stderr.strip() else "compiler failed")
         partial.replace(target)
     finally:
