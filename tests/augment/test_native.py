@@ -186,3 +186,21 @@ def test_a_compiler_without_march_native_gets_a_plain_build(monkeypatch, tmp_pat
         assert torch.equal(apply_params(noise_rgb_17x23, params), expected)
     finally:
         native.library.cache_clear()
+
+
+def test_a_library_others_can_write_is_rebuilt_not_loaded(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    native.library.cache_clear()
+    try:
+        assert native.library() is not None
+        (built,) = (tmp_path / "kdforaa" / "native").glob("*.so")
+        built.unlink()  # a new file: this process still runs the old one's code
+        built.write_bytes(b"planted by someone else")
+        built.chmod(0o666)
+        native.library.cache_clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # loading the planted file would fail with a warning
+            assert native.library() is not None
+        assert built.stat().st_mode & 0o022 == 0 and built.read_bytes().startswith(b"\x7fELF")
+    finally:
+        native.library.cache_clear()

@@ -61,12 +61,21 @@ def enabled() -> bool:
 
 
 def _cache_dir() -> Path:
+    """``~/.cache/kdforaa/native``; a private temporary folder where that cannot be made or is not ours."""
     home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kdforaa" / "native"
     try:
-        home.mkdir(parents=True, exist_ok=True)
-        return home
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if _ours(home):
+            return home
     except OSError:
-        return Path(tempfile.gettempdir())
+        pass
+    return Path(tempfile.mkdtemp(prefix="kdforaa-native-"))
+
+
+def _ours(path: Path) -> bool:
+    """Owned by this user and writable by no one else: safe to load code from (a library is code)."""
+    info = path.stat()
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
 def _cpu_features() -> str:
@@ -106,7 +115,7 @@ def library() -> ctypes.CDLL | None:
     digest = hashlib.sha256(SOURCE.read_bytes() + build.encode()).hexdigest()[:16]
     target = _cache_dir() / f"kdforaa_native_{digest}.so"
     try:
-        if not target.exists():
+        if not (target.exists() and _ours(target)):
             _compile(compiler, target)
         lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as error:
