@@ -54,6 +54,14 @@ MIN_DISTINCT = {
 }
 
 
+@pytest.mark.parametrize("level", [float("nan"), float("inf"), -1.0])
+def test_params_with_a_level_no_policy_draws_are_refused(level):
+    data = RandAugment(2, 9.0).sample(keys_for(range(3))).to_dict()
+    data["levels"][1, 0] = level
+    with pytest.raises(ValueError, match="levels must be finite numbers >= 0"):
+        AugParams.from_dict(data)
+
+
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_ops_are_chosen_per_sample(name, fashion_rgb):
     x = fashion_rgb[:1].expand(256, -1, -1, -1).contiguous()

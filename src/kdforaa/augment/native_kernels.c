@@ -158,7 +158,8 @@ static void colour_op(int op, float argument, uint8_t *image, uint8_t *scratch, 
         for (int64_t p = 0; p < values; p++) image[p] = 255 - image[p];
         break;
     case OP_POSTERIZE: {
-        uint8_t mask = (uint8_t)((255 << (8 - (int64_t)argument)) & 255);
+        int bits = argument < 0.0f ? 0 : (argument > 8.0f ? 8 : (int)argument); /* 0..8 from the level table */
+        uint8_t mask = (uint8_t)((255 << (8 - bits)) & 255);
         for (int64_t p = 0; p < values; p++) image[p] &= mask;
         break;
     }

@@ -197,6 +197,8 @@ class AugParams:
             raise ValueError(f"AugParams: ops must index op_names (0..{len(self.op_names) - 1})")
         if not ((self.signs == 1) | (self.signs == -1)).all():
             raise ValueError("AugParams: signs must be +1 or -1")
+        if not (torch.isfinite(self.levels) & (self.levels >= 0)).all():
+            raise ValueError("AugParams: levels must be finite numbers >= 0")
 
     def __len__(self) -> int:
         return self.ops.shape[0]
