@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from kdforaa.augment import AutoAugment, RandAugment, SingleOp, TrivialAugment, apply_params, native
 from kdforaa.augment.levels import OP_NAMES
 from kdforaa.augment.pipeline import AugmentPipeline
-from kdforaa.augment.policies import AugParams
+from kdforaa.augment.policies import COLOUR_OPS, AugParams
 from kdforaa.augment.random import make_keys
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc) on this machine")
@@ -204,3 +204,7 @@ def test_a_library_others_can_write_is_rebuilt_not_loaded(monkeypatch, tmp_path)
         assert built.stat().st_mode & 0o022 == 0 and built.read_bytes().startswith(b"\x7fELF")
     finally:
         native.library.cache_clear()
+
+
+def test_every_colour_op_has_a_native_kernel():
+    assert set(native.OP_CODES) == set(COLOUR_OPS)
