@@ -14,6 +14,7 @@ parallel regions stall on the busy core: compare with ``--threads 1`` there.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import statistics
@@ -273,7 +274,10 @@ def main() -> None:
         met = vs_pillow >= r.case.min_vs_pillow and not vs_kornia < r.case.min_vs_kornia
         verdict = "met" if met else "MISSED"
         target = f"{verdict}: >= {r.case.min_vs_pillow:g}x Pillow, >= {r.case.min_vs_kornia:g}x kornia"
-        rates = f"{r.ours:,.0f} | {r.ours_torch:,.0f} | {r.pillow:,.0f} | {r.kornia:,.0f} | {vs_pillow:.1f}x"
+        if device.type != "cpu":
+            target = "— (the targets are for the CPU)"
+        torch_path = "—" if math.isnan(r.ours_torch) else f"{r.ours_torch:,.0f}"
+        rates = f"{r.ours:,.0f} | {torch_path} | {r.pillow:,.0f} | {r.kornia:,.0f} | {vs_pillow:.1f}x"
         rates += f" | {vs_kornia:.1f}x"
         print(f"| {r.case.side}x{r.case.side} RGB | {r.case.batch} | {rates} | {target} |")
     print(
