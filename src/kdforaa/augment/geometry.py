@@ -77,9 +77,10 @@ def per_sample(value: torch.Tensor | float, name: str) -> torch.Tensor:
 def _affine(rows: list[list[np.ndarray | float]]) -> np.ndarray:
     """Stack two rows of per-sample entries ``[[a, b, c], [d, e, f]]`` (``(N,)`` arrays or numbers)
     into ``(N,3,3)`` float64 matrices."""
-    entries = np.broadcast_arrays(*(np.asarray(e, dtype=np.float64).reshape(-1) for row in rows for e in row))
-    out = np.zeros((len(entries[0]), 3, 3))
-    out[:, :2] = np.stack(entries, axis=1).reshape(-1, 2, 3)
+    entries = [np.asarray(e, dtype=np.float64).reshape(-1) for row in rows for e in row]
+    out = np.zeros((*np.broadcast_shapes(*(e.shape for e in entries)), 3, 3))
+    for k, entry in enumerate(entries):
+        out[:, k // 3, k % 3] = entry
     out[:, 2, 2] = 1.0
     return out
 
