@@ -138,12 +138,9 @@ def colour_codes(params: AugParams, height: int, width: int) -> tuple[np.ndarray
     """``(B,S)`` int32 op codes (0 where the slot is skipped or geometric) and float32 arguments."""
     codes = np.zeros(params.ops.shape, dtype=np.int32)
     arguments = np.zeros(params.ops.shape, dtype=np.float32)
-    chosen, on = params.ops.numpy(), params.applied.numpy()
-    for index in np.unique(chosen[on]).tolist():
-        name = params.op_names[index]
+    for name, uses in params.ops_in_use():
         if name not in OP_CODES:
             continue
-        uses = on & (chosen == index)
         codes[uses] = OP_CODES[name]
         if name in LEVEL_TO_ARGUMENT:
             argument = op_argument(name, params.levels, params.signs, height=height, width=width)

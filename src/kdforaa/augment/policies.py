@@ -13,7 +13,7 @@ with a single warp per batch; then cutout. Pixels with no source take the policy
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -203,6 +203,12 @@ class AugParams:
     def __len__(self) -> int:
         return self.ops.shape[0]
 
+    def ops_in_use(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Each op that some applied slot holds, with the ``(B,S)`` bool mask of those slots."""
+        chosen, on = self.ops.numpy(), self.applied.numpy()
+        for index in np.unique(chosen[on]).tolist():
+            yield self.op_names[index], on & (chosen == index)
+
     @property
     def level(self) -> torch.Tensor:
         """``(B,)`` float32: the strongest level each sample was augmented with (0 if none applied)."""
@@ -353,7 +359,7 @@ def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
 
 # geometric op -> its (N,3,3) inverse maps from (N,) float64 arguments, for (h, w) images
 _GEOMETRIC_MAP = {
-    "rotate": lambda arg, h, w: geometry.rotate_map(arg, h, w),
+    "rotate": geometry.rotate_map,
     "shear_x": lambda arg, h, w: geometry.shear_x_map(arg),
     "shear_y": lambda arg, h, w: geometry.shear_y_map(arg),
     "translate_x": lambda arg, h, w: geometry.translate_map(arg, 0.0),
@@ -364,15 +370,12 @@ _GEOMETRIC_MAP = {
 def _slot_maps(params: AugParams, h: int, w: int) -> list[np.ndarray]:
     """One ``(B,3,3)`` inverse map per slot (identity where the slot is not geometric); [] if none is."""
     maps = None
-    chosen, on = params.ops.numpy(), params.applied.numpy()
-    for index in np.unique(chosen[on]).tolist():
-        name = params.op_names[index]
+    for name, uses in params.ops_in_use():
         if name not in _GEOMETRIC_MAP:
             continue
-        uses = on & (chosen == index)
         argument = op_argument(name, params.levels, params.signs, height=h, width=w).numpy()[uses]
         if maps is None:
-            maps = np.tile(np.eye(3), (*chosen.shape, 1, 1))
+            maps = np.tile(np.eye(3), (*uses.shape, 1, 1))
         # A slot holds one op: each sample's slot map is that op's.
         maps[uses] = _GEOMETRIC_MAP[name](argument.astype(np.float64), h, w)
     return [] if maps is None else list(maps.transpose(1, 0, 2, 3))
