@@ -5,6 +5,7 @@ soon as the first checkpoint exists, and waits for torchrun to restart the group
 The log of every failed try is kept (``--out``/tryK.log); successful tries are cleaned up.
 
     python benchmarks/restart_repeat.py --tries 10 --out /tmp/restarts
+    python benchmarks/restart_repeat.py --tries 20 --no-kill --max-restarts 0   # plain runs, no fault
 """
 
 from __future__ import annotations
@@ -22,15 +23,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from cli_helpers import two_process_command, worker_pids  # noqa: E402  (the CI test's own run, repeated)
 
 
-def one_try(folder: Path, log: Path, max_restarts: int, timeout: float) -> tuple[bool, float]:
-    """Run, kill a worker after the first checkpoint, wait; returns (finished with exit 0, seconds)."""
+def one_try(folder: Path, log: Path, max_restarts: int, timeout: float, kill: bool) -> tuple[bool, float]:
+    """Run, kill a worker after the first checkpoint (if ``kill``), wait; returns (exit 0, seconds)."""
     command = two_process_command(folder, restarts=max_restarts)
     start = time.time()
     with log.open("w") as sink:
         proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        while time.time() - start < timeout and not (folder / "last.pt").exists() and proc.poll() is None:
+        while (
+            kill
+            and time.time() - start < timeout
+            and not (folder / "last.pt").exists()
+            and proc.poll() is None
+        ):
             time.sleep(0.05)
-        workers = worker_pids(proc.pid)
+        workers = worker_pids(proc.pid) if kill else []
         if workers:
             os.kill(workers[-1], signal.SIGKILL)
         try:
@@ -47,20 +53,22 @@ def main() -> int:
     parser.add_argument("--max-restarts", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per try before it fails")
     parser.add_argument("--out", type=Path, default=Path("runs/restart_repeat"))
+    parser.add_argument("--no-kill", action="store_true", help="plain runs: count how many finish cleanly")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for k in range(args.tries):
         folder, log = args.out / f"try{k}", args.out / f"try{k}.log"
         shutil.rmtree(folder, ignore_errors=True)
-        ok, seconds = one_try(folder, log, args.max_restarts, args.timeout)
-        outcome = "recovered" if ok else f"FAILED, log {log}"
+        ok, seconds = one_try(folder, log, args.max_restarts, args.timeout, kill=not args.no_kill)
+        outcome = ("finished" if args.no_kill else "recovered") if ok else f"FAILED, log {log}"
         print(f"try {k + 1}/{args.tries}: {outcome} ({seconds:.1f} s)")
         if ok:
             log.unlink()
             shutil.rmtree(folder, ignore_errors=True)
         failures += not ok
-    print(f"{args.tries - failures} of {args.tries} tries recovered with --max-restarts={args.max_restarts}")
+    done = "finished" if args.no_kill else "recovered"
+    print(f"{args.tries - failures} of {args.tries} tries {done} with --max-restarts={args.max_restarts}")
     return 1 if failures else 0
 
 
