@@ -27,11 +27,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageEnhance, ImageOps
 
-from kdforaa.augment import AugParams, apply_params, native
-from kdforaa.augment.levels import ARGUMENT_FREE_OPS, OP_NAMES, SIGNED_OPS, op_argument
+from kdforaa.augment import AugParams, apply_params
+from kdforaa.augment.apply import resolve_backend
+from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, OP_NAMES, SIGNED_OPS, op_argument
 from kdforaa.augment.policies import RANDAUGMENT_OPS, RandAugment
+from kdforaa.config import DataConfig
 from kdforaa.data.datasets import load_dataset
-from kdforaa.train.config import DataConfig
 
 NUM_OPS, MAGNITUDE = 2, 9.0
 KORNIA_MAGNITUDE = MAGNITUDE * 3  # kornia's magnitude runs 0..30 where ours runs 0..10
@@ -158,19 +159,6 @@ def kornia_runner(x: torch.Tensor) -> Callable[[], torch.Tensor] | None:
     return lambda: augment(x.float().div(255)).mul(255).round().clamp(0, 255).to(torch.uint8)
 
 
-def torch_path(fn: Callable[[], object]) -> Callable[[], object]:
-    """``fn`` with the native CPU kernels switched off (the engine's torch path), to compare the two."""
-
-    def run() -> object:
-        os.environ["KDFORAA_NATIVE"] = "0"
-        try:
-            return fn()
-        finally:
-            del os.environ["KDFORAA_NATIVE"]
-
-    return run
-
-
 def per_op_runners(x: torch.Tensor) -> dict[str, Callable[[], torch.Tensor]]:
     """Each op through the engine on the whole batch at level 9, signs alternating, plus the fused warp
     (rotate then shear_x in one resample)."""
@@ -225,8 +213,8 @@ def measure(case: Case, device: torch.device, repeats: int) -> Result:
     kornia = kornia_runner(x)
 
     policies = {"ours": lambda: ours(x, generator), "pillow": lambda: pillow(x_cpu)}
-    if native.usable(x, "nearest"):
-        policies["ours, torch path"] = torch_path(lambda: ours(x, generator))
+    if resolve_backend("auto", x, "nearest") == "native":
+        policies["ours, torch path"] = lambda: ours(x, generator, backend="torch")
     if kornia:
         policies["kornia"] = kornia
     rates = images_per_second(policies, case.batch, repeats, device)

@@ -16,9 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kdforaa.analysis.step_bench import random_teacher_checkpoint
+from kdforaa.config import build_config
 from kdforaa.distill.cache import build_cache
-from kdforaa.train.config import build_config
+from kdforaa.experiments.step_bench import random_teacher_checkpoint
 
 # runs kdforaa's CLI, then prints the process's peak RSS (KiB on Linux)
 _WRAPPER = (

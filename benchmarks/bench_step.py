@@ -7,7 +7,7 @@ import argparse
 
 import torch
 
-from kdforaa.analysis.step_bench import format_step_bench, run_step_bench
+from kdforaa.experiments.step_bench import format_step_bench, run_step_bench
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from kdforaa.config import build_config
 from kdforaa.models.registry import build_model
-from kdforaa.train.config import build_config
 from kdforaa.train.loop import Trainer
 
 

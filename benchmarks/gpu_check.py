@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 from kdforaa.augment import RandAugment
+from kdforaa.config import build_config
 from kdforaa.models.registry import build_model
-from kdforaa.train.config import build_config
 from kdforaa.train.loop import Trainer
 
 

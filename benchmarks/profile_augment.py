@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from kdforaa.augment import RandAugment, geometry, native, policies
+from kdforaa.augment import RandAugment, apply, geometry
 from kdforaa.augment.random import make_keys
 
 CASES = ((32, 256), (224, 256), (224, 64))
@@ -62,16 +62,18 @@ def profile_case(side: int, batch: int, device: torch.device, repeats: int) -> s
     policy = RandAugment(2, 9)
     keys = make_keys(0, 0, torch.arange(batch))
     params = policy.sample(keys)
-    matrix = policies._geometry(params, side, side)
+    matrix = apply.inverse_maps(params, side, side)
     stages = {
         "call": lambda: policy(x),
         "sample": lambda: policy.sample(keys),
-        "matrices": lambda: policies._geometry(params, side, side),
+        "matrices": lambda: apply.inverse_maps(params, side, side),
     }
-    if native.usable(x, "nearest"):  # the CPU path: colour ops and warp in one native pass
-        stages["native pass (matrices included)"] = lambda: policies._native_pass(x, params, 0)
+    if (
+        apply.resolve_backend("auto", x, "nearest") == "native"
+    ):  # the CPU path: colour ops and warp in one native pass
+        stages["native pass (matrices included)"] = lambda: apply._native_pass(x, params, 0)
     stages |= {  # the torch path, which CUDA takes
-        "torch colour": lambda: policies._colour_pass(x, params),
+        "torch colour": lambda: apply._colour_pass(x, params),
         "torch warp": lambda: geometry.warp_moved(x, matrix, 0, "nearest", owned=False),  # with a copy
     }
     ms = {name: median_ms(fn, device, repeats) for name, fn in stages.items()}

@@ -52,7 +52,7 @@ def make_image_folder(tmp_path: Path) -> Callable[..., FakeData]:
 @pytest.fixture(scope="session")
 def fashion_test_images() -> torch.Tensor:
     """The first 300 real Fashion-MNIST test images, ``(300,1,28,28)`` uint8 (`make data` fetches them)."""
+    from kdforaa.config import DataConfig
     from kdforaa.data.datasets import load_dataset
-    from kdforaa.train.config import DataConfig
 
     return load_dataset(DataConfig(name="fashion-mnist", test_limit=300), "test").data

@@ -1,11 +1,12 @@
 """The ``kdforaa`` command line: train, eval, demo, models, data fetch, augment-grid.
 
-Exit codes (design.md §4): 0 success, 2 bad input (one line on stderr, no traceback), 1 internal error.
+Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 internal error.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import traceback
@@ -18,7 +19,7 @@ from kdforaa.errors import BadInput, Stopped, TrainingError
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from kdforaa.train.config import load_config
+    from kdforaa.config import load_config
     from kdforaa.train.distributed import restarted_by_torchrun, torchrun_world
     from kdforaa.train.loop import Trainer, resume_config
     from kdforaa.train.run_folder import RunFolder
@@ -46,11 +47,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from kdforaa.checkpoint import load_checkpoint
+    from kdforaa.config import build_config
     from kdforaa.data.datasets import load_dataset
     from kdforaa.models.from_checkpoint import trained_model
     from kdforaa.models.resolution import check_resolution
-    from kdforaa.train.checkpoint import load_checkpoint
-    from kdforaa.train.config import build_config
     from kdforaa.train.device import resolve_device
     from kdforaa.train.evaluate import evaluate, inference_speed
 
@@ -84,7 +85,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from kdforaa.demo import run_demo
+    from kdforaa.experiments.demo import run_demo
 
     if args.seeds < 1:
         raise BadInput(f"--seeds must be at least 1, got {args.seeds}")
@@ -113,8 +114,8 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
     from kdforaa.analysis.augment_grid import render_grid
     from kdforaa.analysis.outliers import parse_levels
     from kdforaa.augment import OP_NAMES, build_policy, build_single_op
+    from kdforaa.config import AugmentConfig, DataConfig
     from kdforaa.data.datasets import load_dataset
-    from kdforaa.train.config import AugmentConfig, DataConfig
 
     policies = ("randaugment", "autoaugment", "trivialaugment")
     if args.policy not in policies and args.policy not in OP_NAMES:
@@ -136,12 +137,15 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache_teacher(args: argparse.Namespace) -> int:
+    from kdforaa.config import load_config
     from kdforaa.distill.cache import build_cache
-    from kdforaa.train.config import load_config
     from kdforaa.train.device import resolve_device
 
-    cfg = load_config(args.config, args.overrides)
-    teacher = args.teacher or cfg.teacher.checkpoint
+    overrides = list(args.overrides)
+    if args.teacher:  # the run the cache is for distils from this teacher
+        overrides.append(f"teacher.checkpoint={json.dumps(args.teacher)}")  # a quoted YAML scalar
+    cfg = load_config(args.config, overrides)
+    teacher = cfg.teacher.checkpoint
     if not teacher:
         raise BadInput("missing --teacher CKPT: the teacher checkpoint to cache (or set teacher.checkpoint)")
     cache = build_cache(
@@ -187,7 +191,7 @@ def _cmd_outliers(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from kdforaa.analysis.sweep import report_only, run_sweep
+    from kdforaa.experiments.sweep import report_only, run_sweep
 
     if args.report_only:
         if args.sweep or args.out:
@@ -204,7 +208,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_step(args: argparse.Namespace) -> int:
-    from kdforaa.analysis.step_bench import format_step_bench, run_step_bench
+    from kdforaa.experiments.step_bench import format_step_bench, run_step_bench
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -21,13 +21,13 @@ from kdforaa.analysis.outliers import (
     teacher_stddev,
 )
 from kdforaa.augment.policies import AUTOAUGMENT_POLICIES, RANDAUGMENT_OPS
+from kdforaa.checkpoint import save_checkpoint
 from kdforaa.cli import main
+from kdforaa.config import DataConfig, build_config, config_to_dict
 from kdforaa.data.datasets import InMemoryDataset, load_dataset
 from kdforaa.distill.teacher import Teacher
 from kdforaa.errors import BadInput
 from kdforaa.models.registry import build_model
-from kdforaa.train.checkpoint import save_checkpoint
-from kdforaa.train.config import DataConfig, build_config, config_to_dict
 
 CLASSES = 10
 

@@ -87,8 +87,8 @@ def test_augmented_bytes_are_the_recorded_ones(policy, variant, path, monkeypatc
 
 
 if __name__ == "__main__":  # print the digest table of the code as it is now
+    from kdforaa.config import DataConfig
     from kdforaa.data.datasets import load_dataset
-    from kdforaa.train.config import DataConfig
 
     images = load_dataset(DataConfig(name="fashion-mnist", test_limit=300), "test").data
     for policy, variant in CASES:

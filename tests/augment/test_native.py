@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdforaa.augment import AutoAugment, RandAugment, SingleOp, TrivialAugment, apply_params, native
-from kdforaa.augment.levels import OP_NAMES
+from kdforaa.augment.apply import resolve_backend
+from kdforaa.augment.op_table import OP_NAMES
+from kdforaa.augment.params import AugParams
 from kdforaa.augment.pipeline import AugmentPipeline
-from kdforaa.augment.policies import COLOUR_OPS, AugParams
 from kdforaa.augment.random import make_keys
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc) on this machine")
@@ -26,10 +27,10 @@ pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compile
 def both_paths(monkeypatch: pytest.MonkeyPatch, x: torch.Tensor, params: AugParams, **options) -> tuple:
     """``apply_params`` through the native kernels and through torch, in that order."""
     monkeypatch.delenv("KDFORAA_NATIVE", raising=False)
-    assert native.usable(x, options.get("interpolation", "nearest"))
+    assert resolve_backend("auto", x, options.get("interpolation", "nearest")) == "native"
     fast = apply_params(x, params, **options)
     monkeypatch.setenv("KDFORAA_NATIVE", "0")
-    assert not native.usable(x, "nearest")
+    assert resolve_backend("auto", x, "nearest") == "torch"
     return fast, apply_params(x, params, **options)
 
 
@@ -147,8 +148,23 @@ def test_the_result_does_not_depend_on_the_thread_count(monkeypatch, noise_rgb_3
 
 
 def test_bilinear_and_gpu_batches_stay_on_the_torch_path(noise_rgb_17x23):
-    assert not native.usable(noise_rgb_17x23, "bilinear")
-    assert not native.usable(noise_rgb_17x23.to("meta"), "nearest")
+    assert resolve_backend("auto", noise_rgb_17x23, "bilinear") == "torch"
+    assert resolve_backend("auto", noise_rgb_17x23.to("meta"), "nearest") == "torch"
+
+
+def test_an_explicit_backend_that_cannot_run_is_one_clear_line(noise_rgb_17x23):
+    with pytest.raises(ValueError, match="backend='native' cannot run this batch: .*nearest"):
+        apply_params(
+            noise_rgb_17x23, RandAugment(2, 9).sample(keys(6)), interpolation="bilinear", backend="native"
+        )
+    with pytest.raises(ValueError, match="backend='cuda' is not one of auto, torch, native"):
+        apply_params(noise_rgb_17x23, RandAugment(2, 9).sample(keys(6)), backend="cuda")
+
+
+def test_the_torch_backend_can_be_asked_for_and_gives_the_same_bytes(noise_rgb_17x23):
+    params = RandAugment(2, 15).sample(keys(6))
+    fast = apply_params(noise_rgb_17x23, params, backend="native")
+    assert torch.equal(apply_params(noise_rgb_17x23, params, backend="torch"), fast)
 
 
 def test_without_a_compiler_the_torch_path_runs(monkeypatch, noise_rgb_17x23):
@@ -162,7 +178,7 @@ def test_without_a_compiler_the_torch_path_runs(monkeypatch, noise_rgb_17x23):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 assert native.library() is None
-                assert not native.usable(noise_rgb_17x23, "nearest")
+                assert resolve_backend("auto", noise_rgb_17x23, "nearest") == "torch"
                 assert torch.equal(apply_params(noise_rgb_17x23, params), expected)
             assert any("torch" in str(w.message) for w in caught) == warns, compiler
         finally:
@@ -204,7 +220,3 @@ def test_a_library_others_can_write_is_rebuilt_not_loaded(monkeypatch, tmp_path)
         assert built.stat().st_mode & 0o022 == 0 and built.read_bytes().startswith(b"\x7fELF")
     finally:
         native.library.cache_clear()
-
-
-def test_every_colour_op_has_a_native_kernel():
-    assert set(native.OP_CODES) == set(COLOUR_OPS)

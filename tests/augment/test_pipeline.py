@@ -4,12 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdforaa.augment.levels import OP_NAMES
+from kdforaa.augment.op_table import OP_NAMES
+from kdforaa.augment.params import AugParams
 from kdforaa.augment.pipeline import AugmentPipeline, build_augment, build_policy, build_single_op
-from kdforaa.augment.policies import AugParams, AutoAugment, RandAugment, SingleOp, TrivialAugment
+from kdforaa.augment.policies import AutoAugment, RandAugment, SingleOp, TrivialAugment
 from kdforaa.augment.random import make_keys
+from kdforaa.config import AugmentConfig
 from kdforaa.errors import BadInput
-from kdforaa.train.config import AugmentConfig
 
 H, W = 13, 17  # odd and different, so that a swapped height/width shows
 

@@ -6,18 +6,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdforaa.augment import ops
-from kdforaa.augment.levels import ARGUMENT_FREE_OPS, GEOMETRIC_OPS, OP_NAMES, op_argument
+from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, GEOMETRIC_OPS, OP_NAMES, op_argument
+from kdforaa.augment.params import AugParams
 from kdforaa.augment.policies import (
     AUTOAUGMENT_POLICIES,
     RANDAUGMENT_OPS,
-    AugParams,
     AutoAugment,
     RandAugment,
     SingleOp,
     TrivialAugment,
-    draw_keys,
 )
-from kdforaa.augment.random import make_keys
+from kdforaa.augment.random import draw_keys, make_keys
 
 
 @pytest.fixture(scope="module")

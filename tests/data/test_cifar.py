@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from fakedata import CIFAR_FOLDERS, cifar_pickle_bytes, write_cifar
+from kdforaa.config import DataConfig
 from kdforaa.data.cifar import load_pickle, read_cifar
 from kdforaa.data.datasets import load_dataset
 from kdforaa.errors import BadInput
-from kdforaa.train.config import DataConfig
 
 
 class _RunsShell:

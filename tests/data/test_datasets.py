@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from fakedata import idx_bytes, write_mnist_like
+from kdforaa.config import DataConfig
 from kdforaa.data.datasets import FASHION_MNIST_CLASSES, InMemoryDataset, data_home, load_dataset, search_dirs
 from kdforaa.errors import BadInput
-from kdforaa.train.config import DataConfig
 
 REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 

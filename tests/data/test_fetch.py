@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from fakedata import write_cifar, write_mnist_like
+from kdforaa.config import DataConfig
 from kdforaa.data import fetch
 from kdforaa.data.datasets import load_dataset
 from kdforaa.data.fetch import Source, fetch_dataset
 from kdforaa.errors import BadInput
-from kdforaa.train.config import DataConfig
 
 OFFICIAL_HOST = "http://official.invalid"  # never contacted: every test passes base_url
 

@@ -4,10 +4,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdforaa.augment.random import permutation
+from kdforaa.config import DataConfig
 from kdforaa.data.datasets import InMemoryDataset, load_dataset
 from kdforaa.data.loader import batches, normalize
 from kdforaa.errors import BadInput
-from kdforaa.train.config import DataConfig
 
 
 def _toy(n: int = 10, channels: int = 1) -> InMemoryDataset:

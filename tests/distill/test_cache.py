@@ -12,7 +12,9 @@ import torch
 
 from kdforaa.augment.pipeline import build_augment
 from kdforaa.augment.random import make_keys
+from kdforaa.checkpoint import save_checkpoint
 from kdforaa.cli import main
+from kdforaa.config import RunConfig, config_to_dict, load_config
 from kdforaa.data.datasets import load_dataset
 from kdforaa.data.loader import normalize
 from kdforaa.distill.cache import FILL_MARGIN, SoftLabelCache, build_cache, identify
@@ -20,8 +22,6 @@ from kdforaa.distill.losses import kd, topk_kd
 from kdforaa.distill.teacher import Teacher, load_teacher
 from kdforaa.errors import BadInput
 from kdforaa.models.registry import build_model
-from kdforaa.train.checkpoint import save_checkpoint
-from kdforaa.train.config import RunConfig, config_to_dict, load_config
 
 BASE = [
     "seed=3",
@@ -72,6 +72,14 @@ def cached(tmp_path_factory: pytest.TempPathFactory, teacher_file: Path) -> Path
     return out
 
 
+def replay(cache: SoftLabelCache, epoch: int, indices: torch.Tensor) -> torch.Tensor:
+    """The cache's logits for ``indices`` in ``epoch``, through the call a live teacher answers too."""
+    view = torch.zeros(len(indices), 1, 28, 28)  # a cache does not look at the images, only at their device
+    logits, features = cache.logits(view, epoch=epoch, indices=indices)
+    assert features is None
+    return logits
+
+
 def online_logits(cfg: RunConfig, teacher_file: Path, epoch: int, indices: torch.Tensor) -> torch.Tensor:
     """The teacher's logits on the images training sees, rebuilt from the per-sample keys."""
     dataset = load_dataset(cfg.data, "train")
@@ -91,7 +99,7 @@ def assert_fp16_close(actual: torch.Tensor, expected: torch.Tensor) -> None:
 def test_cached_top_k_is_the_online_teacher_on_the_replayed_augmentation(cached, teacher_file, epoch) -> None:
     cache = SoftLabelCache.open(cached, config(), str(teacher_file))
     online = online_logits(config(), teacher_file, epoch, SAMPLES)
-    replayed = cache.logits(epoch, SAMPLES, "cpu")
+    replayed = replay(cache, epoch, SAMPLES)
     assert replayed.shape == (len(SAMPLES), 10) and replayed.dtype == torch.float32
     top = online.topk(K, dim=1)
     assert torch.equal(replayed.topk(K, dim=1).indices.sort(1).values, top.indices.sort(1).values)
@@ -103,7 +111,7 @@ def test_cached_top_k_is_the_online_teacher_on_the_replayed_augmentation(cached,
 
 def test_epochs_replay_different_augmentations(cached, teacher_file) -> None:
     cache = SoftLabelCache.open(cached, config(), str(teacher_file))
-    assert not torch.allclose(cache.logits(0, SAMPLES, "cpu"), cache.logits(1, SAMPLES, "cpu"))
+    assert not torch.allclose(replay(cache, 0, SAMPLES), replay(cache, 1, SAMPLES))
 
 
 @pytest.mark.parametrize("k", [1, 2, K])
@@ -112,7 +120,7 @@ def test_topk_kd_on_cached_logits_equals_topk_kd_on_the_online_teacher(cached, t
     student = torch.randn(len(SAMPLES), 10, generator=torch.Generator().manual_seed(k))
     online = online_logits(config(), teacher_file, 1, SAMPLES)
     expected = topk_kd(student, online, k, temperature=2.0)
-    assert_fp16_close(topk_kd(student, cache.logits(1, SAMPLES, "cpu"), k, temperature=2.0), expected)
+    assert_fp16_close(topk_kd(student, replay(cache, 1, SAMPLES), k, temperature=2.0), expected)
 
 
 def test_k_at_least_the_class_count_keeps_every_logit(tmp_path, teacher_file) -> None:
@@ -121,10 +129,22 @@ def test_k_at_least_the_class_count_keeps_every_logit(tmp_path, teacher_file) ->
     cache = SoftLabelCache.open(tmp_path, cfg, str(teacher_file))
     assert cache.k == 10
     online = online_logits(cfg, teacher_file, 0, SAMPLES)
-    replayed = cache.logits(0, SAMPLES, "cpu")
+    replayed = replay(cache, 0, SAMPLES)
     assert_fp16_close(replayed, online)
     student = torch.randn(len(SAMPLES), 10, generator=torch.Generator().manual_seed(0))
     assert_fp16_close(kd(student, replayed), kd(student, online))
+
+
+def test_epochs_with_the_policy_off_are_cached_as_training_shows_them(tmp_path, teacher_file) -> None:
+    """With augment.off_last_epochs, training's last epochs see crop and flip only: so does the cache."""
+    cfg = config("augment.off_last_epochs=1")
+    out = tmp_path / "off"
+    build_cache(cfg, str(teacher_file), out, epochs=2, k=10, batch_size=40, progress=False)
+    cache = SoftLabelCache.open(out, cfg, str(teacher_file))
+    mild = config("augment.policy=none")  # the same keys, the policy switched off
+    assert_fp16_close(replay(cache, 0, SAMPLES), online_logits(cfg, teacher_file, 0, SAMPLES))
+    assert_fp16_close(replay(cache, 1, SAMPLES), online_logits(mild, teacher_file, 1, SAMPLES))
+    assert not torch.allclose(replay(cache, 1, SAMPLES), online_logits(cfg, teacher_file, 1, SAMPLES))
 
 
 def test_header_and_files_record_the_cache(cached, teacher_file) -> None:
@@ -192,7 +212,7 @@ def test_epochs_beyond_the_cache_are_refused_saying_how_many_are_cached(cached, 
         SoftLabelCache.open(cached, config("train.epochs=3"), str(teacher_file))
     cache = SoftLabelCache.open(cached, config(), str(teacher_file))
     with pytest.raises(BadInput, match="holds 2 epochs"):
-        cache.logits(2, SAMPLES, "cpu")
+        replay(cache, 2, SAMPLES)
 
 
 def test_clean_teacher_input_is_cached_once_for_every_epoch(tmp_path, teacher_file) -> None:
@@ -204,10 +224,8 @@ def test_clean_teacher_input_is_cached_once_for_every_epoch(tmp_path, teacher_fi
     ]
     cache = SoftLabelCache.open(tmp_path, cfg, str(teacher_file))
     online = online_logits(cfg, teacher_file, 0, SAMPLES)
-    assert torch.equal(cache.logits(0, SAMPLES, "cpu"), cache.logits(4, SAMPLES, "cpu"))
-    assert_fp16_close(
-        cache.logits(4, SAMPLES, "cpu").gather(1, online.topk(K).indices), online.topk(K).values
-    )
+    assert torch.equal(replay(cache, 0, SAMPLES), replay(cache, 4, SAMPLES))
+    assert_fp16_close(replay(cache, 4, SAMPLES).gather(1, online.topk(K).indices), online.topk(K).values)
 
 
 def test_resume_keeps_complete_epochs_and_redoes_an_interrupted_one(
@@ -240,9 +258,7 @@ def test_resume_keeps_complete_epochs_and_redoes_an_interrupted_one(
     reference = SoftLabelCache.open(cached, config(), teacher)
     everything = torch.arange(96)
     for epoch in range(2):
-        assert_fp16_close(
-            resumed.logits(epoch, everything, "cpu"), reference.logits(epoch, everything, "cpu")
-        )
+        assert_fp16_close(replay(resumed, epoch, everything), replay(reference, epoch, everything))
 
 
 def test_build_refuses_to_extend_another_cache(cached, teacher_file) -> None:

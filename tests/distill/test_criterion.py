@@ -1,4 +1,5 @@
-"""The composite criterion, configured from YAML text exactly as a user would write it."""
+"""The composite criterion (CE plus a weighted sum of terms), configured from YAML text exactly as a user
+would write it (with a teacher checkpoint, which every distillation config needs)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from kdforaa.distill.criterion import Criterion, build_criterion, sp_stage
+from kdforaa.config import DistillConfig, build_config
+from kdforaa.distill.criterion import Criterion, build_criterion
 from kdforaa.distill.losses import (
     dynamic_temperature,
     hint,
@@ -18,8 +20,8 @@ from kdforaa.distill.losses import (
     similarity_preserving,
     topk_kd,
 )
+from kdforaa.distill.terms import sp_stage
 from kdforaa.errors import BadInput
-from kdforaa.train.config import DistillConfig, build_config
 
 B, C = 8, 10
 STUDENT_CHANNELS = {"stem": 4, "stage1": 4, "stage2": 8, "stage3": 16, "pooled": 16}
@@ -27,7 +29,7 @@ TEACHER_CHANNELS = {"stem": 8, "stage1": 8, "stage2": 16, "stage3": 32, "pooled"
 
 
 def distill_config(text: str) -> DistillConfig:
-    return build_config(yaml.safe_load(text)).distill
+    return build_config({**yaml.safe_load(text), "teacher": {"checkpoint": "teacher.pt"}}).distill
 
 
 def criterion(text: str, **kwargs) -> Criterion:
@@ -58,7 +60,7 @@ def test_method_none_is_plain_cross_entropy() -> None:
     loss, terms = crit(s, y)
     assert torch.equal(loss, F.cross_entropy(s, y))
     assert set(terms) == {"ce"}
-    assert not crit.needs_teacher and not crit.needs_features
+    assert not crit.needs_features and len(crit.terms) == 0
     assert list(crit.parameters()) == []
 
 
@@ -75,7 +77,7 @@ def test_kd_composition() -> None:
     expected = 0.1 * F.cross_entropy(s, y) + 0.9 * kd(s, t, 4.0)
     assert torch.allclose(loss, expected, rtol=1e-14)
     assert set(terms) == {"ce", "distill"} and not terms["distill"].requires_grad
-    assert crit.needs_teacher and not crit.needs_features
+    assert list(crit.terms) == ["distill"] and not crit.needs_features
 
 
 def test_topk_kd_with_k_schedule_uses_per_sample_k() -> None:
@@ -88,14 +90,14 @@ def test_topk_kd_with_k_schedule_uses_per_sample_k() -> None:
         """
     )
     level = torch.tensor([0.0, 4.99, 5.0, 7.0, 10.4, 10.5, 15.0, 30.0])
-    k = crit.per_sample_k(level)
+    k = crit.terms["distill"].per_sample_k(level)
     assert k.tolist() == [2, 2, 4, 4, 4, 10, 10, 10]
     s, t, y = batch(2)
     loss, terms = crit(s, y, teacher_logits=t, level=level)
     assert torch.allclose(terms["distill"], topk_kd(s, t, k, 2.0), rtol=1e-14)
     assert torch.allclose(loss, F.cross_entropy(s, y) + 0.5 * topk_kd(s, t, k, 2.0), rtol=1e-14)
     # without levels (e.g. evaluation) distill.k applies
-    assert crit.per_sample_k(None) == 3
+    assert crit.terms["distill"].per_sample_k(None) == 3
 
 
 def test_topk_kd_without_schedule_uses_distill_k() -> None:
@@ -188,15 +190,15 @@ def test_feature_terms_compose_and_train_the_adapters() -> None:
         student_channels=STUDENT_CHANNELS,
         teacher_channels=TEACHER_CHANNELS,
     )
-    assert crit.needs_teacher and crit.needs_features
-    assert crit.feature_stages == ("stage2", "stage3")
+    assert crit.needs_features
+    assert list(crit.terms) == ["distill", "sp", "hint_stage2", "hint_stage3"]
     s, t, y = batch(7)
     fs, ft = features(STUDENT_CHANNELS, 8), features(TEACHER_CHANNELS, 9, size=16)
     loss, terms = crit(s, y, teacher_logits=t, student_feats=fs, teacher_feats=ft)
     assert set(terms) == {"ce", "distill", "sp", "hint:stage2", "hint:stage3"}
     sp = similarity_preserving(fs["stage3"], ft["stage3"])  # the last stage before pooling
-    h2 = hint(fs["stage2"], ft["stage2"], crit.adapters["stage2"])
-    h3 = hint(fs["stage3"], ft["stage3"], crit.adapters["stage3"])
+    h2 = hint(fs["stage2"], ft["stage2"], crit.terms["hint_stage2"].adapter)
+    h3 = hint(fs["stage3"], ft["stage3"], crit.terms["hint_stage3"].adapter)
     expected = F.cross_entropy(s, y) + 0.5 * kd(s, t, 4.0) + 3000 * sp + 0.5 * h2 + 2.0 * h3
     assert torch.allclose(loss, expected.to(loss.dtype), rtol=1e-5)
     loss.backward()
@@ -229,7 +231,7 @@ def test_multi_stage_hints_with_the_logit_term_by_hand() -> None:
 
 def test_sp_alone_needs_a_teacher_but_no_logit_term() -> None:
     crit = criterion("distill: {sp: 100}")
-    assert crit.needs_teacher and crit.needs_features
+    assert crit.needs_features and list(crit.terms) == ["sp"]
     s, _, y = batch()
     fs, ft = features(STUDENT_CHANNELS, 10), features(TEACHER_CHANNELS, 11)
     _, terms = crit(s, y, student_feats=fs, teacher_feats=ft)
@@ -289,6 +291,26 @@ def test_tiny_distillation_run_decreases_the_loss() -> None:
     top3 = t.topk(3, dim=1).indices
     within = top3.gather(1, student(x).gather(1, top3).argmax(dim=1, keepdim=True)).squeeze(1)
     assert (within == y).float().mean() > 0.8
+
+
+def test_a_version_1_state_dict_loads_into_the_terms() -> None:
+    """Checkpoints written before the criterion was a sum of terms kept the hint adapters under
+    ``adapters.<stage>`` and KR under ``kr``: they load into the same weights."""
+    text = "distill: {method: kd, hints: {stage2: 1.0}, kr: 1.0, kr_stages: [stage3]}"
+    source = criterion(text, student_channels=STUDENT_CHANNELS, teacher_channels=TEACHER_CHANNELS)
+    with torch.no_grad():
+        for p in source.parameters():
+            p.normal_()
+    old = {}
+    for key, value in source.state_dict().items():
+        key = key.replace("terms.hint_stage2.adapter.", "adapters.stage2.").replace("terms.kr.module.", "kr.")
+        old[key] = value
+    old = type(source.state_dict())(old)
+    old._metadata = {"": {"version": 1}}  # what nn.Module recorded before Criterion._version was 2
+    target = criterion(text, student_channels=STUDENT_CHANNELS, teacher_channels=TEACHER_CHANNELS)
+    target.load_state_dict(old)
+    for (name, a), b in zip(source.state_dict().items(), target.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
 
 
 def test_include_label_adds_the_true_class_to_the_top_k():

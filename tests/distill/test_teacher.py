@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from kdforaa.checkpoint import save_checkpoint
+from kdforaa.config import RunConfig, config_to_dict
 from kdforaa.distill.losses import kd
 from kdforaa.distill.teacher import Teacher, load_teacher
 from kdforaa.errors import BadInput
 from kdforaa.models.registry import build_model
-from kdforaa.train.checkpoint import save_checkpoint
-from kdforaa.train.config import RunConfig, config_to_dict
 
 NAME, CLASSES, CHANNELS = "resnet8", 10, 1
 

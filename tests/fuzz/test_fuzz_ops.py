@@ -1,9 +1,9 @@
 """Fuzzing every op of kdforaa.augment.ops: random shapes, levels, argument forms, dtypes and devices.
 
-The contract under fuzzing (design.md §3.1): a valid batch (``(B,C,H,W)`` uint8, C in {1, 3}) with a
-valid argument (a number or a ``(B,)``/``(1,)`` real tensor on any device, inside the op's domain)
-gives a new uint8 batch of the same shape on the same device and leaves the input alone; anything
-else raises ValueError (BadInput) with a non-empty message. No other exception, no hang.
+The contract under fuzzing (docs/architecture.md, "The ops"): a valid batch (``(B,C,H,W)`` uint8, C in {1, 3})
+with a valid argument (a number or a ``(B,)``/``(1,)`` real tensor on any device, inside the op's domain)
+gives a new uint8 batch of the same shape on the same device and leaves the input alone; anything else raises
+ValueError (BadInput) with a non-empty message. No other exception, no hang.
 
 Argument domains: posterize takes whole bits 0..8, solarize a threshold 0..256, the enhance ops a
 factor >= 0 (any size: large factors saturate), the geometric ops and solarize_add any finite number.
@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kdforaa.augment import ops
-from kdforaa.augment.levels import GEOMETRIC_OPS, LEVEL_TO_ARGUMENT, op_argument
+from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, GEOMETRIC_OPS, OP_NAMES, op_argument
 
 pytestmark = pytest.mark.timeout(60)
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 OPS = tuple(ops.__all__)
-ARGUMENT_OPS = tuple(sorted(LEVEL_TO_ARGUMENT))
+ARGUMENT_OPS = tuple(sorted(set(OP_NAMES) - ARGUMENT_FREE_OPS))
 ENHANCE_OPS = ("brightness", "color", "contrast", "sharpness")
 # The argument at which each op returns its input unchanged.
 NEUTRAL = {
@@ -88,7 +88,7 @@ def image_batches(draw: st.DrawFn) -> torch.Tensor:
 def call_op(name: str, x: torch.Tensor, argument: object = None, **extra: object) -> torch.Tensor:
     """``ops.<name>(x, argument, **extra)``; ops without an argument get ``x`` alone."""
     op = getattr(ops, name)
-    return op(x) if name not in LEVEL_TO_ARGUMENT else op(x, argument, **extra)
+    return op(x) if name not in ARGUMENT_OPS else op(x, argument, **extra)
 
 
 def assert_new_uint8_like(out: object, x: torch.Tensor, before: torch.Tensor) -> None:

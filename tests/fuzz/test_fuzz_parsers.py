@@ -1,5 +1,5 @@
 """Fuzzing the readers of untrusted files: IDX (kdforaa.data.idx), CIFAR batches (kdforaa.data.cifar)
-and run configs (kdforaa.train.config), with random, truncated and mutated bytes and random YAML trees.
+and run configs (kdforaa.config), with random, truncated and mutated bytes and random YAML trees.
 
 The only outcomes allowed: a correct result (an array of the declared shape and dtype; a CIFAR split
 of uint8 ``(N,3,32,32)`` images with int64 labels inside the class range; a RunConfig that survives
@@ -22,9 +22,9 @@ from hypothesis.extra import numpy as hnp
 from test_fuzz_ops import fuzz, result_or_refusal
 
 from fakedata import cifar_pickle_bytes, write_cifar
+from kdforaa.config import RunConfig, build_config, config_to_dict, load_config, parse_overrides
 from kdforaa.data import cifar
 from kdforaa.data.idx import parse_idx, read_idx
-from kdforaa.train.config import RunConfig, build_config, config_to_dict, load_config, parse_overrides
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -27,11 +27,11 @@ from kdforaa.augment import (
     TrivialAugment,
     apply_params,
 )
-from kdforaa.augment.levels import MAX_LEVEL
+from kdforaa.augment.op_table import MAX_LEVEL
 from kdforaa.augment.pipeline import AUTOAUGMENT_REFERENCE_MAGNITUDE, build_augment
 from kdforaa.augment.policies import AUTOAUGMENT_POLICIES
 from kdforaa.augment.random import make_keys
-from kdforaa.train.config import AugmentConfig
+from kdforaa.config import AugmentConfig
 
 pytestmark = pytest.mark.timeout(60)
 

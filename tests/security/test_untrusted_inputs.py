@@ -26,13 +26,13 @@ from torch import nn
 
 from fakedata import cifar_pickle_bytes, write_cifar
 from kdforaa import __version__
+from kdforaa.checkpoint import MARKER, load_checkpoint
 from kdforaa.cli import main
+from kdforaa.config import DataConfig, load_config, parse_overrides
 from kdforaa.data import cifar
 from kdforaa.data.datasets import load_dataset
 from kdforaa.distill.cache import SoftLabelCache
 from kdforaa.distill.teacher import load_teacher
-from kdforaa.train.checkpoint import MARKER, load_checkpoint
-from kdforaa.train.config import DataConfig, load_config, parse_overrides
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -302,7 +302,7 @@ def test_soft_label_cache_with_pickled_objects_is_refused_without_running(tmp_pa
     values = evil if form == "object array" else pickle.dumps(evil, protocol=2)
     cache = write_cache(tmp_path / "cache", values)
     with pytest.raises(ValueError, match="damaged"):
-        cache.logits(0, torch.tensor([0, 1]), "cpu")
+        cache.logits(torch.zeros(2, 1, 1, 1), epoch=0, indices=torch.tensor([0, 1]))
 
 
 # ------------------------------------------------------------------------------------ static check

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from cli_helpers import TINY_TRAIN_ARGS, one_line_error
+from kdforaa.checkpoint import load_checkpoint
 from kdforaa.cli import main
+from kdforaa.config import build_config
 from kdforaa.data.datasets import load_dataset
 from kdforaa.models.registry import build_model
 from kdforaa.models.resolution import downsample
-from kdforaa.train.checkpoint import load_checkpoint
-from kdforaa.train.config import build_config
 from kdforaa.train.evaluate import evaluate
 from kdforaa.train.loop import Trainer
 
@@ -48,8 +48,10 @@ def test_teacher_sees_full_size_and_student_a_downsampled_copy_of_the_same_batch
     )
     trainer = Trainer(cfg, tmp_path / "student", progress=False)
     to_teacher, to_student = [], []
-    trainer.teacher.model.register_forward_pre_hook(lambda m, args: to_teacher.append(args[0].clone()))
-    trainer.model.stem.register_forward_pre_hook(lambda m, args: to_student.append((m.training, args[0])))
+    trainer.parts.teacher.model.register_forward_pre_hook(lambda m, args: to_teacher.append(args[0].clone()))
+    trainer.parts.model.stem.register_forward_pre_hook(
+        lambda m, args: to_student.append((m.training, args[0]))
+    )
     summary = trainer.run()
     training = [x for is_training, x in to_student if is_training]
     testing = [x for is_training, x in to_student if not is_training]
@@ -67,7 +69,7 @@ def test_teacher_sees_full_size_and_student_a_downsampled_copy_of_the_same_batch
         "train_kr",
         "train_kr_sparse",
     } <= set(record)
-    assert summary["params"] == sum(p.numel() for p in trainer.model.parameters())
+    assert summary["params"] == sum(p.numel() for p in trainer.parts.model.parameters())
     assert summary["inference_img_per_s"] > 0
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from cli_helpers import two_process_command, worker_pids
+from kdforaa.checkpoint import load_checkpoint
 from kdforaa.errors import BadInput
-from kdforaa.train.checkpoint import load_checkpoint
 from kdforaa.train.distributed import World, local_batch_size, shard
 
 

@@ -10,10 +10,10 @@ import time
 import pytest
 import torch
 
+from kdforaa import checkpoint
+from kdforaa.checkpoint import load_checkpoint
+from kdforaa.config import build_config
 from kdforaa.errors import BadInput, TrainingError
-from kdforaa.train import checkpoint
-from kdforaa.train.checkpoint import load_checkpoint
-from kdforaa.train.config import build_config
 from kdforaa.train.loop import Trainer
 from kdforaa.train.run_folder import RunFolder
 
@@ -141,7 +141,7 @@ def test_damaged_last_falls_back_to_previous(tmp_path):
         resumed = Trainer(build_config(TINY), out, resume=True, progress=False)
     assert resumed.epoch == 1
     resumed.run()
-    assert same(resumed.model.state_dict(), whole.model.state_dict())
+    assert same(resumed.parts.model.state_dict(), whole.parts.model.state_dict())
 
 
 def test_second_run_on_a_busy_folder_is_refused(tmp_path):

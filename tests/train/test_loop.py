@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
+from kdforaa.checkpoint import load_checkpoint
+from kdforaa.config import build_config
 from kdforaa.errors import BadInput, TrainingError
-from kdforaa.train.checkpoint import load_checkpoint
-from kdforaa.train.config import build_config
 from kdforaa.train.loop import Trainer, resume_config
 
 TINY = {
@@ -94,7 +94,7 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch, augment):
     assert load_checkpoint(tmp_path / "killed" / "last.pt")["global_step"] == 6
     resumed = Trainer(resume_config(tmp_path / "killed"), tmp_path / "killed", resume=True, progress=False)
     resumed.run()
-    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    a, b = whole.parts.model.state_dict(), resumed.parts.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     lines = lambda d: [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
     drop = ("epoch_seconds", "eval_seconds", "img_per_s")
@@ -144,18 +144,18 @@ class _NanCriterion(torch.nn.Module):
 
 def test_non_finite_loss_stops_with_the_step(tmp_path):
     trainer = Trainer(tiny(), tmp_path / "r", progress=False)
-    trainer.criterion = _NanCriterion()
+    trainer.parts.criterion = _NanCriterion()
     with pytest.raises(TrainingError, match=r"non-finite loss at epoch 1 step 1 .*ce=nan"):
         trainer.run()
 
 
 def test_non_finite_loss_can_be_skipped(tmp_path):
     trainer = Trainer(tiny(train={"on_nan": "skip", "epochs": 1}), tmp_path / "r", progress=False)
-    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.criterion = _NanCriterion()
+    before = {k: v.clone() for k, v in trainer.parts.model.state_dict().items()}
+    trainer.parts.criterion = _NanCriterion()
     summary = trainer.run()
     assert summary["skipped_steps"] == 4
-    after = trainer.model.state_dict()
+    after = trainer.parts.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if "running" not in k and "batches" not in k)
 
 
@@ -164,7 +164,7 @@ def test_policy_switched_off_for_the_last_epochs(tmp_path, monkeypatch):
     trainer = Trainer(cfg, tmp_path / "r", progress=False)
     used = []
     for name in ("augment", "mild_augment"):
-        pipeline = getattr(trainer, name)
+        pipeline = getattr(trainer.parts.views, name)
         original = pipeline.sample
 
         def sample(keys, _name=name, _original=original):
@@ -174,4 +174,4 @@ def test_policy_switched_off_for_the_last_epochs(tmp_path, monkeypatch):
         monkeypatch.setattr(pipeline, "sample", sample)
     trainer.run()
     assert sorted(set(used)) == [(0, "augment"), (1, "mild_augment")]
-    assert trainer.mild_augment.policy is None
+    assert trainer.parts.views.mild_augment.policy is None

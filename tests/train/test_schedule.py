@@ -1,6 +1,6 @@
 import math
 
-from kdforaa.train.config import TrainConfig
+from kdforaa.config import TrainConfig
 from kdforaa.train.schedule import lr_factor
 
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from kdforaa.analysis import report
 from kdforaa.augment import build_policy, build_single_op
-from kdforaa.augment.levels import ARGUMENT_FREE_OPS, OP_NAMES
+from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, OP_NAMES
 from kdforaa.augment.policies import (
     AUTOAUGMENT_POLICIES,
     RANDAUGMENT_OPS,
@@ -36,10 +36,10 @@ from kdforaa.augment.policies import (
     TrivialAugment,
 )
 from kdforaa.augment.random import make_keys, permutation
+from kdforaa.config import AugmentConfig
 from kdforaa.data.loader import batches, normalize
 from kdforaa.distill.teacher import Teacher
 from kdforaa.errors import BadInput
-from kdforaa.train.config import AugmentConfig
 
 POLICIES = ("randaugment", "autoaugment", "trivialaugment")
 DEFAULT_LEVELS = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0)
@@ -384,8 +384,8 @@ def _write(
 
 def default_data(teacher: str) -> tuple[str, str | None]:
     """The data set (name, root) a kdforaa teacher checkpoint was trained on; Fashion-MNIST otherwise."""
+    from kdforaa.checkpoint import load_checkpoint
     from kdforaa.models.registry import TIMM_PREFIX
-    from kdforaa.train.checkpoint import load_checkpoint
 
     if teacher.startswith(TIMM_PREFIX) or not Path(teacher).is_file():
         return "fashion-mnist", None
@@ -413,9 +413,9 @@ def run_outliers(
     progress: bool = True,
 ) -> OutlierResults:
     """The ``kdforaa outliers`` command: load the teacher and the test split, measure, write, report."""
+    from kdforaa.config import DataConfig
     from kdforaa.data.datasets import load_dataset
     from kdforaa.distill.teacher import load_teacher
-    from kdforaa.train.config import DataConfig
     from kdforaa.train.device import resolve_device
 
     for name, value, low in (("--k", k, 1), ("--batch-size", batch_size, 1), ("--group-size", group_size, 1)):

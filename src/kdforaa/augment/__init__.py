@@ -1,23 +1,27 @@
-"""Per-sample, batched augmentation: ops, the level table, policies and the train-time pipeline."""
+"""Per-sample, batched augmentation: the op table, ops, policies and the train-time pipeline.
 
-from kdforaa.augment.levels import OP_NAMES, op_argument
+Modules, bottom to top: ``random`` (counter-based keys), ``geometry`` (inverse maps, one warp per
+batch), ``kernels`` (the colour ops' torch kernels), ``op_table`` (every op's facts, one entry per op),
+``ops`` (the public, validated ops), ``params`` (``AugParams``), ``native`` (the C kernels),
+``apply`` (applying params on a backend), ``policies`` (AutoAugment, RandAugment, TrivialAugment),
+``pipeline`` (policy + crop, flip, cutout, built from the config).
+"""
+
+from kdforaa.augment.apply import BACKENDS, apply_params
+from kdforaa.augment.op_table import OP_NAMES, OPS, OpSpec, op_argument
+from kdforaa.augment.params import AugParams
 from kdforaa.augment.pipeline import AugmentPipeline, build_augment, build_policy, build_single_op
-from kdforaa.augment.policies import (
-    AugParams,
-    AutoAugment,
-    Policy,
-    RandAugment,
-    SingleOp,
-    TrivialAugment,
-    apply_params,
-    draw_keys,
-)
+from kdforaa.augment.policies import AutoAugment, Policy, RandAugment, SingleOp, TrivialAugment
+from kdforaa.augment.random import draw_keys
 
 __all__ = [
+    "BACKENDS",
+    "OPS",
     "OP_NAMES",
     "AugParams",
     "AugmentPipeline",
     "AutoAugment",
+    "OpSpec",
     "Policy",
     "RandAugment",
     "SingleOp",

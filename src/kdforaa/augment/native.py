@@ -1,4 +1,4 @@
-"""Native CPU kernels for a policy's whole ``apply``: every op of a sample in one C call.
+"""The native CPU kernels (``native_kernels.c``): building, loading and calling them; nothing else.
 
 On the CPU the torch path pays a fixed cost per op and group (about 16 groups per RandAugment batch),
 which dominates small images, and several memory passes per op on large ones. ``native_kernels.c`` does a
@@ -6,6 +6,8 @@ sample's colour ops and its nearest warp in one pass over cache-resident memory,
 batch. It is compiled on first use with the system's C compiler (``$CC`` or ``cc``) into
 ``~/.cache/kdforaa/native`` and loaded with ctypes: no build step and no extra dependency. Without a
 compiler, or with ``KDFORAA_NATIVE=0``, the torch path runs; both give the same bytes (tested).
+What to run per sample (op codes, arguments, warp parts) is worked out by :mod:`kdforaa.augment.apply`
+from the op table; the op codes are the ``OP_*`` enum of the C file.
 """
 
 from __future__ import annotations
@@ -21,34 +23,14 @@ import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-
-from kdforaa.augment.levels import LEVEL_TO_ARGUMENT, op_argument
-
-if TYPE_CHECKING:
-    from kdforaa.augment.policies import AugParams
 
 SOURCE = Path(__file__).with_name("native_kernels.c")
 # Vectorised for this CPU (the library is built where it runs; its cache name includes the CPU), but
 # without fused multiply-add, which would round the blends differently from the torch path.
 FLAGS = ("-O3", "-march=native", "-std=c11", "-ffp-contract=off", "-fPIC", "-shared")
-
-# The op codes of native_kernels.c; 0 (no colour op) for everything else.
-OP_CODES = {
-    "autocontrast": 1,
-    "equalize": 2,
-    "invert": 3,
-    "posterize": 4,
-    "solarize": 5,
-    "solarize_add": 6,
-    "color": 7,
-    "contrast": 8,
-    "brightness": 9,
-    "sharpness": 10,
-}
 
 _UINT8_P = ctypes.POINTER(ctypes.c_uint8)
 _INT32_P = ctypes.POINTER(ctypes.c_int32)
@@ -127,25 +109,6 @@ def library() -> ctypes.CDLL | None:
         ctypes.c_int, _INT32_P, _FLOAT_P, _UINT8_P, _INT32_P, _INT32_P, ctypes.c_int,
     ]  # fmt: skip
     return lib
-
-
-def usable(x: torch.Tensor, interpolation: str) -> bool:
-    """Whether :func:`apply` can take this batch: CPU, nearest warp, kernels built and not disabled."""
-    return x.device.type == "cpu" and interpolation == "nearest" and enabled() and library() is not None
-
-
-def colour_codes(params: AugParams, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(B,S)`` int32 op codes (0 where the slot is skipped or geometric) and float32 arguments."""
-    codes = np.zeros(params.ops.shape, dtype=np.int32)
-    arguments = np.zeros(params.ops.shape, dtype=np.float32)
-    for name, uses in params.ops_in_use():
-        if name not in OP_CODES:
-            continue
-        codes[uses] = OP_CODES[name]
-        if name in LEVEL_TO_ARGUMENT:
-            argument = op_argument(name, params.levels, params.signs, height=height, width=width)
-            arguments[uses] = argument.numpy()[uses]
-    return codes, arguments
 
 
 @functools.cache

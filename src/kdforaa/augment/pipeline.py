@@ -10,37 +10,18 @@ from the counter-based keys, so a sample's training image can be regenerated fro
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import torch
 
 from kdforaa.augment import geometry
 from kdforaa.augment import random as rnd
-from kdforaa.augment.policies import (
-    AugParams,
-    AutoAugment,
-    Policy,
-    RandAugment,
-    SingleOp,
-    TrivialAugment,
-    check_keys,
-)
+from kdforaa.augment.params import AugParams
+from kdforaa.augment.policies import AutoAugment, Policy, RandAugment, SingleOp, TrivialAugment
+from kdforaa.config import AugmentConfig
 from kdforaa.errors import BadInput
-
-if TYPE_CHECKING:  # augment never imports train at run time
-    from kdforaa.train.config import AugmentConfig
 
 # AutoAugment has no single magnitude: augment.magnitude / this value scales its published levels.
 AUTOAUGMENT_REFERENCE_MAGNITUDE = 9.0
-
-
-def _no_ops(batch_size: int) -> AugParams:
-    return AugParams(
-        ops=torch.zeros(batch_size, 0, dtype=torch.int64),
-        levels=torch.zeros(batch_size, 0),
-        signs=torch.zeros(batch_size, 0, dtype=torch.int8),
-        applied=torch.zeros(batch_size, 0, dtype=torch.bool),
-    )
 
 
 class AugmentPipeline(Policy):
@@ -74,8 +55,8 @@ class AugmentPipeline(Policy):
 
     def sample(self, keys: torch.Tensor) -> AugParams:
         """The policy's parameters plus per-sample crop shift, flip flag and cutout box."""
-        keys = check_keys(keys)
-        params = self.policy.sample(keys) if self.policy is not None else _no_ops(len(keys))
+        keys = rnd.check_keys(keys)
+        params = self.policy.sample(keys) if self.policy is not None else AugParams.no_ops(len(keys))
         crop = flip = cutout = None
         if self.crop_padding > 0:
             pad = self.crop_padding
@@ -90,13 +71,13 @@ class AugmentPipeline(Policy):
             cutout = torch.cat([top_left, bottom_right], dim=1)
         return replace(params, crop=crop, flip=flip, cutout=cutout)
 
-    def apply(self, x: torch.Tensor, params: AugParams) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: AugParams, *, backend: str = "auto") -> torch.Tensor:
         """``x`` ``(B,C,height,width) uint8`` augmented as ``params`` say (deterministic)."""
         geometry.check_images(x)
         if tuple(x.shape[-2:]) != (self.height, self.width):
             size = (self.height, self.width)
             raise ValueError(f"x has images of {tuple(x.shape[-2:])} but the pipeline was built for {size}")
-        return super().apply(x, params)
+        return super().apply(x, params, backend=backend)
 
 
 def build_policy(cfg: AugmentConfig) -> Policy | None:

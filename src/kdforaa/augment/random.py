@@ -72,3 +72,15 @@ def permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     """The epoch's sample order: a permutation of ``range(n)`` fixed by ``(seed, epoch)``."""
     keys = make_keys(seed, epoch, np.arange(n))
     return torch.from_numpy(np.argsort(bits(keys, "order")[:, 0], kind="stable"))
+
+
+def check_keys(keys: torch.Tensor) -> torch.Tensor:
+    """``keys`` itself when it is a ``(B,)`` int64 tensor; ValueError otherwise."""
+    if not isinstance(keys, torch.Tensor) or keys.dtype != torch.int64 or keys.dim() != 1:
+        raise ValueError("keys must be a (B,) int64 tensor from kdforaa.augment.random.make_keys")
+    return keys
+
+
+def draw_keys(batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(B,)`` int64 keys drawn from a torch generator, for plain use without sample indices."""
+    return torch.randint(-(2**63), 2**63 - 1, (batch_size,), dtype=torch.int64, generator=generator)

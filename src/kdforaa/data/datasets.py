@@ -24,7 +24,7 @@ from kdforaa.data.idx import read_idx
 from kdforaa.errors import BadInput
 
 if TYPE_CHECKING:
-    from kdforaa.train.config import DataConfig
+    from kdforaa.config import DataConfig
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 IDX_PREFIXES = {"train": "train", "test": "t10k"}

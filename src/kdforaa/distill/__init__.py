@@ -1,4 +1,10 @@
-"""Knowledge distillation: losses on logits and features, the configured criterion, the frozen teacher."""
+"""Knowledge distillation: losses, the terms and criterion built from them, the teacher (live or cached),
+and the views a step's student and teacher see.
+
+Modules, bottom to top: ``losses`` (pure functions), ``knowledge_representing``, ``terms`` (one module
+per distillation term), ``criterion`` (CE plus a weighted sum of terms), ``views`` (what the student and
+teacher see at a step), ``teacher`` (the frozen live teacher), ``cache`` (the replayable soft-label cache).
+"""
 
 from kdforaa.distill.criterion import Criterion, build_criterion
 from kdforaa.distill.knowledge_representing import KnowledgeRepresenting
@@ -13,12 +19,15 @@ from kdforaa.distill.losses import (
     topk_mask,
 )
 from kdforaa.distill.teacher import Teacher, load_teacher
+from kdforaa.distill.views import StepViews, TrainingViews
 
 __all__ = [
     "Criterion",
     "HintAdapter",
     "KnowledgeRepresenting",
+    "StepViews",
     "Teacher",
+    "TrainingViews",
     "build_criterion",
     "dynamic_temperature",
     "hint",

@@ -1,6 +1,6 @@
 """The replayable soft-label cache: a teacher's top-k logits per sample and epoch, computed once.
 
-A training image is fixed by its key ``(seed, epoch, sample index)`` (design.md §1), so the teacher's
+A training image is fixed by its key ``(seed, epoch, sample index)`` (docs/architecture.md), so the teacher's
 outputs for every epoch can be computed ahead of training and looked up instead of running the teacher
 at every step. FKD stores crop boxes with its soft labels; we replay the whole per-sample augmentation
 from the keys, so only the logits need storing. A cache folder holds::
@@ -10,9 +10,11 @@ from the keys, so only the logits need storing. A cache folder holds::
     epoch-0000.classes.npy   (N, k) int16 (int32 above 32767 classes): their class indices
     ...
 
-The fingerprint is a sha256 over the config parts that decide what the teacher sees (``seed``,
-``data.name``, ``data.limit``, the whole ``augment`` section, ``teacher.input``) and the sha256 of the
-teacher checkpoint's bytes; a cache is only ever replayed for the run it was made for. With
+The images are those training shows the teacher, built by the same
+:class:`~kdforaa.distill.views.TrainingViews`. The fingerprint is a sha256 over the config parts that
+decide what the teacher sees (``seed``, ``data.name``, ``data.limit``, the whole ``augment`` section,
+``teacher.input``) and the sha256 of the teacher checkpoint's bytes; a cache is only ever replayed for
+the run it was made for. With
 ``teacher.input=clean`` the logits do not depend on the epoch, so one epoch file serves them all.
 The teacher runs in float32 (no autocast) whatever ``train.amp`` says.
 """
@@ -25,7 +27,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,16 +35,13 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from kdforaa import __version__
-from kdforaa.augment.pipeline import AugmentPipeline, build_augment
-from kdforaa.augment.random import make_keys
+from kdforaa.config import RunConfig
 from kdforaa.data.datasets import Dataset, load_dataset
-from kdforaa.data.loader import batches, normalize
+from kdforaa.data.loader import batches
 from kdforaa.distill.teacher import Teacher, load_teacher
+from kdforaa.distill.views import TrainingViews
 from kdforaa.errors import BadInput
 from kdforaa.models.registry import TIMM_PREFIX
-
-if TYPE_CHECKING:  # distill never imports train at run time
-    from kdforaa.train.config import RunConfig
 
 FORMAT = "kdforaa-soft-label-cache"
 VERSION = 1
@@ -249,41 +248,31 @@ class SoftLabelCache:
             self._loaded = (stored, arrays[0], arrays[1])
         return self._loaded[1], self._loaded[2]
 
-    def logits(self, epoch: int, indices: torch.Tensor, device: str | torch.device) -> torch.Tensor:
-        """Teacher logits ``(B, num_classes)`` float32 on ``device`` for the ``(B,)`` sample ``indices``.
+    def logits(
+        self, x: torch.Tensor, *, epoch: int, indices: torch.Tensor, features: bool = False
+    ) -> tuple[torch.Tensor, None]:
+        """Teacher logits ``(B, num_classes)`` float32 for the ``(B,)`` sample ``indices`` of ``epoch``,
+        on the device of ``x`` (the teacher's view, which a cache does not need to look at).
 
         The k cached values sit at their classes; the other classes are filled as
-        :func:`expand_top_k` explains (exact for ``topk_kd`` with k <= the cached k).
+        :func:`expand_top_k` explains (exact for ``topk_kd`` with k <= the cached k). The same call as
+        :meth:`Teacher.logits <kdforaa.distill.teacher.Teacher.logits>`; a cache holds no features.
         """
+        if features:
+            raise ValueError("a soft-label cache holds logits only: feature terms need a live teacher")
+        device = x.device
         values, classes = self._arrays(epoch)
         idx = torch.as_tensor(indices).cpu().numpy().astype(np.int64, copy=False)
         if idx.size and (idx.min() < 0 or idx.max() >= self.num_samples):
             raise IndexError(f"sample indices outside 0..{self.num_samples - 1} of cache {self.folder}")
         top_values = torch.from_numpy(values[idx].astype(np.float32)).to(device)
         top_classes = torch.from_numpy(classes[idx].astype(np.int64)).to(device)
-        return expand_top_k(top_values, top_classes, self.num_classes)
-
-
-def _teacher_view(
-    images: torch.Tensor,
-    indices: torch.Tensor,
-    epoch: int,
-    cfg: RunConfig,
-    augment: AugmentPipeline,
-    dataset: Dataset,
-    device: torch.device,
-) -> torch.Tensor:
-    """The normalised batch the training loop's teacher sees for these samples in ``epoch``."""
-    images = images.to(device)
-    if cfg.teacher.input == "augmented":
-        images = augment.apply(images, augment.sample(make_keys(cfg.seed, epoch, indices)))
-    x = normalize(images, dataset.mean, dataset.std)
-    return x.contiguous(memory_format=torch.channels_last) if cfg.train.channels_last else x
+        return expand_top_k(top_values, top_classes, self.num_classes), None
 
 
 def _cache_epoch(
     teacher: Teacher,
-    augment: AugmentPipeline,
+    views: TrainingViews,
     dataset: Dataset,
     cfg: RunConfig,
     epoch: int,
@@ -301,11 +290,9 @@ def _cache_epoch(
     values = open_memmap(temps[0], mode="w+", dtype=np.float16, shape=(n, k))
     classes = open_memmap(temps[1], mode="w+", dtype=index_dtype, shape=(n, k))
     for images, _, indices in batches(dataset, torch.arange(n), batch_size, cfg.data.num_workers):
-        top = (
-            teacher(_teacher_view(images, indices, epoch, cfg, augment, dataset, device))
-            .float()
-            .topk(k, dim=1)
-        )
+        x = views(images.to(device), indices, epoch).teacher
+        logits, _ = teacher.logits(x, epoch=epoch, indices=indices)
+        top = logits.topk(k, dim=1)
         rows = indices.numpy()
         values[rows] = top.values.cpu().numpy().astype(np.float16)
         classes[rows] = top.indices.cpu().numpy().astype(index_dtype)
@@ -380,12 +367,12 @@ def build_cache(
     teacher = load_teacher(teacher_checkpoint, dataset.num_classes, dataset.in_channels, device)
     if cfg.train.channels_last:
         teacher.model.to(memory_format=torch.channels_last)
-    augment = build_augment(cfg.augment, *dataset.image_size)
+    views = TrainingViews(cfg, dataset.image_size, dataset.mean, dataset.std)
     steps = math.ceil(len(dataset) / batch_size) * (needed - header["epochs"])
     with tqdm(total=steps, desc="caching teacher logits", disable=not progress, dynamic_ncols=True) as bar:
         for epoch in range(header["epochs"], needed):
             bar.set_postfix_str(f"epoch {epoch + 1}/{needed}")
-            _cache_epoch(teacher, augment, dataset, cfg, epoch, folder, k, batch_size, device, bar)
+            _cache_epoch(teacher, views, dataset, cfg, epoch, folder, k, batch_size, device, bar)
             header["epochs"] = epoch + 1
             _write_json_atomic(folder / HEADER, header)
     return SoftLabelCache(folder, header)

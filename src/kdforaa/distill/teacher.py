@@ -1,4 +1,10 @@
-"""The frozen teacher: loaded once, never trained, called without building an autograd graph."""
+"""The frozen teacher: loaded once, never trained, called without building an autograd graph.
+
+A live :class:`Teacher` and a :class:`~kdforaa.distill.cache.SoftLabelCache` answer the same call,
+``logits(x, epoch=, indices=, features=)``, so the training loop runs one path for both: the live
+teacher looks at ``x`` (the batch :class:`~kdforaa.distill.views.TrainingViews` built for it), the cache
+looks the sample up by ``(epoch, index)``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from kdforaa.checkpoint import load_checkpoint
 from kdforaa.errors import BadInput
 from kdforaa.models.from_checkpoint import trained_model
 from kdforaa.models.registry import TIMM_PREFIX, build_model
-from kdforaa.train.checkpoint import load_checkpoint
 
 
 class Teacher:
@@ -39,6 +45,16 @@ class Teacher:
         with torch.inference_mode():
             logits, feats = self.model(x, return_features=True)
         return logits.clone(), {stage: value.clone() for stage, value in feats.items()}
+
+    def logits(
+        self, x: torch.Tensor, *, epoch: int, indices: torch.Tensor, features: bool = False
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """``(B, num_classes)`` float32 logits for the teacher's view ``x`` of the samples ``indices``
+        in ``epoch`` (which a live teacher does not need), and the stage features when asked."""
+        if features:
+            logits, feats = self.forward_features(x)
+            return logits.float(), feats
+        return self(x).float(), None
 
 
 def _from_checkpoint(path: str, num_classes: int, in_channels: int) -> tuple[nn.Module, str]:

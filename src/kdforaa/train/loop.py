@@ -1,9 +1,11 @@
 """The training engine: one loop for plain cross-entropy training and for distillation.
 
-Per step (design.md §1): uint8 batch -> per-sample keys -> augmentation on the device -> normalise ->
-teacher (frozen, same augmented batch) -> student -> criterion -> SGD step. All randomness of the data
-path comes from counter-based keys, and the model's own randomness (dropout) from the torch RNG saved
-in every checkpoint, so a resumed run ends with bit-identical weights on the CPU.
+Per step: uint8 batch -> per-sample keys -> augmentation on the device -> normalise (the views of
+:mod:`kdforaa.distill.views`) -> teacher logits (live, or looked up in a cache: the same call) ->
+student -> criterion -> SGD step. The run's parts come from :func:`~kdforaa.train.parts.build_parts`;
+the :class:`Trainer` holds only the loop's state (epoch, step, statistics, checkpoints). All randomness
+of the data path comes from counter-based keys, and the model's own randomness (dropout) from the torch
+RNG saved in every checkpoint, so a resumed run ends with bit-identical weights on the CPU.
 """
 
 from __future__ import annotations
@@ -21,21 +23,15 @@ import torch
 from tqdm import tqdm
 
 from kdforaa import __version__
-from kdforaa.augment.pipeline import build_augment
-from kdforaa.augment.random import make_keys, permutation
-from kdforaa.data.datasets import load_dataset
-from kdforaa.data.loader import batches, normalize
-from kdforaa.distill.cache import SoftLabelCache
-from kdforaa.distill.criterion import build_criterion
-from kdforaa.distill.teacher import load_teacher
+from kdforaa.augment.random import permutation
+from kdforaa.checkpoint import load_checkpoint, save_checkpoint
+from kdforaa.config import RunConfig, build_config, config_to_dict
+from kdforaa.data.loader import batches
 from kdforaa.errors import BadInput, Stopped, TrainingError
-from kdforaa.models.registry import build_model
-from kdforaa.models.resolution import couple_resolution
 from kdforaa.train import distributed as dist
-from kdforaa.train.checkpoint import load_checkpoint, save_checkpoint
-from kdforaa.train.config import RunConfig, build_config, config_to_dict
 from kdforaa.train.device import resolve_device
 from kdforaa.train.evaluate import evaluate, inference_speed
+from kdforaa.train.parts import build_parts
 from kdforaa.train.run_folder import RunFolder
 from kdforaa.train.schedule import lr_factor
 
@@ -60,86 +56,25 @@ class Trainer:
         self.local_batch = dist.local_batch_size(cfg.train.batch_size, self.world)
         if self.world.is_main:
             self._check_folder(resume)
-        torch.manual_seed(cfg.seed)
-        self.train_set = load_dataset(cfg.data, "train")
-        self.test_set = load_dataset(cfg.data, "test")
-        ds = self.train_set
-        self.model = build_model(cfg.model.name, ds.num_classes, ds.in_channels).to(self.device)
-        couple_resolution(self.model, cfg.distill.student_resolution, ds.image_size)  # not the teacher
-        self.cuda = self.device.type == "cuda"
-        if cfg.train.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.net = self._data_parallel(self.model)
-        self.augment = build_augment(cfg.augment, *ds.image_size)
-        # the "switch strong augmentation off at the end" baseline of the paper
-        mild = cfg.augment.model_copy(update={"policy": "none"})
-        self.mild_augment = build_augment(mild, *ds.image_size) if cfg.augment.off_last_epochs else None
-        self.teacher, self.cache = None, None
-        if cfg.teacher.cache:
-            if not cfg.teacher.checkpoint:
-                raise BadInput(
-                    "teacher.cache needs teacher.checkpoint, the teacher it was made from: "
-                    "set teacher.checkpoint=PATH"
-                )
-            if cfg.distill.feature_terms:
-                raise BadInput(
-                    "distill.sp, distill.hints and distill.kr need the teacher's features, which a cache "
-                    "does not hold: unset teacher.cache"
-                )
-            self.cache = SoftLabelCache.open(cfg.teacher.cache, cfg, cfg.teacher.checkpoint)
-        elif cfg.teacher.checkpoint:
-            self.teacher = load_teacher(cfg.teacher.checkpoint, ds.num_classes, ds.in_channels, self.device)
-            if cfg.train.channels_last:
-                self.teacher.model.to(memory_format=torch.channels_last)
-        elif cfg.distill.needs_teacher:
-            raise BadInput(
-                f"distill.method={cfg.distill.method} needs a teacher: set teacher.checkpoint=PATH"
-            )
-        self.criterion = build_criterion(
-            cfg.distill,
-            ds.num_classes,
-            label_smoothing=cfg.train.label_smoothing,
-            student_channels=getattr(self.model, "stage_channels", None),
-            teacher_channels=getattr(self.teacher, "stage_channels", None) if self.teacher else None,
-        ).to(self.device)
-        params = list(self.model.parameters()) + list(self.criterion.parameters())
-        t = cfg.train
-        self.optimizer = torch.optim.SGD(
-            params,
-            lr=t.lr,
-            momentum=t.momentum,
-            nesterov=t.nesterov and t.momentum > 0,
-            weight_decay=t.weight_decay,
-        )
-        n = len(ds)
-        if self.world.distributed and n < t.batch_size:
-            raise BadInput(f"the training set has {n} samples, fewer than train.batch_size={t.batch_size}")
-        self.steps_per_epoch = max(1, n // t.batch_size)
-        self.total_steps = self.steps_per_epoch * t.epochs
+        self.parts = build_parts(cfg, self.device, self.world)
+        n, batch = len(self.parts.train_set), cfg.train.batch_size
+        if self.world.distributed and n < batch:
+            raise BadInput(f"the training set has {n} samples, fewer than train.batch_size={batch}")
+        self.steps_per_epoch = max(1, n // batch)
+        self.total_steps = self.steps_per_epoch * cfg.train.epochs
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best_acc, self.elapsed, self.skipped = -1.0, 0.0, 0
-        self._reset_stats()
+        self.stats: dict[str, float] = {}
         self._stop_signal: int | None = None
         if resume:
             self._restore(self._resume_state())
-        self.writer = self._tensorboard() if t.tensorboard else None
+        self.writer = self._tensorboard() if cfg.train.tensorboard else None
         if self.world.is_main:  # only now that every input was accepted does the folder change
             self.folder.lock()
             if not resume:
                 self.folder.write_config(config_to_dict(cfg))
 
     # ----------------------------------------------------------------- set-up
-    def _data_parallel(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The module the steps call: DDP around the model when several processes train together."""
-        if not self.world.distributed:
-            return model
-        dist.init_process_group(self.world, self.device)
-        if self.cfg.train.sync_bn:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            self.model = model
-        ids = [self.device.index] if self.cuda else None
-        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
     def _check_folder(self, resume: bool) -> None:
         folder = self.folder
         if resume:
@@ -165,19 +100,16 @@ class Trainer:
             ) from None
         return SummaryWriter(str(self.folder.file("tensorboard")))
 
-    def _reset_stats(self) -> None:
-        self.stats: dict[str, float] = {}
-
     # ------------------------------------------------------------ checkpoints
     def _state(self) -> dict[str, Any]:
-        ds = self.train_set
+        ds = self.parts.train_set
         rng = {"torch": torch.get_rng_state()}
-        if self.cuda:
+        if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "criterion": self.criterion.state_dict(),
+            "model": self.parts.model.state_dict(),
+            "optimizer": self.parts.optimizer.state_dict(),
+            "criterion": self.parts.criterion.state_dict(),
             "scheduler": {"global_step": self.global_step, "total_steps": self.total_steps},
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
@@ -196,15 +128,15 @@ class Trainer:
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.criterion.load_state_dict(state["criterion"])
+        self.parts.model.load_state_dict(state["model"])
+        self.parts.optimizer.load_state_dict(state["optimizer"])
+        self.parts.criterion.load_state_dict(state["criterion"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best_acc = state["global_step"], state["best_acc"]
         self.elapsed, self.skipped = state["elapsed"], state["skipped_steps"]
         self.stats = dict(state["stats"]) if self.world.is_main else {}  # rank 0 saved the sum of all ranks
         torch.set_rng_state(state["rng"]["torch"])
-        if self.cuda and "cuda" in state["rng"]:
+        if self.device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         if self.world.is_main:
             self.folder.keep_metrics_before(self.epoch)
@@ -239,28 +171,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def _autocast(self):
-        if self.cuda and self.cfg.train.amp:
+        if self.device.type == "cuda" and self.cfg.train.amp:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-    def _to_input(self, images: torch.Tensor) -> torch.Tensor:
-        x = normalize(images, self.train_set.mean, self.train_set.std)
-        if self.cfg.train.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
-
-    def _teacher_outputs(self, x: torch.Tensor, clean: torch.Tensor, indices: torch.Tensor):
-        if self.cache is not None:
-            return self.cache.logits(self.epoch, indices, self.device), None
-        if self.teacher is None:
-            return None, None
-        inp = x if self.cfg.teacher.input == "augmented" else self._to_input(clean)
-        with self._autocast():
-            if self.criterion.needs_features:
-                logits, feats = self.teacher.forward_features(inp)
-            else:
-                logits, feats = self.teacher(inp), None
-        return logits.float(), feats
 
     def _accumulate(self, terms: dict[str, torch.Tensor], logits, labels, teacher_logits, n: int) -> None:
         s = self.stats
@@ -274,34 +187,34 @@ class Trainer:
         s["n"] = s.get("n", 0.0) + n
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:
-        cfg = self.cfg
-        keys = make_keys(cfg.seed, self.epoch, indices)
-        augment = self.augment
-        if self.mild_augment is not None and self.epoch >= cfg.train.epochs - cfg.augment.off_last_epochs:
-            augment = self.mild_augment
-        params = augment.sample(keys)
-        clean = images.to(self.device, non_blocking=True)
+        cfg, parts = self.cfg, self.parts
         labels = labels.to(self.device, non_blocking=True)
-        x = self._to_input(augment.apply(clean, params))
-        teacher_logits, teacher_feats = self._teacher_outputs(x, clean, indices)
-        for group in self.optimizer.param_groups:
+        views = parts.views(images.to(self.device, non_blocking=True), indices, self.epoch)
+        features = parts.criterion.needs_features
+        teacher_logits = teacher_feats = None
+        if parts.teacher is not None:
+            with self._autocast():
+                teacher_logits, teacher_feats = parts.teacher.logits(
+                    views.teacher, epoch=self.epoch, indices=indices, features=features
+                )
+        for group in parts.optimizer.param_groups:
             group["lr"] = cfg.train.lr * lr_factor(
                 cfg.train, self.global_step, self.total_steps, self.steps_per_epoch
             )
         with self._autocast():
-            if self.criterion.needs_features:
-                logits, feats = self.net(x, return_features=True)
+            if features:
+                logits, feats = parts.net(views.student, return_features=True)
             else:
-                logits, feats = self.net(x), None
-        loss, terms = self.criterion(
+                logits, feats = parts.net(views.student), None
+        loss, terms = parts.criterion(
             logits.float(),
             labels,
             teacher_logits=teacher_logits,
-            level=params.level.to(self.device),
+            level=views.params.level.to(self.device),
             student_feats=feats,
             teacher_feats=teacher_feats,
         )
-        self.optimizer.zero_grad(set_to_none=True)
+        parts.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
             detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
             if cfg.train.on_nan == "stop":
@@ -312,7 +225,7 @@ class Trainer:
             self.skipped += 1
         else:
             loss.backward()
-            self.optimizer.step()
+            parts.optimizer.step()
         self._accumulate(
             {"loss": loss.detach(), **terms}, logits.detach(), labels, teacher_logits, labels.numel()
         )
@@ -323,7 +236,7 @@ class Trainer:
     def _epoch_record(self, seconds: float, images_seen: int) -> dict[str, Any]:
         s, n = self.stats, max(1.0, self.stats.get("n", 0.0))
         record: dict[str, Any] = {"epoch": self.epoch, "step": self.global_step}
-        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        record["lr"] = self.parts.optimizer.param_groups[0]["lr"]
         for name, value in s.items():
             if name not in ("n", "correct", "teacher_wrong"):
                 record[f"train_{name}"] = value / n
@@ -332,7 +245,9 @@ class Trainer:
             record["teacher_outlier_rate"] = s["teacher_wrong"] / n
         if self._evaluates_now():
             t0 = time.perf_counter()
-            test = evaluate(self.model, self.test_set, self.device, self.cfg.train.eval_batch_size)
+            test = evaluate(
+                self.parts.model, self.parts.test_set, self.device, self.cfg.train.eval_batch_size
+            )
             record.update(test_acc=test["acc"], test_loss=test["loss"])
             record["eval_seconds"] = time.perf_counter() - t0
         record["skipped_steps"] = self.skipped
@@ -393,8 +308,8 @@ class Trainer:
 
     def _run_epoch(self) -> None:
         cfg, bs = self.cfg, self.cfg.train.batch_size
-        self.model.train()
-        order = permutation(cfg.seed, self.epoch, len(self.train_set))[: self.steps_per_epoch * bs]
+        self.parts.model.train()
+        order = permutation(cfg.seed, self.epoch, len(self.parts.train_set))[: self.steps_per_epoch * bs]
         order = dist.shard(order, bs, self.world)
         start, local = self.step_in_epoch, self.local_batch
         bar = tqdm(
@@ -408,7 +323,7 @@ class Trainer:
         t0, seen = time.perf_counter(), 0
         every = cfg.train.checkpoint_every
         for images, labels, indices in batches(
-            self.train_set, order[start * local :], local, cfg.data.num_workers
+            self.parts.train_set, order[start * local :], local, cfg.data.num_workers
         ):
             self.train_step(images, labels, indices)
             seen += labels.numel() * self.world.size
@@ -432,7 +347,7 @@ class Trainer:
             self._log(record)
         self.epoch += 1
         self.step_in_epoch = 0
-        self._reset_stats()
+        self.stats = {}
         self.save()
         if improved:
             self._write(self.folder.best)
@@ -467,9 +382,9 @@ class Trainer:
             "wall_time_s": self.elapsed,
             "world_size": self.world.size,
             # inference cost of what training produced (a resolution-coupled student is cheaper)
-            "params": sum(p.numel() for p in self.model.parameters()),
+            "params": sum(p.numel() for p in self.parts.model.parameters()),
             "inference_img_per_s": inference_speed(
-                self.model, self.test_set, self.device, self.cfg.train.eval_batch_size
+                self.parts.model, self.parts.test_set, self.device, self.cfg.train.eval_batch_size
             ),
             "model": self.cfg.model.name,
             "data": self.cfg.data.name,

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
+from kdforaa.config import read_yaml_file
 from kdforaa.errors import BadInput
-from kdforaa.train.config import read_yaml_file
 
 CONFIG, METRICS, LAST, PREVIOUS, BEST, SUMMARY, LOCK = (
     "config.yaml",

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kdforaa.train.config import build_config
+from kdforaa.config import build_config
 from kdforaa.train.loop import Trainer
 from kdforaa.train.run_folder import RunFolder
 

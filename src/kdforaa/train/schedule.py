@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from kdforaa.train.config import TrainConfig
+from kdforaa.config import TrainConfig
 
 
 def lr_factor(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from kdforaa.augment.random import make_keys, permutation
+from kdforaa.config import RunConfig, build_config
 from kdforaa.distill.cache import build_cache
-from kdforaa.train.config import RunConfig, build_config
 from kdforaa.train.loop import Trainer
 
 
@@ -47,7 +47,7 @@ def random_teacher_checkpoint(name: str, cfg: RunConfig, folder: Path) -> str:
 
 
 def _batches(trainer: Trainer, steps: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    ds, bs = trainer.train_set, trainer.cfg.train.batch_size
+    ds, bs = trainer.parts.train_set, trainer.cfg.train.batch_size
     order = permutation(trainer.cfg.seed, 0, len(ds))
     out = []
     for i in range(steps):
@@ -94,21 +94,20 @@ def run_step_bench(
         )
         cached = Trainer(cached_cfg, folder / "cached", progress=False)
         data_batches = _batches(ce, steps)
-        inputs = [
-            ce._to_input(ce.augment.apply(b[0], ce.augment.sample(make_keys(0, 0, b[2]))))
-            for b in data_batches
-        ]
+        views = ce.parts.views
+        inputs = [views(images, indices, 0).teacher for images, _, indices in data_batches]
 
         def steps_of(trainer: Trainer) -> Callable[[], None]:
             return lambda: [trainer.train_step(*b) for b in data_batches]
 
         def teacher_alone() -> None:
-            for x in inputs:
-                kd.teacher(x)
+            for x, (_, _, indices) in zip(inputs, data_batches, strict=True):
+                kd.parts.teacher.logits(x, epoch=0, indices=indices)
 
         def augment_alone() -> None:
-            for images, _, idx in data_batches:
-                ce.augment.apply(images, ce.augment.sample(make_keys(0, 0, idx)))
+            augment = views.pipeline(0)
+            for images, _, indices in data_batches:
+                augment.apply(images, augment.sample(make_keys(ce.cfg.seed, 0, indices)))
 
         runs: dict[str, Callable[[], None]] = {
             "ce": steps_of(ce),

@@ -1,6 +1,9 @@
 """Typed run configuration: YAML validated into pydantic models, plus dotted ``key=value`` overrides.
 
-Unknown keys and wrong types are :class:`~kdforaa.errors.BadInput` naming the key.
+Every check of the configuration lives here, so that a bad config fails when it is loaded, with one
+line: unknown keys, wrong types and out-of-range values (naming the key), and combinations of keys
+that cannot work together (the model validators below). Only what needs the models themselves (stage
+names, channel counts) is checked when the run's parts are built.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kdforaa.errors import BadInput
 
@@ -106,7 +109,36 @@ class DistillConfig(_Section):
 
     @property
     def needs_teacher(self) -> bool:
+        """Whether any term distils (a logit term or a feature term)."""
         return self.method != "none" or self.feature_terms
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DistillConfig:
+        if self.method == "none" and (self.adjust != "none" or self.dynamic_temperature):
+            raise ValueError(
+                "distill.adjust and distill.dynamic_temperature modify the logit distillation term: "
+                "set distill.method=kd or topk_kd"
+            )
+        if self.k_schedule is not None:
+            if self.method != "topk_kd":
+                raise ValueError(
+                    "distill.k_schedule applies to distill.method=topk_kd only "
+                    f"(got {self.method}): remove it"
+                )
+            thresholds = sorted(self.k_schedule)
+            if thresholds[0] != 0:
+                raise ValueError(
+                    f"distill.k_schedule needs a threshold at level 0 so every sample gets a k "
+                    f"(e.g. {{0: 3, 10: 5}}); got thresholds {thresholds}"
+                )
+            if min(self.k_schedule.values()) < 1:
+                raise ValueError(f"distill.k_schedule values must be k >= 1, got {self.k_schedule}")
+        for stage, weight in self.hints.items():
+            if weight < 0:
+                raise ValueError(f"distill.hints.{stage}: weight must be >= 0, got {weight}")
+        if (self.kr > 0 or self.kr_sparse > 0) and not self.kr_stages:
+            raise ValueError("distill.kr_stages is empty: name the stages KR reads, e.g. [stage2, stage3]")
+        return self
 
 
 class RunConfig(_Section):
@@ -117,6 +149,24 @@ class RunConfig(_Section):
     train: TrainConfig = TrainConfig()
     teacher: TeacherConfig = TeacherConfig()
     distill: DistillConfig = DistillConfig()
+
+    @model_validator(mode="after")
+    def _teacher_for_the_terms(self) -> RunConfig:
+        teacher, distill = self.teacher, self.distill
+        if teacher.cache and not teacher.checkpoint:
+            raise ValueError(
+                "teacher.cache needs teacher.checkpoint, the teacher it was made from: "
+                "set teacher.checkpoint=PATH"
+            )
+        if teacher.cache and distill.feature_terms:
+            raise ValueError(
+                "distill.sp, distill.hints and distill.kr need the teacher's features, which a cache "
+                "does not hold: unset teacher.cache"
+            )
+        if distill.needs_teacher and not teacher.checkpoint:
+            what = f"distill.method={distill.method}" if distill.method != "none" else "a feature term"
+            raise ValueError(f"{what} needs a teacher: set teacher.checkpoint=PATH")
+        return self
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -190,6 +240,8 @@ def _explain(err: ValidationError) -> str:
     where = ".".join(str(p) for p in first["loc"]) or "config"
     if first["type"] == "extra_forbidden":
         return f"unknown config key {where!r}: remove it or check its spelling (see README, 'Config keys')"
+    if first["type"] == "value_error" and isinstance(first.get("ctx", {}).get("error"), ValueError):
+        return str(first["ctx"]["error"])  # a model validator's own sentence, which names its keys
     return f"config key {where!r}: {first['msg']} (got {_short_repr(first.get('input'))})"
 
 

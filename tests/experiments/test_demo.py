@@ -2,7 +2,7 @@
 
 import json
 
-from kdforaa import demo
+from kdforaa.experiments import demo
 
 TINY = {"data": {"limit": 256, "test_limit": 100}, "model": {"name": "resnet8"}, "train": {"epochs": 1}}
 

@@ -1,30 +1,64 @@
+"""The op table: one entry per op, the level rules of the magnitude table, the sets derived from it, and
+the native op codes that the C kernels' enum must agree with."""
+
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kdforaa.augment.levels import (
+from kdforaa.augment import kernels, native
+from kdforaa.augment.op_table import (
     ARGUMENT_FREE_OPS,
+    BY_NAME,
+    COLOUR_OPS,
     GEOMETRIC_OPS,
-    LEVEL_TO_ARGUMENT,
     OP_NAMES,
+    OPS,
     SIGNED_OPS,
     op_argument,
 )
+
+ARGUMENT_OPS = set(OP_NAMES) - ARGUMENT_FREE_OPS
 
 
 def arg(op, level, sign=1.0, height=32, width=32):
     return float(op_argument(op, level, sign, height=height, width=width))
 
 
-def test_every_op_has_exactly_one_rule():
-    assert len(OP_NAMES) == len(set(OP_NAMES)) == 16
-    assert set(LEVEL_TO_ARGUMENT) | ARGUMENT_FREE_OPS == set(OP_NAMES)
-    assert not set(LEVEL_TO_ARGUMENT) & ARGUMENT_FREE_OPS
-    assert GEOMETRIC_OPS <= SIGNED_OPS <= set(LEVEL_TO_ARGUMENT)
+def test_every_op_has_one_entry_and_the_sets_partition_it():
+    assert len(OP_NAMES) == len(set(OP_NAMES)) == len(OPS) == 16
+    assert COLOUR_OPS | GEOMETRIC_OPS | {"identity"} == set(OP_NAMES)
+    assert not COLOUR_OPS & GEOMETRIC_OPS
+    assert GEOMETRIC_OPS <= SIGNED_OPS <= ARGUMENT_OPS
 
 
-# (op, level, sign, expected argument) straight from the table in design.md §3.2, on a 32x20 (HxW) image.
+def test_each_kind_has_what_the_engine_runs_it_with():
+    for spec in OPS:
+        assert (spec.kernel is not None) == (spec.kind == "colour"), spec.name
+        assert (spec.inverse_map is not None) == (spec.kind == "geometric"), spec.name
+        assert (spec.native_code > 0) == (spec.kind == "colour"), spec.name
+    codes = [spec.native_code for spec in OPS if spec.native_code]
+    assert len(codes) == len(set(codes))
+
+
+def test_native_codes_are_the_c_enum():
+    """native_kernels.c numbers its ops in an enum (OP_<NAME> = n): it must say what the table says."""
+    source = Path(native.SOURCE).read_text()
+    enum = {name.lower(): int(code) for name, code in re.findall(r"\bOP_([A-Z_]+) = (\d+)", source)}
+    assert enum.pop("none") == 0
+    assert enum == {spec.name: spec.native_code for spec in OPS if spec.native_code}
+
+
+def test_the_table_kernels_are_the_kernels_module():
+    for name in COLOUR_OPS:
+        assert BY_NAME[name].kernel is getattr(kernels, name)
+
+
+# (op, level, sign, expected argument) straight from the level table of docs/architecture.md,
+# on a 32x20 (HxW) image.
 DESIGN_TABLE = [
     ("rotate", 5, 1, 15.0),
     ("rotate", 15, -1, -45.0),
@@ -62,7 +96,7 @@ def test_table_matches_design(op, level, sign, expected):
 
 
 def test_unsigned_ops_ignore_the_sign_and_argument_free_ops_give_zero():
-    for op in set(LEVEL_TO_ARGUMENT) - SIGNED_OPS:
+    for op in ARGUMENT_OPS - SIGNED_OPS:
         assert arg(op, 7, -1) == arg(op, 7, 1)
     for op in ARGUMENT_FREE_OPS:
         assert arg(op, 7) == 0.0
@@ -90,7 +124,7 @@ def _strength(op, argument):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    op=st.sampled_from(sorted(LEVEL_TO_ARGUMENT)),
+    op=st.sampled_from(sorted(ARGUMENT_OPS)),
     low=st.floats(0, 100),
     extra=st.floats(0, 100),
     sign=st.sampled_from([-1.0, 1.0]),

@@ -4,8 +4,8 @@ import pickle
 import pytest
 import torch
 
+from kdforaa.checkpoint import load_checkpoint, save_checkpoint
 from kdforaa.errors import BadInput
-from kdforaa.train.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_round_trip(tmp_path):

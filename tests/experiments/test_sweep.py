@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kdforaa.analysis.sweep import (
+from kdforaa.errors import BadInput
+from kdforaa.experiments.sweep import (
     SAVED_SPEC,
     load_sweep,
     plan,
@@ -22,7 +23,6 @@ from kdforaa.analysis.sweep import (
     safe_name,
     summarise,
 )
-from kdforaa.errors import BadInput
 
 TINY = {
     "data": {"limit": 64, "test_limit": 50},

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kdforaa.train.config import merge_trees
+from kdforaa.config import merge_trees
 from kdforaa.train.runner import train_or_reuse
 
 _TEACHER: dict[str, Any] = {

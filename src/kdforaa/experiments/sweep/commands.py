@@ -1,0 +1,89 @@
+"""The ``kdforaa sweep`` command: plan, train what is missing, report; and ``--report-only``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from kdforaa.config import read_yaml_file
+from kdforaa.errors import BadInput
+from kdforaa.experiments.sweep.plan import Run, conflict, default_threads, folder_state, plan, reuse_finished
+from kdforaa.experiments.sweep.report import write_report
+from kdforaa.experiments.sweep.scheduler import Scheduler, TrainFn
+from kdforaa.experiments.sweep.spec import load_sweep, parse_sweep
+
+SAVED_SPEC = "sweep.yaml"  # the resolved sweep, written into the output folder for --report-only
+
+
+def _describe_plan(teachers: list[Run], runs: list[Run]) -> None:
+    for kind, group in (("teacher", teachers), ("run", runs)):
+        for run in group:
+            why = conflict(run)
+            state = "CONFLICT: " + why if why else folder_state(run.folder)
+            print(f"{kind:7} {run.name:40} {state}")
+
+
+def run_sweep(
+    path: str | Path,
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    dry_run: bool = False,
+    train_fn: TrainFn | None = None,
+    reuse_from: Sequence[str | Path] = (),
+) -> int:
+    """The ``kdforaa sweep SWEEP.yaml --out DIR`` command; returns the exit code (1 if a run failed).
+
+    ``reuse_from``: folders searched for finished runs with the same config (see :func:`reuse_finished`).
+
+    ``train_fn(tree, folder)`` trains one run in its child process (default: the demo's
+    train_or_reuse); it must be a module-level function so that "spawn" children can import it.
+    """
+    if jobs < 1:
+        raise BadInput(f"--jobs must be at least 1, got {jobs}")
+    sweep = load_sweep(path)
+    out = Path(out)
+    teachers, runs = plan(sweep, out, default_threads(jobs))
+    if not runs:
+        raise BadInput("the sweep has no runs: give grid: values or seeds:")
+    needed = [t for t in teachers if any(r.teacher == t.name for r in runs)]
+    if dry_run:
+        _describe_plan(needed, runs)
+        todo = sum(folder_state(r.folder) != "finished" for r in (*needed, *runs))
+        where = out.resolve()
+        print(
+            f"dry run: {len(runs)} runs + {len(needed)} teacher runs planned under {where}, {todo} to train"
+        )
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SAVED_SPEC).write_text(yaml.safe_dump(sweep.spec, sort_keys=False))
+    reuse_finished([*needed, *runs], [Path(p) for p in reuse_from])
+    threads = default_threads(jobs)
+    print(f"sweep: {len(runs)} runs + {len(needed)} teacher runs, {jobs} at a time, train.threads {threads}")
+    outcomes = Scheduler(jobs, train_fn, len(needed) + len(runs)).run_all(
+        [*needed, *runs], {t.name: t for t in teachers}
+    )
+    files = write_report(sweep, needed, runs, out, outcomes)
+    failed = [r for r in (*needed, *runs) if outcomes[r.folder.as_posix()].status == "failed"]
+    if failed:
+        print(f"{len(failed)} of {len(needed) + len(runs)} runs failed: {', '.join(r.name for r in failed)}")
+    print(f"sweep results: {files['markdown'].resolve()} (table), {files['results'].resolve()} (all runs)")
+    return 1 if failed else 0
+
+
+def report_only(out: str | Path) -> dict[str, Path]:
+    """The ``kdforaa sweep --report-only DIR`` command: tables and plots again from finished runs."""
+    out = Path(out)
+    saved = out / SAVED_SPEC
+    if not saved.is_file():
+        raise BadInput(f"{out} holds no sweep ({SAVED_SPEC} is missing): pass the --out folder of a sweep")
+    sweep = parse_sweep(read_yaml_file(saved, "saved sweep") or {})
+    teachers, runs = plan(sweep, out)
+    needed = [t for t in teachers if any(r.teacher == t.name for r in runs)]
+    files = write_report(sweep, needed, runs, out)
+    finished = sum(folder_state(r.folder) == "finished" for r in runs)
+    print(f"{finished} of {len(runs)} runs finished")
+    print(f"sweep results: {files['markdown'].resolve()} (table), {files['results'].resolve()} (all runs)")
+    return files

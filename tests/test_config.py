@@ -1,0 +1,88 @@
+import pytest
+
+from kdforaa.config import config_to_dict, load_config, parse_overrides
+from kdforaa.errors import BadInput
+
+
+def test_defaults_when_no_file():
+    cfg = load_config(None)
+    assert cfg.data.name == "fashion-mnist"
+    assert cfg.distill.weight == 0.5
+    assert cfg.augment.policy == "none"
+
+
+def test_yaml_and_dotted_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  name: resnet8\ntrain:\n  epochs: 3\n")
+    distill = ["distill.method=topk_kd", "distill.k_schedule={0: 1, 10: 3}", "teacher.checkpoint=t.pt"]
+    cfg = load_config(path, ["train.epochs=7", *distill])
+    assert cfg.model.name == "resnet8"
+    assert cfg.train.epochs == 7
+    assert cfg.distill.method == "topk_kd"
+    assert cfg.distill.k_schedule == {0.0: 1, 10.0: 3}
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(BadInput, match="unknown config key 'train.epoch'"):
+        load_config(path)
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(BadInput, match="train.batch_size"):
+        load_config(None, ["train.batch_size=lots"])
+
+
+def test_bad_override_syntax():
+    with pytest.raises(BadInput, match="key.sub=value"):
+        parse_overrides(["train.epochs"])
+
+
+def test_not_a_mapping(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(BadInput, match="mapping"):
+        load_config(path)
+
+
+def test_invalid_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: [1, 2\n")
+    with pytest.raises(BadInput, match="not valid YAML"):
+        load_config(path)
+
+
+def test_round_trip_through_dict():
+    cfg = load_config(
+        None, ["augment.magnitude=15", "distill.hints={stage2: 1.0}", "teacher.checkpoint=t.pt"]
+    )
+    again = load_config(None)
+    assert config_to_dict(cfg) != config_to_dict(again)
+    from kdforaa.config import build_config
+
+    assert build_config(config_to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["distill.method=kd"], "^distill.method=kd needs a teacher: set teacher.checkpoint=PATH$"),
+        (["distill.sp=10"], "^a feature term needs a teacher: set teacher.checkpoint=PATH$"),
+        (["teacher.cache=c"], "^teacher.cache needs teacher.checkpoint"),
+        (
+            ["teacher.cache=c", "teacher.checkpoint=t.pt", "distill.hints={stage2: 1}"],
+            "need the teacher's features, which a cache does not hold: unset teacher.cache$",
+        ),
+        (["distill.adjust=shift"], "modify the logit distillation term: set distill.method=kd or topk_kd$"),
+        (["distill.method=kd", "distill.k_schedule={0: 2}"], "k_schedule applies to distill.method=topk_kd"),
+        (["distill.method=topk_kd", "distill.k_schedule={3: 2}"], "needs a threshold at level 0"),
+        (["distill.method=topk_kd", "distill.k_schedule={0: 0}"], "values must be k >= 1"),
+        (["distill.hints={stage2: -1}"], "^distill.hints.stage2: weight must be >= 0, got -1"),
+        (["distill.kr=1", "distill.kr_stages=[]"], "^distill.kr_stages is empty"),
+    ],
+)
+def test_keys_that_cannot_work_together_fail_at_load_time_with_one_line(overrides, message):
+    with pytest.raises(BadInput, match=message) as caught:
+        load_config(None, [*overrides, *(["teacher.checkpoint=t.pt"] if "teacher" not in message else [])])
+    assert "\n" not in str(caught.value)
