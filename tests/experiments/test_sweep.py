@@ -81,14 +81,14 @@ GRID = {
 
 def test_grid_expansion_naming_and_teacher_injection(tmp_path):
     sweep = load_sweep(write_sweep(tmp_path, GRID))
-    teachers, runs = plan(sweep, tmp_path / "out", threads=1)
+    teachers, runs = plan(sweep, tmp_path / "out")
     assert len(runs) == 2 * 2 * 2 and len(teachers) == 1
     names = [r.name for r in runs]
     assert names[0] == "magnitude-0_distill-ce_seed-0"
     assert len(set(names)) == len(names)
     for run in runs:
         assert run.folder == (tmp_path / "out" / run.name).resolve()
-        assert run.tree["train"]["threads"] == 1
+        assert "threads" not in run.tree.get("train", {})  # 0: each job takes the cores left free
         distils = run.labels["distill"] == "kd"
         assert run.teacher == ("teacher" if distils else None)
         expected = str(teachers[0].folder / "best.pt") if distils else None
@@ -333,3 +333,37 @@ def test_runs_with_feature_terms_only_get_the_teacher(tmp_path):
     assert all(checkpoint for label, checkpoint in teacher.items() if label != "ce")
     lowres = next(r for r in planned if r.labels["distill"] == "lowres14_topk")
     assert lowres.tree["distill"]["student_resolution"] == 14 and lowres.tree["augment"]["magnitude"] == 15
+
+
+def test_sigterm_to_the_sweep_stops_its_running_children_with_a_checkpoint(tmp_path):
+    """A terminated sweep must not leave its children training on (into folders it no longer watches)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec = {
+        "base": {
+            "data": {"limit": 512, "test_limit": 50},
+            "model": {"name": "resnet8"},
+            "train": {"epochs": 100, "batch_size": 64, "checkpoint_every": 1, "threads": 1},
+        },
+        "grid": {"seed": [0]},
+    }
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "kdforaa", "sweep", str(write_sweep(tmp_path, spec)), "--out", str(out)]
+    sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    run = out / "seed-0_seed-0"
+    deadline = time.monotonic() + 120
+    while not ((run / ".lock").exists() and (run / "last.pt").exists()):
+        assert sweep.poll() is None and time.monotonic() < deadline, "the run never reached a checkpoint"
+        time.sleep(0.2)
+    child = int((run / ".lock").read_text())
+    sweep.send_signal(signal.SIGTERM)
+    _, err = sweep.communicate(timeout=60)
+    assert sweep.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # the child is gone too
+    assert (run / "last.pt").exists() and not (run / "summary.json").exists()  # resumable, not finished

@@ -9,7 +9,7 @@ import yaml
 
 from kdforaa.config import read_yaml_file
 from kdforaa.errors import BadInput
-from kdforaa.experiments.sweep.plan import Run, conflict, default_threads, folder_state, plan, reuse_finished
+from kdforaa.experiments.sweep.plan import Run, conflict, folder_state, plan, reuse_finished
 from kdforaa.experiments.sweep.report import write_report
 from kdforaa.experiments.sweep.scheduler import Scheduler, TrainFn
 from kdforaa.experiments.sweep.spec import load_sweep, parse_sweep
@@ -45,7 +45,7 @@ def run_sweep(
         raise BadInput(f"--jobs must be at least 1, got {jobs}")
     sweep = load_sweep(path)
     out = Path(out)
-    teachers, runs = plan(sweep, out, default_threads(jobs))
+    teachers, runs = plan(sweep, out)
     if not runs:
         raise BadInput("the sweep has no runs: give grid: values or seeds:")
     needed = [t for t in teachers if any(r.teacher == t.name for r in runs)]
@@ -60,8 +60,10 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     (out / SAVED_SPEC).write_text(yaml.safe_dump(sweep.spec, sort_keys=False))
     reuse_finished([*needed, *runs], [Path(p) for p in reuse_from])
-    threads = default_threads(jobs)
-    print(f"sweep: {len(runs)} runs + {len(needed)} teacher runs, {jobs} at a time, train.threads {threads}")
+    print(
+        f"sweep: {len(runs)} runs + {len(needed)} teacher runs, {jobs} at a time; each run takes the CPU "
+        "cores the others leave free (unless its config sets train.threads)"
+    )
     outcomes = Scheduler(jobs, train_fn, len(needed) + len(runs)).run_all(
         [*needed, *runs], {t.name: t for t in teachers}
     )

@@ -1,15 +1,14 @@
 """Planning a sweep: the run folders, their configs and teachers; what is finished, resumable or in conflict.
 
 Every grid point and seed is one run in its own folder under the output folder; runs with the same
-resolved config can be copied from other sweeps instead of trained again (``--reuse-from``).
-``train.threads`` defaults to cores // jobs so that the jobs do not oversubscribe the CPU.
+resolved config can be copied from other sweeps instead of trained again (``--reuse-from``). Runs that
+leave ``train.threads`` at 0 each use the cores the other jobs leave free (:mod:`kdforaa.train.threads`).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -59,25 +58,10 @@ def run_name(scheme: str | None, keys: Sequence[str], labels: dict[str, str]) ->
     return safe_name("_".join([*(f"{short[k]}-{labels[k]}" for k in keys), f"seed-{labels['seed']}"]))
 
 
-def default_threads(jobs: int) -> int:
-    """CPU threads per run so that ``jobs`` runs at once use at most every core once."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, jobs))
-
-
-def _with_threads(tree: dict[str, Any], threads: int | None) -> dict[str, Any]:
-    if threads is None or get_dotted(tree, "train.threads"):
-        return tree
-    return merge_trees(tree, {"train": {"threads": threads}})
-
-
-def plan(sweep: Sweep, out: Path, threads: int | None = None) -> tuple[list[Run], list[Run]]:
-    """The teacher runs and the student runs of ``sweep`` under ``out``, each config validated.
-
-    ``threads`` sets ``train.threads`` where the sweep leaves it at 0.
-    """
+def plan(sweep: Sweep, out: Path) -> tuple[list[Run], list[Run]]:
+    """The teacher runs and the student runs of ``sweep`` under ``out``, each config validated."""
     teachers = {
-        name: Run(name, (out / t["folder"]).resolve(), _with_threads(t["tree"], threads), teacher=None)
+        name: Run(name, (out / t["folder"]).resolve(), t["tree"], teacher=None)
         for name, t in sweep.teachers.items()
     }
     for run in teachers.values():
@@ -90,7 +74,7 @@ def plan(sweep: Sweep, out: Path, threads: int | None = None) -> tuple[list[Run]
             tree = sweep.base
             for choice in combo:
                 tree = merge_trees(tree, choice.patch)
-            tree = _with_threads(merge_trees(tree, {"seed": seed}), threads)
+            tree = merge_trees(tree, {"seed": seed})
             labels = {c.key: c.label for c in combo}
             values = {c.key: c.value for c in combo}
             labels["seed"], values["seed"] = str(seed), seed

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -111,9 +113,23 @@ class Scheduler:
             message = f"exit {process.exitcode}: {reason} (log: {run.folder / LOG})"
             self._report(run, Outcome("failed", message, seconds))
 
+    def _stop_children(self, signum: int, frame: Any) -> None:
+        """SIGTERM to the sweep: pass it on to every running child (each checkpoints and stops), then stop.
+
+        Without this the children would outlive a terminated sweep and keep training into its folders.
+        """
+        for _, process, _ in self.running.values():
+            process.terminate()
+        raise Stopped(
+            signum,
+            "sweep stopped by SIGTERM; its running runs checkpointed: run the same command to continue them",
+        )
+
     def run_all(self, runs: Sequence[Run], teachers: dict[str, Run]) -> dict[str, Outcome]:
         """Train every run (teachers first where needed); returns folder -> outcome."""
         pending = list(runs)
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, self._stop_children) if in_main_thread else None
         try:
             while pending or self.running:
                 for run in list(pending):
@@ -135,9 +151,12 @@ class Scheduler:
                 if self.running:
                     for sentinel in wait(list(self.running)):
                         self._finish(sentinel)
-        except KeyboardInterrupt:
-            # the children got the same Ctrl-C: they checkpoint and stop; wait for them
+        except (KeyboardInterrupt, Stopped):
+            # the children got the same Ctrl-C (or our SIGTERM): they checkpoint and stop; wait for them
             for _, process, _ in self.running.values():
                 process.join()
             raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         return self.outcomes
