@@ -367,3 +367,26 @@ def test_sigterm_to_the_sweep_stops_its_running_children_with_a_checkpoint(tmp_p
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)  # the child is gone too
     assert (run / "last.pt").exists() and not (run / "summary.json").exists()  # resumable, not finished
+
+
+CIFAR100_STUDY = STUDY.parent / "cifar100" / "study"
+
+
+@pytest.mark.parametrize(
+    ("file", "runs"),
+    [
+        ("c1_c7_magnitude.yaml", 60),
+        ("c2_topk_k.yaml", 18),
+        ("c3_lambda.yaml", 9),
+        ("c5_augment_off.yaml", 12),
+    ],
+)
+def test_the_cifar100_study_sweeps_plan_unchanged(tmp_path, file, runs):
+    """The many-class study is ready for a user with the data and a GPU: every run's config validates,
+    and all of them share the one resnet32x4 teacher trained from teacher_resnet32x4.yaml."""
+    teachers, planned = plan(load_sweep(CIFAR100_STUDY / file), tmp_path / "c100-study" / "c")
+    assert len(planned) == runs and [t.name for t in teachers] == ["teacher"]
+    assert teachers[0].tree["model"]["name"] == "resnet32x4"
+    assert all(
+        r.tree["data"]["name"] == "cifar100" and r.tree["model"]["name"] == "resnet8x4" for r in planned
+    )
