@@ -85,6 +85,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from kdforaa.models.export import export_weights
+    from kdforaa.models.from_checkpoint import load_trained
+
+    trained = load_trained(args.checkpoint, architecture=args.model)
+    out = export_weights(trained, args.out, layout=args.format)
+    print(
+        f"{trained.name} ({trained.num_classes} classes, {trained.in_channels} channels) weights written to "
+        f"{out.resolve()}"
+    )
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from kdforaa.experiments.demo import run_demo
 
@@ -258,6 +271,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", default="auto", choices=WEIGHT_FORMATS, help="what the checkpoint is (default auto)"
     )
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser(
+        "export",
+        help="write a checkpoint's weights (and what they are) to a .safetensors file",
+        description="Write the model weights of CHECKPOINT (any format eval reads) to a .safetensors file, "
+        "with the architecture, class count, input channels and resolution in its metadata.",
+    )
+    p.add_argument("checkpoint", help="a run folder's best.pt, a RepDistiller checkpoint, a state dict, ...")
+    p.add_argument("--out", required=True, help="the .safetensors file to write")
+    p.add_argument("--model", help="architecture of a checkpoint that does not record it (e.g. resnet32x4)")
+    p.add_argument(
+        "--format",
+        choices=["kdforaa", "timm"],
+        help="names of the weights written: kdforaa's, or timm's for timm:<name> models (their default)",
+    )
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
         "demo",
