@@ -58,7 +58,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     model, num_classes, in_channels = trained.model, trained.num_classes, trained.in_channels
     if trained.config is None and not args.data:
         raise BadInput(f"{args.checkpoint} does not record its data set: pass --data NAME (and --root DIR)")
-    data = build_config(trained.config).data if trained.config else DataConfig()
+    data = build_config({"data": trained.config.get("data", {})}).data if trained.config else DataConfig()
     if args.data:
         data.name = args.data
     if args.root:

@@ -233,3 +233,15 @@ def test_eval_of_a_foreign_checkpoint_takes_model_and_data(tmp_path: Path, make_
     assert main([*argv, "--model", "resnet8", "--format", "repdistiller", "--data", "fashion-mnist"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("resnet8 on fashion-mnist test: accuracy ") and "(10000 images)" in out
+
+
+def test_eval_reads_only_the_data_section_of_a_runs_config(tmp_path: Path, capsys) -> None:
+    """A student distilled, before teacher.pretrained existed, from a timm: teacher (a config now refused)
+    is still evaluated: eval needs the run's data, not its teacher."""
+    tree = {"model": {"name": "resnet8"}, "data": {"test_limit": 50}}
+    config = config_to_dict(RunConfig.model_validate(tree))
+    config["teacher"]["checkpoint"] = "timm:resnet18"
+    state = {"model": build_model("resnet8", 10, 1).state_dict(), "config": config, "num_classes": 10}
+    save_checkpoint({**state, "in_channels": 1}, tmp_path / "best.pt")
+    assert main(["eval", str(tmp_path / "best.pt"), "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.startswith("resnet8 on fashion-mnist test: accuracy")
