@@ -86,3 +86,91 @@ def test_keys_that_cannot_work_together_fail_at_load_time_with_one_line(override
     with pytest.raises(BadInput, match=message) as caught:
         load_config(None, [*overrides, *(["teacher.checkpoint=t.pt"] if "teacher" not in message else [])])
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["teacher.checkpoint=timm:resnet18"],
+            "^teacher.checkpoint=timm:resnet18 would be an untrained, randomly initialised teacher: set "
+            "teacher.pretrained=true to load timm's pretrained weights",
+        ),
+        (
+            ["teacher.checkpoint=timm:resnet18", "teacher.weights=w.safetensors"],
+            "would be an untrained, randomly initialised teacher",
+        ),
+        (
+            ["teacher.checkpoint=timm:resnet18", "teacher.pretrained=true", "teacher.model=resnet8"],
+            "^teacher.model: timm:resnet18 names its own architecture: remove teacher.model$",
+        ),
+        (
+            ["teacher.checkpoint=timm:resnet18", "teacher.pretrained=true", "teacher.format=state_dict"],
+            r"^teacher.format describes a weights file, and this timm teacher has none \(teacher.weights\)",
+        ),
+        (
+            ["teacher.checkpoint=t.pt", "teacher.pretrained=true"],
+            "^teacher.pretrained applies to timm:<name> teachers; t.pt holds its own weights: "
+            "remove teacher.pretrained$",
+        ),
+        (
+            ["teacher.checkpoint=t.pt", "teacher.weights=w.pt"],
+            "^teacher.weights applies to timm:<name> teachers",
+        ),
+        (
+            ["teacher.checkpoint=t.pth", "teacher.format=repdistiller"],
+            "^teacher.format=repdistiller: such a checkpoint does not record its architecture: "
+            r"set teacher.model=NAME \(e.g. resnet32x4; see kdforaa models\)$",
+        ),
+        (
+            ["teacher.checkpoint=t.pt", "teacher.format=state_dict"],
+            "^teacher.format=state_dict: such a checkpoint",
+        ),
+        (
+            ["teacher.model=resnet8"],
+            r"^teacher.model describes the teacher: set teacher.checkpoint=PATH \(or timm",
+        ),
+        (["teacher.pretrained=true"], "^teacher.pretrained describes the teacher: set teacher.checkpoint"),
+        (
+            ["teacher.format=bogus"],
+            "^config key 'teacher.format': Input should be 'auto', 'kdforaa', 'repdistiller'",
+        ),
+    ],
+)
+def test_teacher_keys_that_cannot_work_together_fail_at_load_time_with_one_line(overrides, message):
+    with pytest.raises(BadInput, match=message) as caught:
+        load_config(None, overrides)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["teacher.checkpoint=t.pth", "teacher.model=resnet32x4"],
+        ["teacher.checkpoint=t.pth", "teacher.model=resnet32x4", "teacher.format=repdistiller"],
+        ["teacher.checkpoint=w.safetensors", "teacher.format=safetensors"],
+        ["teacher.checkpoint=best.pt", "teacher.format=kdforaa", "teacher.model=resnet8"],
+        ["teacher.checkpoint=timm:resnet18", "teacher.pretrained=true"],
+        ["teacher.checkpoint=timm:resnet18", "teacher.pretrained=true", "teacher.weights=w.pth"],
+        [
+            "teacher.checkpoint=timm:resnet18",
+            "teacher.pretrained=true",
+            "teacher.weights=w",
+            "teacher.format=state_dict",
+        ],
+    ],
+)
+def test_teacher_keys_that_work_together(overrides):
+    teacher = load_config(None, overrides).teacher
+    assert teacher.checkpoint == overrides[0].partition("=")[2]
+
+
+def test_teacher_config_checks_a_section_outside_a_run_config():
+    from kdforaa.config import TeacherConfig, teacher_config
+
+    assert teacher_config("t.pt") == TeacherConfig(checkpoint="t.pt")
+    assert teacher_config(TeacherConfig(checkpoint="t.pt"), model="resnet8").model == "resnet8"
+    with pytest.raises(BadInput, match="^teacher.checkpoint=timm:x would be an untrained"):
+        teacher_config("timm:x")
+    with pytest.raises(BadInput, match="^config key 'teacher.format': Input should be"):
+        teacher_config("t.pt", format="pickle")

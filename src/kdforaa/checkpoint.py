@@ -43,13 +43,17 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: str 
         os.close(dir_fd)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a kdforaa checkpoint without ever executing pickled code; anything else is BadInput."""
+def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """What a torch file holds (a kdforaa checkpoint or anyone else's), read with ``weights_only=True``.
+
+    Nothing pickled is ever executed: a file holding objects other than tensors and plain containers is
+    refused. A missing, unreadable or truncated file is BadInput too.
+    """
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"checkpoint {path} does not exist: pass a run folder's last.pt or best.pt")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if "GLOBAL" in str(err):  # a pickled object the safe unpickler will not build
             raise BadInput(
@@ -58,6 +62,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise BadInput(f"checkpoint {path} is unreadable or truncated (not a torch checkpoint)") from None
     except Exception as err:  # truncated zip, not a torch file, ...
         raise BadInput(f"checkpoint {path} is unreadable or truncated ({type(err).__name__})") from None
-    if not isinstance(state, dict) or MARKER not in state or "model" not in state:
+
+
+def is_kdforaa_checkpoint(state: Any) -> bool:
+    """Whether a loaded torch file is a kdforaa checkpoint: a dict with the marker and ``model`` weights."""
+    return isinstance(state, dict) and MARKER in state and "model" in state
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a kdforaa checkpoint without ever executing pickled code; anything else is BadInput."""
+    state = read_torch_file(path, map_location)
+    if not is_kdforaa_checkpoint(state):
         raise BadInput(f"{path} is not a kdforaa checkpoint (no '{MARKER}' marker or 'model' weights)")
     return state

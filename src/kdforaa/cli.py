@@ -47,28 +47,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from kdforaa.checkpoint import load_checkpoint
-    from kdforaa.config import build_config
+    from kdforaa.config import DataConfig, build_config
     from kdforaa.data.datasets import load_dataset
-    from kdforaa.models.from_checkpoint import trained_model
+    from kdforaa.models.from_checkpoint import load_trained
     from kdforaa.models.resolution import check_resolution
     from kdforaa.train.device import resolve_device
     from kdforaa.train.evaluate import evaluate, inference_speed
 
-    state = load_checkpoint(args.checkpoint)
-    model, name, num_classes, in_channels = trained_model(state, args.checkpoint)  # as it was trained
-    cfg = build_config(state["config"])
+    trained = load_trained(args.checkpoint, architecture=args.model, format=args.format)  # as it was trained
+    model, num_classes, in_channels = trained.model, trained.num_classes, trained.in_channels
+    if trained.config is None and not args.data:
+        raise BadInput(f"{args.checkpoint} does not record its data set: pass --data NAME (and --root DIR)")
+    data = build_config({"data": trained.config.get("data", {})}).data if trained.config else DataConfig()
     if args.data:
-        cfg.data.name = args.data
+        data.name = args.data
     if args.root:
-        cfg.data.root = args.root
-    dataset = load_dataset(cfg.data, args.split)
+        data.root = args.root
+    dataset = load_dataset(data, args.split)
     if (dataset.num_classes, dataset.in_channels) != (num_classes, in_channels):
         raise BadInput(
             f"checkpoint expects {num_classes} classes and {in_channels} channels, "
-            f"data set {cfg.data.name} has {dataset.num_classes} classes and {dataset.in_channels} channels"
+            f"data set {data.name} has {dataset.num_classes} classes and {dataset.in_channels} channels"
         )
-    side = cfg.distill.student_resolution
+    side = trained.student_resolution
     if side:
         check_resolution(side, dataset.image_size)
     device = resolve_device(args.device)
@@ -77,9 +78,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     view = f", seen at {side}x{side}" if side else ""
     params = sum(p.numel() for p in model.parameters())
     print(
-        f"{name} on {cfg.data.name} {args.split}: accuracy {result['acc']:.2f}% "
+        f"{trained.name} on {data.name} {args.split}: accuracy {result['acc']:.2f}% "
         f"loss {result['loss']:.4f} ({len(dataset)} images{view}); {params:,} parameters, "
         f"{speed:,.0f} img/s inference; checkpoint: {Path(args.checkpoint).resolve()}"
+    )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from kdforaa.models.export import export_weights
+    from kdforaa.models.from_checkpoint import load_trained
+
+    trained = load_trained(args.checkpoint, architecture=args.model)
+    out = export_weights(trained, args.out, layout=args.format)
+    print(
+        f"{trained.name} ({trained.num_classes} classes, {trained.in_channels} channels) weights written to "
+        f"{out.resolve()}"
     )
     return 0
 
@@ -242,13 +256,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     p.set_defaults(func=_cmd_train)
 
+    from kdforaa.config import WEIGHT_FORMATS
+
     p = sub.add_parser("eval", help="accuracy, parameters and inference speed of a checkpoint")
-    p.add_argument("checkpoint", help="a run folder's last.pt or best.pt")
+    p.add_argument(
+        "checkpoint", help="a run folder's best.pt, a RepDistiller checkpoint, a .safetensors file, ..."
+    )
     p.add_argument("--data", help="data set name (default: the one the checkpoint was trained on)")
     p.add_argument("--root", help="data set folder (default: the checkpoint's, then the standard places)")
     p.add_argument("--split", choices=["train", "test"], default="test")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--model", help="architecture of a checkpoint that does not record it (e.g. resnet32x4)")
+    p.add_argument(
+        "--format", default="auto", choices=WEIGHT_FORMATS, help="what the checkpoint is (default auto)"
+    )
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser(
+        "export",
+        help="write a checkpoint's weights (and what they are) to a .safetensors file",
+        description="Write the model weights of CHECKPOINT (any format eval reads) to a .safetensors file, "
+        "with the architecture, class count, input channels and resolution in its metadata.",
+    )
+    p.add_argument("checkpoint", help="a run folder's best.pt, a RepDistiller checkpoint, a state dict, ...")
+    p.add_argument("--out", required=True, help="the .safetensors file to write")
+    p.add_argument("--model", help="architecture of a checkpoint that does not record it (e.g. resnet32x4)")
+    p.add_argument(
+        "--format",
+        choices=["kdforaa", "timm"],
+        help="names of the weights written: kdforaa's, or timm's for timm:<name> models (their default)",
+    )
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
         "demo",

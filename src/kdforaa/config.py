@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import reprlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -77,10 +77,73 @@ class TrainConfig(_Section):
     sync_bn: bool = False  # SyncBatchNorm across processes under torchrun
 
 
+#: ``teacher.checkpoint`` (and ``model.name``) values that name a timm architecture: ``timm:<name>``
+TIMM_PREFIX = "timm:"
+#: what a weights file can be (``teacher.format``, ``kdforaa eval --format``); ``auto`` reads it off the file
+WeightFormat = Literal["auto", "kdforaa", "repdistiller", "state_dict", "safetensors"]
+WEIGHT_FORMATS: tuple[str, ...] = get_args(WeightFormat)
+
+
 class TeacherConfig(_Section):
-    checkpoint: str | None = None  # a kdforaa checkpoint, or timm:<name>
+    checkpoint: str | None = None  # a weights file (see format), or timm:<name>
+    model: str | None = None  # the checkpoint's architecture, for files that do not record it
+    format: WeightFormat = "auto"  # what teacher.checkpoint (or teacher.weights) is
+    pretrained: bool = False  # timm:<name>: load timm's pretrained weights (required)
+    weights: str | None = None  # timm:<name>: a local file of them instead of timm's cache
     input: Literal["augmented", "clean"] = "augmented"
     cache: str | None = None
+
+    @property
+    def is_timm(self) -> bool:
+        return bool(self.checkpoint and self.checkpoint.startswith(TIMM_PREFIX))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TeacherConfig:
+        describes_file = [
+            f"teacher.{key}"
+            for key, is_set in (
+                ("model", self.model is not None),
+                ("format", self.format != "auto"),
+                ("pretrained", self.pretrained),
+                ("weights", self.weights is not None),
+            )
+            if is_set
+        ]
+        if not self.checkpoint:
+            if describes_file:
+                raise ValueError(
+                    f"{describes_file[0]} describes the teacher: set teacher.checkpoint=PATH (or timm:<name>)"
+                )
+            return self
+        if self.is_timm:
+            if not self.pretrained:
+                raise ValueError(
+                    f"teacher.checkpoint={self.checkpoint} would be an untrained, randomly initialised "
+                    "teacher: set teacher.pretrained=true to load timm's pretrained weights "
+                    "(teacher.weights=FILE for a local file of them)"
+                )
+            if self.model is not None:
+                raise ValueError(
+                    f"teacher.model: {self.checkpoint} names its own architecture: remove teacher.model"
+                )
+            if self.format != "auto" and self.weights is None:
+                raise ValueError(
+                    "teacher.format describes a weights file, and this timm teacher has none "
+                    "(teacher.weights): remove teacher.format"
+                )
+            return self
+        if self.pretrained or self.weights is not None:
+            key = "teacher.pretrained" if self.pretrained else "teacher.weights"
+            raise ValueError(
+                f"{key} applies to timm:<name> teachers; {self.checkpoint} holds its own weights: "
+                f"remove {key}"
+            )
+        if self.format in ("repdistiller", "state_dict") and self.model is None:
+            raise ValueError(
+                f"teacher.format={self.format}: such a checkpoint does not record its architecture: "
+                "set teacher.model=NAME (e.g. resnet32x4; see kdforaa models)"
+            )
+        return self
 
 
 class DistillConfig(_Section):
@@ -235,9 +298,10 @@ def _short_repr(value: Any) -> str:
     return short.repr(value)
 
 
-def _explain(err: ValidationError) -> str:
+def _explain(err: ValidationError, section: str = "") -> str:
+    """One line for the first error of a validation; ``section`` prefixes key names (``"teacher."``)."""
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "config"
+    where = section + ".".join(str(p) for p in first["loc"]) or "config"
     if first["type"] == "extra_forbidden":
         return f"unknown config key {where!r}: remove it or check its spelling (see README, 'Config keys')"
     if first["type"] == "value_error" and isinstance(first.get("ctx", {}).get("error"), ValueError):
@@ -250,6 +314,19 @@ def build_config(tree: dict[str, Any]) -> RunConfig:
         return RunConfig.model_validate(tree)
     except ValidationError as err:
         raise BadInput(_explain(err)) from None
+
+
+def teacher_config(spec: str | TeacherConfig, **keys: Any) -> TeacherConfig:
+    """A checked teacher section: ``spec`` (a path or ``timm:<name>``, or a section) with ``keys`` set.
+
+    For callers outside a run config (``load_teacher("best.pt", ...)``, a cache built for another
+    teacher file): the same checks as ``teacher:`` in a config, failing with the same one-line BadInput.
+    """
+    tree = spec.model_dump() if isinstance(spec, TeacherConfig) else {"checkpoint": spec}
+    try:
+        return TeacherConfig.model_validate({**tree, **keys})
+    except ValidationError as err:
+        raise BadInput(_explain(err, "teacher.")) from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
+from foreign_models import foreign_model, save_repdistiller_checkpoint
 from kdforaa.augment.pipeline import build_augment
 from kdforaa.augment.random import make_keys
 from kdforaa.checkpoint import save_checkpoint
@@ -17,6 +20,7 @@ from kdforaa.cli import main
 from kdforaa.config import RunConfig, config_to_dict, load_config
 from kdforaa.data.datasets import load_dataset
 from kdforaa.data.loader import normalize
+from kdforaa.distill import cache as cache_module
 from kdforaa.distill.cache import FILL_MARGIN, SoftLabelCache, build_cache, identify
 from kdforaa.distill.losses import kd, topk_kd
 from kdforaa.distill.teacher import Teacher, load_teacher
@@ -314,3 +318,54 @@ def test_cli_mismatched_cache_is_exit_2_with_one_line(cached, teacher_file, caps
     assert code == 2
     assert "another config or teacher (seed 3 != 4)" in one_line(err)
     assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------ teachers from elsewhere
+def test_fingerprint_of_a_kdforaa_teacher_is_what_it_was(teacher_file) -> None:
+    """No teacher.model, no timm: the identity is the one caches were made with before those keys existed."""
+    identity = identify(config(), str(teacher_file))
+    assert set(identity) == {"inputs", "teacher_sha256", "fingerprint"}
+    old = hashlib.sha256(
+        json.dumps(
+            {"inputs": identity["inputs"], "teacher_sha256": identity["teacher_sha256"]},
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+    )
+    assert identity["fingerprint"] == old.hexdigest()
+    forced = config(f"teacher.checkpoint={teacher_file}", "teacher.format=kdforaa")
+    assert identify(forced, str(teacher_file)) == identity  # the same bytes read the same way
+
+
+def test_fingerprint_names_the_architecture_of_a_foreign_teacher(tmp_path) -> None:
+    path = save_repdistiller_checkpoint(foreign_model("resnet8", 10, 1), tmp_path / "resnet8.pth")
+    as_resnet8 = identify(config(f"teacher.checkpoint={path}", "teacher.model=resnet8"), str(path))
+    assert as_resnet8["teacher_model"] == "resnet8"
+    as_resnet14 = identify(config(f"teacher.checkpoint={path}", "teacher.model=resnet14"), str(path))
+    assert as_resnet14["fingerprint"] != as_resnet8["fingerprint"]
+    assert "teacher model 'resnet8' != 'resnet14'" in cache_module._difference(as_resnet8, as_resnet14)
+
+
+def test_a_timm_teacher_is_cached_from_its_weights_file_only(tmp_path) -> None:
+    timm_keys = ("teacher.checkpoint=timm:tiny", "teacher.pretrained=true")
+    with pytest.raises(BadInput, match="which a soft-label cache cannot pin: set teacher.weights=FILE"):
+        identify(config(*timm_keys), "timm:tiny")
+    weights = tmp_path / "tiny.safetensors"
+    save_file({"fc.weight": torch.ones(2, 2)}, weights)
+    identity = identify(config(*timm_keys, f"teacher.weights={weights}"), "timm:tiny")
+    assert identity["teacher_model"] == "timm:tiny"
+    assert identity["teacher_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def test_cache_of_a_repdistiller_teacher_is_that_teacher_on_the_replayed_augmentation(tmp_path) -> None:
+    reference = foreign_model("resnet8", num_classes=10, in_channels=1)
+    path = save_repdistiller_checkpoint(reference, tmp_path / "resnet8.pth")
+    cfg = config("train.epochs=1", f"teacher.checkpoint={path}", "teacher.model=resnet8")
+    build_cache(cfg, str(path), tmp_path / "c", epochs=1, k=10, progress=False)
+    cache = SoftLabelCache.open(tmp_path / "c", cfg, str(path))
+    dataset = load_dataset(cfg.data, "train")
+    augment = build_augment(cfg.augment, *dataset.image_size)
+    images = augment.apply(dataset.images(SAMPLES), augment.sample(make_keys(cfg.seed, 0, SAMPLES)))
+    with torch.no_grad():
+        expected = reference(normalize(images, dataset.mean, dataset.std))
+    assert_fp16_close(replay(cache, 0, SAMPLES), expected)

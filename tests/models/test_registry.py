@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-import types
 
 import pytest
 import torch
-from torch import nn
 
+from fake_timm import install as install_fake_timm
 from kdforaa.errors import BadInput
 from kdforaa.models import TimmClassifier, WideResNet, available_models, build_model, describe_model
 
@@ -107,44 +106,10 @@ def test_timm_prefix_without_timm_is_bad_input(monkeypatch: pytest.MonkeyPatch) 
         build_model("timm:resnet18", num_classes=10, in_channels=1)
 
 
-class _TinyTimmNet(nn.Module):
-    """Just the timm model interface TimmClassifier relies on."""
-
-    num_features = 8
-
-    def __init__(self, in_chans: int, num_classes: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_chans, self.num_features, 3, padding=1)
-        self.fc = nn.Linear(self.num_features, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x).relu()
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        pooled = x.mean(dim=(2, 3))
-        return pooled if pre_logits else self.fc(pooled)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-
 @pytest.fixture
 def fake_timm(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
-    """A stand-in `timm` module knowing one model, "tiny"; returns the create_model calls it saw."""
-    calls: list[dict] = []
-
-    def create_model(name: str, **kwargs) -> nn.Module:
-        calls.append({"name": name, **kwargs})
-        return _TinyTimmNet(kwargs["in_chans"], kwargs["num_classes"])
-
-    module = types.ModuleType("timm")
-    module.is_model = lambda name: name == "tiny"
-    module.create_model = create_model
-    monkeypatch.setitem(sys.modules, "timm", module)
-    return calls
+    """The stand-in `timm` (tests/fake_timm.py); returns the create_model calls it saw."""
+    return install_fake_timm(monkeypatch).calls
 
 
 def test_timm_model_is_wrapped_to_our_forward_contract(fake_timm: list[dict]) -> None:

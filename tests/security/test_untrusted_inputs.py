@@ -3,7 +3,9 @@
 Marker-file technique: each payload, if it were ever executed, would create a marker file; every test
 asserts the marker does not exist afterwards (and the controls prove the payloads are live: a plain
 unpickler or ``yaml.unsafe_load`` does create the marker). Places covered: checkpoints
-(``load_checkpoint``, ``kdforaa eval``), the teacher loader, CIFAR batches, YAML configs and overrides
+(``load_checkpoint``, ``kdforaa eval``), the teacher loader, weights files from elsewhere
+(RepDistiller-style checkpoints and state dicts, in every format; a timm teacher's ``teacher.weights``;
+``kdforaa eval --model`` and ``kdforaa export``), CIFAR batches, YAML configs and overrides
 (``load_config``, ``kdforaa train``), a resumed run folder's config.yaml, sweep files (and the config
 files and saved sweep they read) and the soft-label cache's epoch files. A static check over
 ``src/`` fails as soon as an unsafe deserialiser appears.
@@ -28,11 +30,12 @@ from fakedata import cifar_pickle_bytes, write_cifar
 from kdforaa import __version__
 from kdforaa.checkpoint import MARKER, load_checkpoint
 from kdforaa.cli import main
-from kdforaa.config import DataConfig, load_config, parse_overrides
+from kdforaa.config import DataConfig, TeacherConfig, load_config, parse_overrides
 from kdforaa.data import cifar
 from kdforaa.data.datasets import load_dataset
 from kdforaa.distill.cache import SoftLabelCache
 from kdforaa.distill.teacher import load_teacher
+from kdforaa.models.from_checkpoint import load_trained
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -177,6 +180,53 @@ def test_teacher_loader_refuses_a_checkpoint_with_code(tmp_path, marker, case):
     path = write_checkpoint(tmp_path / "teacher.pt", checkpoint_states(marker)[case], legacy=False)
     with pytest.raises(ValueError):
         load_teacher(str(path), num_classes=10, in_channels=1, device="cpu")
+
+
+# ------------------------------------------------------------------- weights files from elsewhere
+def foreign_states(marker: Path) -> dict[str, object]:
+    """RepDistiller-style checkpoints and state dicts (no kdforaa marker) that hide code."""
+    weights = {"conv1.weight": torch.zeros(16, 3, 3, 3), "fc.weight": torch.zeros(10, 64)}
+    return {
+        "call beside the weights": {"epoch": 240, "model": weights, "optimizer": RunsShell(marker)},
+        "call among the weights": {"model": {**weights, "layer1.0.conv1.weight": OpensFile(marker)}},
+        "exec in a plain state dict": {**weights, "bn1.weight": Execs(marker)},
+        "whole module under model": {"model": backdoored_module(marker)},
+        "a bare module": backdoored_module(marker),
+    }
+
+
+FOREIGN_CASES = list(foreign_states(Path("unused")))
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize("format", ["auto", "repdistiller", "state_dict"])
+@pytest.mark.parametrize("case", FOREIGN_CASES)
+def test_foreign_weights_with_code_are_refused_without_running(tmp_path, marker, case, format, legacy):
+    path = write_checkpoint(tmp_path / "evil.pth", foreign_states(marker)[case], legacy)
+    with pytest.raises(ValueError, match="refusing to unpickle|unreadable"):
+        load_trained(str(path), architecture="resnet8", format=format)
+
+
+@pytest.mark.parametrize("case", FOREIGN_CASES)
+def test_teacher_from_foreign_weights_or_a_timm_weights_file_refuses_code(tmp_path, marker, case):
+    path = str(write_checkpoint(tmp_path / "evil.pth", foreign_states(marker)[case], legacy=False))
+    for spec in (
+        TeacherConfig(checkpoint=path, model="resnet8"),
+        TeacherConfig(checkpoint="timm:resnet18", pretrained=True, weights=path),
+    ):
+        with pytest.raises(ValueError, match="refusing to unpickle|unreadable"):
+            load_teacher(spec, num_classes=10, in_channels=3, device="cpu")
+
+
+@pytest.mark.parametrize("case", FOREIGN_CASES)
+@pytest.mark.parametrize("command", ["eval", "export"])
+def test_eval_and_export_refuse_foreign_weights_with_code(tmp_path, marker, case, command, capsys):
+    path = write_checkpoint(tmp_path / "evil.pth", foreign_states(marker)[case], legacy=False)
+    extra = ["--data", "fashion-mnist"] if command == "eval" else ["--out", str(tmp_path / "w.safetensors")]
+    assert main([command, str(path), "--model", "resnet8", *extra]) == 2
+    err = capsys.readouterr().err
+    assert "evil.pth" in err and "refusing to unpickle" in err and "Traceback" not in err
+    assert not (tmp_path / "w.safetensors").exists()
 
 
 # ------------------------------------------------------------------------------------------- CIFAR

@@ -13,8 +13,11 @@ from the keys, so only the logits need storing. A cache folder holds::
 The images are those training shows the teacher, built by the same
 :class:`~kdforaa.distill.views.TrainingViews`. The fingerprint is a sha256 over the config parts that
 decide what the teacher sees (``seed``, ``data.name``, ``data.limit``, the whole ``augment`` section,
-``teacher.input``) and the sha256 of the teacher checkpoint's bytes; a cache is only ever replayed for
-the run it was made for. With
+``teacher.input``), the sha256 of the teacher's weights file (``teacher.checkpoint``, or
+``teacher.weights`` of a ``timm:`` teacher) and, where one is named, the teacher's architecture
+(``teacher.model``, or the ``timm:<name>``); a cache is only ever replayed for the run it was made for.
+``teacher.format`` is left out: it only says how to read the same bytes (a wrong one fails to load).
+With
 ``teacher.input=clean`` the logits do not depend on the epoch, so one epoch file serves them all.
 The teacher runs in float32 (no autocast) whatever ``train.amp`` says.
 """
@@ -35,13 +38,12 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from kdforaa import __version__
-from kdforaa.config import RunConfig
+from kdforaa.config import RunConfig, TeacherConfig, teacher_config
 from kdforaa.data.datasets import Dataset, load_dataset
 from kdforaa.data.loader import batches
 from kdforaa.distill.teacher import Teacher, load_teacher
 from kdforaa.distill.views import TrainingViews
 from kdforaa.errors import BadInput
-from kdforaa.models.registry import TIMM_PREFIX
 
 FORMAT = "kdforaa-soft-label-cache"
 VERSION = 1
@@ -75,25 +77,33 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def identify(cfg: RunConfig, teacher_checkpoint: str) -> dict[str, Any]:
-    """``{"inputs", "teacher_sha256", "fingerprint"}`` of the cache for ``cfg`` and that teacher file.
+def cached_teacher(cfg: RunConfig, teacher_checkpoint: str) -> TeacherConfig:
+    """The teacher a cache for ``cfg`` holds: its ``teacher:`` section with that checkpoint."""
+    return teacher_config(cfg.teacher, checkpoint=teacher_checkpoint)
 
-    Only a checkpoint file can be fingerprinted: a ``timm:`` teacher is randomly initialised, so
-    caching it would replay a different teacher than a later run builds.
+
+def identify(cfg: RunConfig, teacher_checkpoint: str) -> dict[str, Any]:
+    """``{"inputs", "teacher_sha256", ["teacher_model",] "fingerprint"}`` of the cache for ``cfg`` and
+    that teacher (``teacher_model`` only where the architecture is named, so that the fingerprints of
+    caches of kdforaa checkpoints stay what they were).
+
+    Only a weights file can be fingerprinted: a ``timm:`` teacher needs ``teacher.weights``, since
+    timm's own download is not pinned to bytes a later run would see again.
     """
-    if teacher_checkpoint.startswith(TIMM_PREFIX):
+    teacher = cached_teacher(cfg, teacher_checkpoint)
+    if teacher.is_timm and teacher.weights is None:
         raise BadInput(
-            f"teacher {teacher_checkpoint} is a randomly initialised timm model: the cache needs a trained "
-            "teacher's checkpoint file (a run folder's best.pt)"
+            f"teacher {teacher_checkpoint} takes timm's pretrained weights from timm's cache, which a "
+            "soft-label cache cannot pin: set teacher.weights=FILE (a local file of those weights)"
         )
-    path = Path(teacher_checkpoint)
+    path = Path(teacher.weights if teacher.is_timm else teacher_checkpoint)
     if not path.is_file():
-        raise BadInput(
-            f"teacher checkpoint {teacher_checkpoint} does not exist: pass a run folder's best.pt or last.pt"
-        )
-    inputs, teacher_sha = teacher_inputs(cfg), file_sha256(path)
-    digest = hashlib.sha256(_canonical_json({"inputs": inputs, "teacher_sha256": teacher_sha}))
-    return {"inputs": inputs, "teacher_sha256": teacher_sha, "fingerprint": digest.hexdigest()}
+        raise BadInput(f"teacher checkpoint {path} does not exist: pass a run folder's best.pt or last.pt")
+    identity: dict[str, Any] = {"inputs": teacher_inputs(cfg), "teacher_sha256": file_sha256(path)}
+    architecture = teacher_checkpoint if teacher.is_timm else teacher.model
+    if architecture is not None:
+        identity["teacher_model"] = architecture
+    return {**identity, "fingerprint": hashlib.sha256(_canonical_json(identity)).hexdigest()}
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -112,6 +122,8 @@ def _difference(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
     changed = [f"{key} {old.get(key)!r} != {new.get(key)!r}" for key in new if old.get(key) != new.get(key)]
     if recorded.get("teacher_sha256") != wanted["teacher_sha256"]:
         changed.append("teacher checkpoint bytes differ")
+    if recorded.get("teacher_model") != wanted.get("teacher_model"):
+        changed.append(f"teacher model {recorded.get('teacher_model')!r} != {wanted.get('teacher_model')!r}")
     return "; ".join(changed) or "fingerprint differs"
 
 
@@ -364,7 +376,9 @@ def build_cache(
         return SoftLabelCache(folder, header)
     _write_json_atomic(folder / HEADER, header)
     device = torch.device(device)
-    teacher = load_teacher(teacher_checkpoint, dataset.num_classes, dataset.in_channels, device)
+    teacher = load_teacher(
+        cached_teacher(cfg, teacher_checkpoint), dataset.num_classes, dataset.in_channels, device
+    )
     if cfg.train.channels_last:
         teacher.model.to(memory_format=torch.channels_last)
     views = TrainingViews(cfg, dataset.image_size, dataset.mean, dataset.std)

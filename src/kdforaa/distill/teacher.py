@@ -8,15 +8,13 @@ looks the sample up by ``(epoch, index)``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from kdforaa.checkpoint import load_checkpoint
+from kdforaa.config import TeacherConfig, teacher_config
 from kdforaa.errors import BadInput
-from kdforaa.models.from_checkpoint import trained_model
-from kdforaa.models.registry import TIMM_PREFIX, build_model
+from kdforaa.models.from_checkpoint import load_trained, model_counts
+from kdforaa.models.registry import pretrained_timm_model
 
 
 class Teacher:
@@ -57,32 +55,43 @@ class Teacher:
         return self(x).float(), None
 
 
-def _from_checkpoint(path: str, num_classes: int, in_channels: int) -> tuple[nn.Module, str]:
-    trained = trained_model(load_checkpoint(path, map_location="cpu"), path)
-    if trained.num_classes != num_classes:
+def _check_fit(what: str, num_classes: int, in_channels: int, data_classes: int, data_channels: int) -> None:
+    """A teacher must predict the data set's classes from its kind of images (one line otherwise)."""
+    if num_classes != data_classes:
         raise BadInput(
-            f"teacher {path} predicts {trained.num_classes} classes but the data set has {num_classes}: "
+            f"teacher {what} predicts {num_classes} classes but the data set has {data_classes}: "
             "use a teacher trained on the same data set"
         )
-    if trained.in_channels != in_channels:
+    if in_channels != data_channels:
         raise BadInput(
-            f"teacher {path} takes {trained.in_channels}-channel images but the data set has {in_channels}: "
+            f"teacher {what} takes {in_channels}-channel images but the data set has {data_channels}: "
             "use a teacher trained on the same data set"
         )
-    return trained.model, trained.name
 
 
-def load_teacher(spec: str, num_classes: int, in_channels: int, device: str | torch.device) -> Teacher:
+def load_teacher(
+    spec: str | TeacherConfig, num_classes: int, in_channels: int, device: str | torch.device
+) -> Teacher:
     """Load a frozen teacher for a data set with ``num_classes`` classes and ``in_channels`` channels.
 
-    ``spec``: a kdforaa checkpoint (a run folder's ``best.pt`` / ``last.pt``; weights only, never
-    unpickled code), or ``timm:<name>`` (a timm architecture, randomly initialised: pretrained=False;
-    needs ``pip install 'kdforaa[timm]'``). Mismatched class or channel counts are BadInput.
+    ``spec`` is a config's ``teacher:`` section, or just its ``checkpoint`` (a path). The checkpoint is
+    a weights file (a kdforaa run's ``best.pt``, a RepDistiller/mdistiller checkpoint or state dict with
+    ``teacher.model`` naming its architecture, a ``.safetensors`` file; see ``teacher.format``), read
+    without unpickling code and loaded strictly; or ``timm:<name>`` with ``teacher.pretrained`` (timm's
+    weights, or ``teacher.weights``: a local file of them, loaded like a checkpoint). Mismatched class
+    or channel counts are BadInput; so is a ``timm:`` teacher without pretrained weights.
     """
-    if spec.startswith(TIMM_PREFIX):
-        model, name = build_model(spec, num_classes, in_channels), spec
-    elif Path(spec).is_dir():
-        raise BadInput(f"teacher {spec} is a folder: pass a checkpoint in it, e.g. {Path(spec) / 'best.pt'}")
+    teacher = spec if isinstance(spec, TeacherConfig) else teacher_config(spec)
+    if teacher.checkpoint is None:
+        raise BadInput("no teacher: set teacher.checkpoint=PATH (or timm:<name>)")
+    if teacher.is_timm and teacher.weights is None:
+        model, name = pretrained_timm_model(teacher.checkpoint), teacher.checkpoint
+        what = f"{name} (timm's pretrained weights)"
+        _check_fit(what, *model_counts(model), num_classes, in_channels)
     else:
-        model, name = _from_checkpoint(spec, num_classes, in_channels)
+        path = teacher.weights if teacher.is_timm else teacher.checkpoint
+        architecture = teacher.checkpoint if teacher.is_timm else teacher.model
+        trained = load_trained(path, architecture=architecture, format=teacher.format)
+        _check_fit(path, trained.num_classes, trained.in_channels, num_classes, in_channels)
+        model, name = trained.model, trained.name
     return Teacher(model.to(device), name, num_classes, in_channels)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from kdforaa.config import TIMM_PREFIX
 from kdforaa.errors import BadInput
 from kdforaa.models.cifar_resnet import CifarResNet
 from kdforaa.models.wrn import WideResNet
-
-TIMM_PREFIX = "timm:"
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ class TimmClassifier(nn.Module):
         return self.model.get_classifier()(pooled), {"pooled": pooled}
 
 
-def _build_timm(name: str, num_classes: int, in_channels: int, dropout: float) -> TimmClassifier:
+def _timm(name: str) -> Any:
+    """The timm module, which knows model ``name`` (BadInput naming what to install or what is unknown)."""
     try:
         timm = importlib.import_module("timm")
     except ImportError:
@@ -97,9 +98,32 @@ def _build_timm(name: str, num_classes: int, in_channels: int, dropout: float) -
         raise BadInput(
             f"timm has no model '{name}'; list them with: python -c 'import timm; print(timm.list_models())'"
         )
-    model = timm.create_model(
+    return timm
+
+
+def _build_timm(name: str, num_classes: int, in_channels: int, dropout: float) -> TimmClassifier:
+    model = _timm(name).create_model(
         name, pretrained=False, in_chans=in_channels, num_classes=num_classes, drop_rate=dropout
     )
+    return TimmClassifier(model)
+
+
+def pretrained_timm_model(name: str) -> TimmClassifier:
+    """``timm:<name>`` with timm's own pretrained weights, from timm's cache (downloaded there if absent).
+
+    Built with the class count and input channels the weights were trained for (timm would otherwise
+    replace a mismatched classifier with an untrained one). A failed download is BadInput.
+    """
+    name = name.removeprefix(TIMM_PREFIX)
+    timm = _timm(name)
+    try:
+        model = timm.create_model(name, pretrained=True)
+    except (OSError, RuntimeError, ValueError) as err:  # offline, no such weights, hub errors
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise BadInput(
+            f"timm could not load the pretrained weights of '{TIMM_PREFIX}{name}' ({type(err).__name__}: "
+            f"{first[:200]}): connect once to fill timm's cache, or set teacher.weights=FILE"
+        ) from None
     return TimmClassifier(model)
 
 

@@ -123,6 +123,7 @@ class Trainer:
             "model_name": self.cfg.model.name,
             "num_classes": ds.num_classes,
             "in_channels": ds.in_channels,
+            "image_size": list(ds.image_size),
             "mean": list(ds.mean),
             "std": list(ds.std),
         }
