@@ -23,9 +23,10 @@ def views(*overrides: str, device: str | None = None) -> TrainingViews:
 def test_every_backend_gives_the_same_views(fashion_test_images):
     images, indices = fashion_test_images[:6], torch.arange(6)
     reference = views("augment.backend=torch")(images, indices, epoch=1)
-    for backend in ("auto", "native", "triton"):  # triton: interpreted on the CPU (tests/conftest.py)
-        step = views(f"augment.backend={backend}", device="cpu")(images, indices, epoch=1)
-        assert torch.equal(step.student, reference.student), backend
+    gpu = "cuda" if torch.cuda.is_available() else "cpu"  # without CUDA: interpreted (tests/conftest.py)
+    for backend, device in (("auto", "cpu"), ("native", "cpu"), ("triton", gpu)):
+        step = views(f"augment.backend={backend}", device=device)(images.to(device), indices, epoch=1)
+        assert torch.equal(step.student.cpu(), reference.student), backend
         assert step.teacher is step.student  # the teacher sees the augmented batch itself, no copy
 
 
