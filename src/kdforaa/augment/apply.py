@@ -57,7 +57,7 @@ def choose_backend(backend: str, device: torch.device, interpolation: str) -> st
     if backend == "native":
         why = _native_unusable(device, interpolation)
     elif backend == "triton":
-        why = _triton_unusable(device, interpolation)
+        why = _triton_unusable(device)
     if why:
         raise BadInput(f"backend={backend!r} cannot run this batch: {why}; use backend='auto' or 'torch'")
     return backend
@@ -87,8 +87,8 @@ def triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
 
 
-def _triton_unusable(device: torch.device, interpolation: str) -> str | None:
-    """Why the Triton kernels cannot take this batch, or None when they can (either interpolation)."""
+def _triton_unusable(device: torch.device) -> str | None:
+    """Why the Triton kernels cannot take a batch on ``device`` (they take either interpolation), or None."""
     if not triton_installed():
         return "Triton is not installed: pip install 'kdforaa[gpu]'"
     if device.type == "cuda" or (device.type == "cpu" and triton_interpreted()):
@@ -250,7 +250,7 @@ class SamplePlan:
 
     ``codes``/``arguments``: ``(B,S)`` int32 native op codes and float32 arguments (:func:`colour_codes`);
     ``moving``: ``(B,)`` bool, the samples whose warp is not the identity; ``rows`` ``(B,2,H)`` and
-    ``cols`` ``(B,2,W)``: int32 16.16 fixed-point parts of each moving sample's nearest warp
+    ``cols`` ``(B,2,W)``: int32 16.16 fixed-point parts of each moving sample's sample points
     (``geometry.sample_parts``; zeros elsewhere), None when nothing moves; ``cutout``: ``(B,4)`` int32
     boxes, None without Cutout.
     """
@@ -296,6 +296,8 @@ def _triton_pass(x: torch.Tensor, params: AugParams, fill: int, interpolation: s
     """Colour ops, warp and Cutout in one Triton launch; None when the kernels cannot compile here."""
     from kdforaa.augment import triton_kernels  # imports Triton: only when this backend runs
 
+    if not triton_kernels.compiled_here():
+        return None
     height, width = x.shape[-2:]
     plan = sample_plan(params, height, width)
     return triton_kernels.apply(

@@ -18,11 +18,12 @@ over the same codes. Under ``TRITON_INTERPRET=1`` (set before this module is imp
 interpreter runs these kernels on CPU tensors; that is how the tests check them on machines without
 a GPU.
 
-Layout of one program's work: the sample is first copied (from any strides: channels-last works) to
-its own two contiguous ``(C,H,W)`` halves of a scratch buffer; each colour op reads one half and
-writes the other (sharpness reads neighbours, so it cannot work in place), with a barrier between
-passes. Pixels are handled in ``(CP, BLOCK)`` blocks: ``CP`` channel rows (1, or 4 with the fourth
-masked for RGB) by ``BLOCK`` pixel positions.
+Layout of one program's work: a sample with colour ops is first copied (from any strides: channels-last
+works) to the first of its two contiguous ``(C,H,W)`` halves of a scratch buffer; each colour op reads
+one half and writes the other (sharpness reads neighbours, so it cannot work in place), with a barrier
+between passes; the last pass reads the sample (from the input when it has no colour op). Pixels are
+handled in ``(CP, BLOCK)`` blocks: ``CP`` channel rows (1, or 4 with the fourth masked for RGB) by
+``BLOCK`` pixel positions.
 """
 
 from __future__ import annotations
@@ -345,6 +346,11 @@ def _augment_kernel(
 _failure: str | None = None  # why the kernels could not be compiled here; the torch path runs instead
 
 
+def compiled_here() -> bool:
+    """False once the kernels failed to compile in this process (the torch path runs instead)."""
+    return _failure is None
+
+
 def _compile(grid: tuple[int], args: tuple, meta: dict) -> None:
     """Compile the kernel for these arguments' specialisation (cached by Triton after the first time;
     nothing to do in the interpreter), apart from the launch, so that only a compile failure is caught."""
@@ -417,7 +423,7 @@ def apply(
     ``cutout`` ``(B,4)`` boxes or None; ``margin``: the bilinear truncation margin. Returns a new batch
     in ``x``'s memory format, or None when the kernels cannot be compiled here (warned once).
     """
-    if _failure is not None:
+    if not compiled_here():
         return None
     if x.device.type == "cpu" and not INTERPRETED:
         raise BadInput("TRITON_INTERPRET=1 must be set before kdforaa's Triton kernels are first imported")
