@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.kdforaa-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,gpu]'
 	touch $(STAMP)
 
 data: $(STAMP)

@@ -1,19 +1,30 @@
-"""Throughput of our batched per-sample RandAugment(2, 9) against Pillow image by image and kornia.
+"""Throughput of our batched per-sample augmentation: against Pillow and kornia, and backend by backend.
 
-    python benchmarks/bench_augment.py [--device cpu|cuda] [--quick] [--threads 2]
+    python benchmarks/bench_augment.py [--device cpu|cuda] [--suite pillow|backends] [--quick] [--threads 2]
 
-Side by side in one process, interleaved (each repeat times every contender once, in turn): ours
-(sampling included), a timm-style Pillow reference written here (one image at a time, numpy <-> Pillow
-conversion included, same 14 ops and level table) and kornia's RandAugment when it is importable
-(kornia draws its ops once per batch, ours per sample). Prints
-Markdown tables of median images/s, ratios against the targets, and per-op throughput of our ops next
-to Pillow's, so slow ops show. On a machine whose cores are busy with other jobs, torch's two-thread
-parallel regions stall on the busy core: compare with ``--threads 1`` there.
+Two suites, each timing its contenders side by side in one process, interleaved (each repeat times
+every contender once, in turn), sampling included:
+
+- ``pillow`` (the default on the CPU): RandAugment(2, 9) of ours against a timm-style Pillow reference
+  written here (one image at a time, numpy <-> Pillow conversion included, same 14 ops and level table)
+  and kornia's RandAugment when it is importable (kornia draws its ops once per batch, ours per
+  sample), plus per-op throughput of our ops next to Pillow's, so slow ops show.
+- ``backends`` (the default on CUDA): RandAugment(2, 9), AutoAugment (imagenet) and TrivialAugment on
+  each backend that runs on the device (CUDA: triton and torch), with kernel launches and host syncs
+  per batch (CUDA), next to kornia's RandAugment; 224x224 B=256 and 32x32 B=1024, judged against the
+  GPU targets. On CUDA each timed call runs 10 batches back to back and then waits for the GPU, as a
+  training loop does. ``--quick`` on the CPU shrinks it to tiny batches, so that
+  ``TRITON_INTERPRET=1`` can run the Triton backend through its interpreter (a correctness run: its
+  speed means nothing).
+
+Prints Markdown tables of median images/s. On a machine whose cores are busy with other jobs, torch's
+two-thread parallel regions stall on the busy core: compare with ``--threads 1`` there.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import random
@@ -27,10 +38,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageEnhance, ImageOps
 
+from cuda_counts import cuda_counts
 from kdforaa.augment import AugParams, apply_params
-from kdforaa.augment.apply import resolve_backend
+from kdforaa.augment.apply import resolve_backend, triton_interpreted
 from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, OP_NAMES, SIGNED_OPS, op_argument
-from kdforaa.augment.policies import RANDAUGMENT_OPS, RandAugment
+from kdforaa.augment.policies import RANDAUGMENT_OPS, AutoAugment, Policy, RandAugment, TrivialAugment
+from kdforaa.augment.random import make_keys
 from kdforaa.config import DataConfig
 from kdforaa.data.datasets import load_dataset
 
@@ -47,6 +60,25 @@ class Case:
 
 
 CASES = (Case(32, 256, 8.0, 1.0), Case(224, 64, 1.5, 1.5))
+
+
+@dataclass(frozen=True)
+class GpuCase:
+    """A ``backends`` case and the GPU targets of RandAugment(2, 9) on the Triton backend (None: none)."""
+
+    side: int
+    batch: int
+    min_images_per_second: float | None
+    min_vs_kornia: float | None
+
+
+GPU_CASES = (GpuCase(224, 256, 150_000, 3.0), GpuCase(32, 1024, 1_000_000, None))
+TINY_CASES = (GpuCase(32, 8, None, None), GpuCase(48, 4, None, None))  # --quick on the CPU: interpretable
+BACKEND_POLICIES: dict[str, Callable[[], Policy]] = {
+    "RandAugment(2, 9)": lambda: RandAugment(NUM_OPS, MAGNITUDE),
+    "AutoAugment(imagenet)": lambda: AutoAugment("imagenet"),
+    "TrivialAugment": lambda: TrivialAugment(),
+}
 
 
 def real_batch(side: int, batch: int, device: torch.device) -> torch.Tensor:
@@ -111,7 +143,8 @@ class PillowRandAugment:
             }
         return self._arguments[(height, width)]
 
-    def _one(self, img: Image.Image) -> Image.Image:
+    def augment_one(self, img: Image.Image) -> Image.Image:
+        """Two ops drawn from the 14, each with its sign, on one Pillow image."""
         table = self._table(img.height, img.width)
         for _ in range(self.num_ops):
             op = self.rng.choice(RANDAUGMENT_OPS)
@@ -121,7 +154,7 @@ class PillowRandAugment:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         arrays = x.permute(0, 2, 3, 1).cpu().numpy()
-        out = [np.asarray(self._one(Image.fromarray(a))) for a in arrays]
+        out = [np.asarray(self.augment_one(Image.fromarray(a))) for a in arrays]
         return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
 
 
@@ -236,20 +269,113 @@ def measure(case: Case, device: torch.device, repeats: int) -> Result:
     )
 
 
+def backends_here(device: torch.device) -> list[str]:
+    """The backends that run a batch on ``device``: triton and torch on CUDA; on the CPU native (where it
+    builds) and torch, and triton under ``TRITON_INTERPRET=1``."""
+    if device.type == "cuda":
+        return ["triton", "torch"]
+    probe = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    names = ["native", "torch"] if resolve_backend("auto", probe, "nearest") == "native" else ["torch"]
+    return (["triton"] if triton_interpreted() else []) + names
+
+
+def backend_suite(device: torch.device, cases: tuple[GpuCase, ...], repeats: int, calls: int) -> None:
+    """The ``backends`` table: every policy on every backend here, kornia's RandAugment beside them."""
+    backends = backends_here(device)
+    print(f"backends: {', '.join(backends)}; a timed call runs {calls} batch(es), then waits for the device")
+    print("'same bytes': the contender's output for the same parameters equals the torch path's\n")
+    header = (
+        "| images | batch | policy | contender | img/s | launches per batch | syncs per batch | same bytes"
+    )
+    print(header + " | target |\n" + "|---" * 9 + "|")
+    for case in cases:
+        x = real_batch(case.side, case.batch, device)
+        generator = torch.Generator().manual_seed(0)
+        runners: dict[tuple[str, str], Callable[[], object]] = {}
+        single: dict[tuple[str, str], Callable[[], object]] = {}
+        for name, make in BACKEND_POLICIES.items():
+            policy = make()
+            for backend in backends:
+                one = functools.partial(policy, x, generator, backend=backend)
+                single[(name, backend)] = one
+                runners[(name, backend)] = functools.partial(_repeat, one, calls)
+        kornia = kornia_runner(x)
+        if kornia is not None:
+            single[("RandAugment(2, 9)", "kornia")] = kornia
+            runners[("RandAugment(2, 9)", "kornia")] = functools.partial(_repeat, kornia, calls)
+        same = {key: _same_bytes(x, BACKEND_POLICIES[key[0]](), key[1]) for key in single}
+        rates = images_per_second(runners, case.batch * calls, repeats, device)
+        kornia_rate = rates.get(("RandAugment(2, 9)", "kornia"), float("nan"))
+        for (name, contender), rate in rates.items():
+            counts = "— | —"
+            if device.type == "cuda":
+                measured = cuda_counts(single[(name, contender)])
+                counts = f"{measured.launches:.0f} | {measured.syncs:.0f}"
+            verdict = _verdict(case, name, contender, rate, kornia_rate, device)
+            label = f"{case.side}x{case.side} RGB | {case.batch} | {name} | {contender}"
+            print(f"| {label} | {rate:,.0f} | {counts} | {same[(name, contender)]} | {verdict} |")
+
+
+def _same_bytes(x: torch.Tensor, policy: Policy, contender: str) -> str:
+    """Whether ``contender`` gives the torch path's bytes for one draw of ``policy`` on ``x``."""
+    if contender == "kornia":
+        return "— (its own ops)"
+    params = policy.sample(make_keys(0, 0, torch.arange(len(x))))
+    differ = int(
+        (policy.apply(x, params, backend=contender) != policy.apply(x, params, backend="torch")).sum()
+    )
+    return "yes" if differ == 0 else f"NO: {differ:,} values differ"
+
+
+def _repeat(fn: Callable[[], object], calls: int) -> None:
+    for _ in range(calls):
+        fn()
+
+
+def _verdict(
+    case: GpuCase, policy: str, contender: str, rate: float, kornia: float, device: torch.device
+) -> str:
+    """The GPU targets of RandAugment(2, 9) on the Triton backend, judged on CUDA; "" elsewhere."""
+    if policy != "RandAugment(2, 9)" or contender != "triton" or case.min_images_per_second is None:
+        return ""
+    wanted = f">= {case.min_images_per_second:,.0f} img/s"
+    met = rate >= case.min_images_per_second
+    if case.min_vs_kornia is not None:
+        wanted += f", >= {case.min_vs_kornia:g}x kornia ({rate / kornia:.1f}x)"
+        met = met and not rate / kornia < case.min_vs_kornia  # a missing kornia (nan) is not judged
+    if device.type != "cuda":
+        return f"— (GPU targets: {wanted})"
+    return f"{'met' if met else 'MISSED'}: {wanted}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument(
+        "--suite", choices=("pillow", "backends"), help="default: pillow on cpu, else backends"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repeats (backends on the CPU: tiny batches)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
+    suite = args.suite or ("pillow" if device.type == "cpu" else "backends")
     repeats = 3 if args.quick else 7
+    if suite == "backends" and device.type == "cpu" and args.quick:
+        repeats = 1
     print(
         f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; median of {repeats} repeats"
     )
+    if device.type == "cuda":
+        print(f"GPU: {torch.cuda.get_device_name(device)}")
+    if suite == "backends":
+        cases = TINY_CASES if device.type == "cpu" and args.quick else GPU_CASES
+        backend_suite(device, cases, repeats, calls=10 if device.type == "cuda" else 1)
+        return
     print("Pillow runs on the CPU, one image at a time; kornia chooses its ops once per batch.\n")
     results = [measure(case, device, repeats) for case in CASES]
     print(

@@ -4,9 +4,10 @@ launches, host syncs and GPU busy time per call (the engine is launch-bound ther
     python benchmarks/profile_augment.py [--device cpu|cuda] [--threads 1] [--repeats 20]
 
 Stages, each timed alone on the same batch (medians): sampling the parameters, the geometry matrices,
-on the CPU the native pass (colour ops and warp in C, which ``call`` uses there), and the torch path's
-colour pass and warp (what CUDA uses). Random uint8 RGB batches: 32x32 B=256, 224x224 B=256
-and B=64.
+the fused backends' per-sample plan (host work), on the CPU the native pass (colour ops and warp in C,
+which ``call`` uses there), on CUDA the Triton pass (one launch, plan included, which ``call`` uses
+there when Triton is installed), and the torch path's colour pass and warp. Random uint8 RGB batches:
+32x32 B=256, 224x224 B=256 and B=64.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import time
 from collections.abc import Callable
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 
+from cuda_counts import cuda_counts
 from kdforaa.augment import RandAugment, apply, geometry
 from kdforaa.augment.random import make_keys
 
@@ -41,21 +42,6 @@ def median_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> f
     return 1e3 * statistics.median(times)
 
 
-def cuda_counts(fn: Callable[[], object], calls: int = 5) -> str:
-    """Kernel launches, stream syncs and GPU busy milliseconds per call of ``fn``."""
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(calls):
-            fn()
-        torch.cuda.synchronize()
-    events = prof.key_averages()
-    count = {e.key: e.count / calls for e in events}
-    busy = sum(e.self_device_time_total for e in events) / calls / 1e3
-    return (
-        f"; {count.get('cudaLaunchKernel', 0):.0f} launches, {count.get('cudaStreamSynchronize', 0):.0f} "
-        f"syncs, GPU busy {busy:.2f} ms"
-    )
-
-
 def profile_case(side: int, batch: int, device: torch.device, repeats: int) -> str:
     """One line for a random ``(batch,3,side,side)`` uint8 batch: img/s and ms per stage."""
     x = torch.randint(0, 256, (batch, 3, side, side), dtype=torch.uint8, device=device)
@@ -67,11 +53,13 @@ def profile_case(side: int, batch: int, device: torch.device, repeats: int) -> s
         "call": lambda: policy(x),
         "sample": lambda: policy.sample(keys),
         "matrices": lambda: apply.inverse_maps(params, side, side),
+        "plan": lambda: apply.sample_plan(params, side, side),
     }
-    if (
-        apply.resolve_backend("auto", x, "nearest") == "native"
-    ):  # the CPU path: colour ops and warp in one native pass
+    backend = apply.resolve_backend("auto", x, "nearest")
+    if backend == "native":  # the CPU path: colour ops and warp in one native pass
         stages["native pass (matrices included)"] = lambda: apply._native_pass(x, params, 0)
+    if backend == "triton":  # the CUDA path: one launch
+        stages["triton pass (plan included)"] = lambda: apply._triton_pass(x, params, 0, "nearest")
     stages |= {  # the torch path, which CUDA takes
         "torch colour": lambda: apply._colour_pass(x, params),
         "torch warp": lambda: geometry.warp_moved(x, matrix, 0, "nearest", owned=False),  # with a copy
@@ -80,7 +68,7 @@ def profile_case(side: int, batch: int, device: torch.device, repeats: int) -> s
     line = f"{side}x{side} B={batch}: {batch / ms['call'] * 1e3:,.0f} img/s; " + ", ".join(
         f"{name} {value:.2f}" for name, value in ms.items()
     )
-    return line + (cuda_counts(lambda: policy.apply(x, params)) if device.type == "cuda" else "")
+    return line + (f"; {cuda_counts(lambda: policy.apply(x, params))}" if device.type == "cuda" else "")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ real Fashion-MNIST test images (found where the library looks: ``$KDFORAA_DATA``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,13 @@ import pytest
 import torch
 
 from fakedata import FakeData, write_cifar, write_image_folder, write_mnist_like
+
+# Without CUDA the Triton backend's tests (tests/augment/test_triton.py) run its kernels in Triton's
+# interpreter, on CPU tensors. Triton reads TRITON_INTERPRET when a kernel is defined, i.e. when
+# kdforaa.augment.triton_kernels is first imported, so it is set here, before any test module is
+# collected. No other test changes path: backend="auto" never picks Triton for a CPU batch.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture

@@ -161,6 +161,21 @@ def test_bench_step_reports_all_configurations(capsys):
     assert "time (b)/(d)" in out
 
 
+def test_an_augment_backend_that_cannot_run_on_the_device_is_exit_2_before_anything_is_written(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # outside the interpreter Triton needs CUDA
+    out = tmp_path / "r"
+    code, _, err = run(
+        capsys, "train", *TINY, "train.device=cpu", "augment.backend=triton", "--out", str(out)
+    )
+    assert code == 2
+    assert "backend='triton'" in one_line_error(err) and "TRITON_INTERPRET=1" in err
+    assert not out.exists()
+    code, _, err = run(capsys, "train", *TINY, "augment.backend=gpu", "--out", str(out))
+    assert code == 2 and "augment.backend" in one_line_error(err)
+
+
 def test_bad_input_leaves_the_out_folder_usable(tmp_path, capsys):
     out = tmp_path / "r"
     code, _, _ = run(capsys, "train", "--out", str(out), f"data.root={tmp_path / 'nowhere'}", *TINY)

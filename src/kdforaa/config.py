@@ -48,6 +48,9 @@ class AugmentConfig(_Section):
     cutout: int = Field(default=0, ge=0)  # side of the square cut out, in pixels; 0 turns it off
     fill: int = Field(default=0, ge=0, le=255)
     interpolation: Literal["nearest", "bilinear"] = "nearest"
+    # where augmentation runs: auto (native C on the CPU, Triton on CUDA when installed) | torch | native
+    # | triton; every backend gives the same images, so it is not part of a soft-label cache's identity
+    backend: Literal["auto", "torch", "native", "triton"] = "auto"
     off_last_epochs: int = Field(
         default=0, ge=0
     )  # the policy is off (crop/flip/cutout stay) for the last N epochs

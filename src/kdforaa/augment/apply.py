@@ -5,16 +5,28 @@ order; then every geometric op of a sample (and the pipeline's crop and flip) co
 inverse affine map, applied with a single warp per batch; then Cutout. Pixels with no source take
 ``fill``. Every op fact (kind, level rule, kernel, inverse map, native code) comes from the op table.
 
-Backends (``backend=``), all giving the same bytes:
+Backends (``backend=``), all giving the same bytes (bilinear warps: within one grey level on ``triton``):
 
 - ``native``: CPU batches with nearest warps. ``native_kernels.c`` runs each sample's colour ops and
   its warp in one pass over cache-resident memory, threads splitting the batch (:mod:`.native`).
+- ``triton``: CUDA batches, either interpolation (CPU batches too under ``TRITON_INTERPRET=1``, slowly).
+  One kernel launch runs every sample's colour ops, warp and Cutout (:mod:`.triton_kernels`); Triton is
+  the optional extra ``kdforaa[gpu]`` and is imported only when this backend runs.
 - ``torch``: any device, either interpolation. Each colour op runs batched over the samples that
   drew it in a slot (:mod:`.kernels`), then one warp per batch (:mod:`.geometry`).
-- ``auto`` (the default): ``native`` where it can run, else ``torch``.
+- ``auto`` (the default): on the CPU ``native`` where it can run, else ``torch``; on CUDA ``triton``
+  when it is installed, else ``torch``.
+
+The two fused backends run the same per-sample plan (:func:`sample_plan`): op codes and arguments per
+slot, the warp's fixed-point parts and the Cutout box, all worked out on the host.
 """
 
 from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,27 +36,37 @@ from kdforaa.augment.op_table import BY_NAME, op_argument
 from kdforaa.augment.params import AugParams
 from kdforaa.errors import BadInput
 
-BACKENDS = ("auto", "torch", "native")
+BACKENDS = ("auto", "torch", "native", "triton")
 
 
 def resolve_backend(backend: str, x: torch.Tensor, interpolation: str) -> str:
     """The backend that runs ``x``: ``auto`` chooses; an explicit choice that cannot run is BadInput."""
+    return choose_backend(backend, x.device, interpolation)
+
+
+def choose_backend(backend: str, device: torch.device, interpolation: str) -> str:
+    """The backend that runs a batch on ``device`` (see the module docstring); an explicit choice that
+    cannot run there is BadInput, one line naming what to install or change."""
     if backend not in BACKENDS:
         raise BadInput(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
-    native_reason = _native_unusable(x, interpolation)
     if backend == "auto":
-        return "torch" if native_reason else "native"
-    if backend == "native" and native_reason:
-        raise BadInput(
-            f"backend='native' cannot run this batch: {native_reason}; use backend='auto' or 'torch'"
-        )
+        if device.type == "cpu":
+            return "torch" if _native_unusable(device, interpolation) else "native"
+        return "triton" if device.type == "cuda" and triton_installed() else "torch"
+    why = None
+    if backend == "native":
+        why = _native_unusable(device, interpolation)
+    elif backend == "triton":
+        why = _triton_unusable(device)
+    if why:
+        raise BadInput(f"backend={backend!r} cannot run this batch: {why}; use backend='auto' or 'torch'")
     return backend
 
 
-def _native_unusable(x: torch.Tensor, interpolation: str) -> str | None:
+def _native_unusable(device: torch.device, interpolation: str) -> str | None:
     """Why the native kernels cannot take this batch, or None when they can."""
-    if x.device.type != "cpu":
-        return f"the native kernels run on the CPU and the batch is on {x.device}"
+    if device.type != "cpu":
+        return f"the native kernels run on the CPU and the batch is on {device}"
     if interpolation != "nearest":
         return "the native kernels warp with nearest interpolation only"
     if not native.enabled():
@@ -52,6 +74,28 @@ def _native_unusable(x: torch.Tensor, interpolation: str) -> str | None:
     if native.library() is None:
         return "they could not be built here (no C compiler: install one, e.g. gcc)"
     return None
+
+
+@functools.cache
+def triton_installed() -> bool:
+    """Whether Triton can be imported (without importing it: ``import kdforaa`` never loads Triton)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def triton_interpreted() -> bool:
+    """Whether ``TRITON_INTERPRET`` asks Triton to interpret kernels on the CPU (read as Triton reads it)."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
+
+
+def _triton_unusable(device: torch.device) -> str | None:
+    """Why the Triton kernels cannot take a batch on ``device`` (they take either interpolation), or None."""
+    if not triton_installed():
+        return "Triton is not installed: pip install 'kdforaa[gpu]'"
+    if device.type == "cuda" or (device.type == "cpu" and triton_interpreted()):
+        return None
+    if device.type == "cpu":
+        return "the Triton kernels run CUDA batches (set TRITON_INTERPRET=1 to interpret them on the CPU)"
+    return f"the Triton kernels run CUDA batches and the batch is on {device}"
 
 
 def apply_params(
@@ -67,7 +111,13 @@ def apply_params(
     if len(params) != x.shape[0]:
         raise ValueError(f"params describe {len(params)} samples but x has {x.shape[0]}")
     h, w = x.shape[-2:]
-    if resolve_backend(backend, x, interpolation) == "native":
+    chosen = resolve_backend(backend, x, interpolation)
+    if chosen == "triton":
+        fused = _triton_pass(x, params, fill, interpolation)
+        if fused is not None:
+            return fused
+        chosen = "torch"  # the kernels failed to compile here (warned once)
+    if chosen == "native":
         out = _native_pass(x, params, fill)
     else:
         out = _colour_pass(x, params)
@@ -193,22 +243,72 @@ def _cut_out(x: torch.Tensor, boxes: torch.Tensor, fill: int) -> torch.Tensor:
     return x.masked_fill(inside.unsqueeze(1), fill)
 
 
-# -------------------------------------------------------------------------------------- native
-def _native_pass(x: torch.Tensor, params: AugParams, fill: int) -> torch.Tensor:
-    """Colour ops and the nearest warp in the native kernels (CPU): the same bytes as the torch path."""
-    batch, _, h, w = x.shape
-    codes, arguments = colour_codes(params, h, w)
-    maps = inverse_maps(params, h, w)
-    warps, rows, cols = np.full(batch, native.WARP_NONE, dtype=np.uint8), None, None
+# -------------------------------------------------------------------------------- fused backends
+@dataclass(frozen=True)
+class SamplePlan:
+    """What the fused backends (native, triton) run for each sample of a batch of ``B`` images.
+
+    ``codes``/``arguments``: ``(B,S)`` int32 native op codes and float32 arguments (:func:`colour_codes`);
+    ``moving``: ``(B,)`` bool, the samples whose warp is not the identity; ``rows`` ``(B,2,H)`` and
+    ``cols`` ``(B,2,W)``: int32 16.16 fixed-point parts of each moving sample's sample points
+    (``geometry.sample_parts``; zeros elsewhere), None when nothing moves; ``cutout``: ``(B,4)`` int32
+    boxes, None without Cutout.
+    """
+
+    codes: np.ndarray
+    arguments: np.ndarray
+    moving: np.ndarray
+    rows: np.ndarray | None
+    cols: np.ndarray | None
+    cutout: np.ndarray | None
+
+
+def sample_plan(params: AugParams, height: int, width: int) -> SamplePlan:
+    """The per-sample plan of ``params`` for ``height x width`` images, worked out on the host."""
+    batch = len(params)
+    codes, arguments = colour_codes(params, height, width)
+    maps = inverse_maps(params, height, width)
+    moving, rows, cols = np.zeros(batch, dtype=bool), None, None
     if maps is not None:
         m = np.broadcast_to(maps, (batch, 3, 3))
         moving = geometry.moving_samples(m)
         if moving.any():
-            rows, cols = np.zeros((batch, 2, h), np.int32), np.zeros((batch, 2, w), np.int32)
-            rows[moving], cols[moving] = geometry.sample_parts(m[moving], h, w)
-            runs, backward = geometry.row_runs(rows[moving], cols[moving])
-            kinds = np.where(
-                runs, np.where(backward, native.WARP_RUNS_BACKWARD, native.WARP_RUNS), native.WARP_GATHER
-            )
-            warps[moving] = kinds
-    return native.apply(x, codes, arguments, warps, rows, cols, fill)
+            rows, cols = np.zeros((batch, 2, height), np.int32), np.zeros((batch, 2, width), np.int32)
+            rows[moving], cols[moving] = geometry.sample_parts(m[moving], height, width)
+    cutout = None if params.cutout is None else params.cutout.numpy().astype(np.int32)
+    return SamplePlan(codes, arguments, moving, rows, cols, cutout)
+
+
+def _native_pass(x: torch.Tensor, params: AugParams, fill: int) -> torch.Tensor:
+    """Colour ops and the nearest warp in the native kernels (CPU): the same bytes as the torch path."""
+    plan = sample_plan(params, *x.shape[-2:])
+    warps = np.full(len(params), native.WARP_NONE, dtype=np.uint8)
+    if plan.rows is not None:
+        runs, backward = geometry.row_runs(plan.rows[plan.moving], plan.cols[plan.moving])
+        kinds = np.where(
+            runs, np.where(backward, native.WARP_RUNS_BACKWARD, native.WARP_RUNS), native.WARP_GATHER
+        )
+        warps[plan.moving] = kinds
+    return native.apply(x, plan.codes, plan.arguments, warps, plan.rows, plan.cols, fill)
+
+
+def _triton_pass(x: torch.Tensor, params: AugParams, fill: int, interpolation: str) -> torch.Tensor | None:
+    """Colour ops, warp and Cutout in one Triton launch; None when the kernels cannot compile here."""
+    from kdforaa.augment import triton_kernels  # imports Triton: only when this backend runs
+
+    if not triton_kernels.compiled_here():
+        return None
+    height, width = x.shape[-2:]
+    plan = sample_plan(params, height, width)
+    return triton_kernels.apply(
+        x,
+        plan.codes,
+        plan.arguments,
+        plan.moving,
+        plan.rows,
+        plan.cols,
+        plan.cutout,
+        fill,
+        bilinear=interpolation == "bilinear",
+        margin=geometry.bilinear_margin(height, width),
+    )

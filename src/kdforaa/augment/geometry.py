@@ -436,6 +436,12 @@ def _gather_points(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, fill
     return canvas.view(batch, channels, -1).gather(2, index).view(x.shape)
 
 
+def bilinear_margin(height: int, width: int) -> float:
+    """What a bilinear value gets before truncation: 1/64, more above 256 px, where float32
+    coordinate error grows with the image side (see :func:`_bilinear`)."""
+    return max(1.0 / 64, max(height, width) * 2.0**-14)
+
+
 def _bilinear(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, fill: int) -> torch.Tensor:
     """Pillow's bilinear filter via ``grid_sample``: 2x2 neighbours of the point (edges repeated).
 
@@ -454,6 +460,5 @@ def _bilinear(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, fill: int
     value = F.grid_sample(
         x.to(torch.float32), grid, mode="bilinear", padding_mode="border", align_corners=True
     )
-    margin = max(1.0 / 64, max(height, width) * 2.0**-14)  # float32 error grows with the image side
-    value = value.add_(margin).to(torch.uint8)
+    value = value.add_(bilinear_margin(height, width)).to(torch.uint8)
     return value.mul_(inside).add_((~inside).view(torch.uint8) * fill)

@@ -59,7 +59,7 @@ def teacher_inputs(cfg: RunConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "data.name": cfg.data.name,
         "data.limit": cfg.data.limit,
-        "augment": cfg.augment.model_dump(mode="json"),
+        "augment": cfg.augment.model_dump(mode="json", exclude={"backend"}),  # same images on every backend
         "teacher.input": cfg.teacher.input,
     }
 
@@ -381,7 +381,7 @@ def build_cache(
     )
     if cfg.train.channels_last:
         teacher.model.to(memory_format=torch.channels_last)
-    views = TrainingViews(cfg, dataset.image_size, dataset.mean, dataset.std)
+    views = TrainingViews(cfg, dataset.image_size, dataset.mean, dataset.std, device=device)
     steps = math.ceil(len(dataset) / batch_size) * (needed - header["epochs"])
     with tqdm(total=steps, desc="caching teacher logits", disable=not progress, dynamic_ncols=True) as bar:
         for epoch in range(header["epochs"], needed):

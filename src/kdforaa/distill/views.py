@@ -2,11 +2,11 @@
 
 A sample's training image is fixed by ``(seed, epoch, sample index)``: its counter-based key chooses its
 augmentation (the config's pipeline, or, in the last ``augment.off_last_epochs`` epochs, the same
-pipeline without the policy), the batch is normalised with the data set's statistics and put in the
-run's memory format. The teacher sees that same batch (``teacher.input: augmented``, the paper's
-setting, no copy) or the clean images prepared the same way (``clean``). The training loop and
-``kdforaa cache-teacher`` both call :class:`TrainingViews`, so a cached teacher's logits are those of
-the live teacher on exactly the images training shows it.
+pipeline without the policy), run on the backend ``augment.backend`` names; the batch is normalised with
+the data set's statistics and put in the run's memory format. The teacher sees that same batch
+(``teacher.input: augmented``, the paper's setting, no copy) or the clean images prepared the same way
+(``clean``). The training loop and ``kdforaa cache-teacher`` both call :class:`TrainingViews`, so a
+cached teacher's logits are those of the live teacher on exactly the images training shows it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kdforaa.augment.apply import choose_backend
 from kdforaa.augment.params import AugParams
 from kdforaa.augment.pipeline import AugmentPipeline, build_augment
 from kdforaa.augment.random import make_keys
@@ -43,11 +44,21 @@ def model_input(
 
 class TrainingViews:
     """The views of a run of ``cfg`` on a data set with per-channel ``mean`` and ``std`` and
-    ``image_size`` (H, W)."""
+    ``image_size`` (H, W). Given the training ``device``, an ``augment.backend`` that cannot run there is
+    BadInput now, before anything trains."""
 
     def __init__(
-        self, cfg: RunConfig, image_size: tuple[int, int], mean: Sequence[float], std: Sequence[float]
+        self,
+        cfg: RunConfig,
+        image_size: tuple[int, int],
+        mean: Sequence[float],
+        std: Sequence[float],
+        *,
+        device: torch.device | None = None,
     ) -> None:
+        self.backend = cfg.augment.backend
+        if device is not None:
+            choose_backend(self.backend, torch.device(device), cfg.augment.interpolation)
         self.seed, self.epochs = cfg.seed, cfg.train.epochs
         self.mean, self.std = tuple(mean), tuple(std)
         self.channels_last = cfg.train.channels_last
@@ -73,6 +84,6 @@ class TrainingViews:
         ``(B,)`` of ``epoch``."""
         augment = self.pipeline(epoch)
         params = augment.sample(make_keys(self.seed, epoch, indices))
-        student = self.input(augment.apply(images, params))
+        student = self.input(augment.apply(images, params, backend=self.backend))
         teacher = student if self.teacher_sees == "augmented" else self.input(images)
         return StepViews(params, student, teacher)

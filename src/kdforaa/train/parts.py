@@ -71,7 +71,7 @@ def build_parts(cfg: RunConfig, device: torch.device, world: dist.World) -> RunP
     torch.manual_seed(cfg.seed)
     train_set, test_set = load_dataset(cfg.data, "train"), load_dataset(cfg.data, "test")
     model, net = _student(cfg, train_set, device, world)
-    views = TrainingViews(cfg, train_set.image_size, train_set.mean, train_set.std)
+    views = TrainingViews(cfg, train_set.image_size, train_set.mean, train_set.std, device=device)
     teacher = _teacher(cfg, train_set, device)
     criterion = build_criterion(
         cfg.distill,

@@ -1,0 +1,453 @@
+"""The Triton kernels of the augmentation engine and their launcher; nothing else.
+
+On a GPU the torch path launches a few hundred small kernels per batch (one group of samples per op and
+slot, each a handful of elementwise passes) and waits on the host about a dozen times. Here one
+program per sample runs that sample's whole augmentation in **one launch**: its colour ops in their
+sampled order (each its own op and argument, including equalize's and autocontrast's per-channel
+histograms), then one pass that warps (nearest or bilinear, ``fill`` outside the image), crops,
+flips and cuts out while writing the result. Everything a sample needs -- its op codes and
+arguments, whether it moves, Pillow's 16.16 fixed-point row and column parts of its warp
+(``geometry.sample_parts``) and its Cutout box -- is packed into one int32 record per sample, and the
+batch's records reach the device in one non-blocking copy from pinned memory: no host sync.
+
+The arithmetic is the C kernels' (``native_kernels.c``), operation for operation: integer luma and
+tables, float32 blends in the same order, float64 autocontrast tables. Launches disable
+floating-point contraction (``enable_fp_fusion=False``) because a fused multiply-add rounds a blend
+differently. The op codes are the op table's ``native_code`` numbers, so both fused backends switch
+over the same codes. Under ``TRITON_INTERPRET=1`` (set before this module is imported) Triton's
+interpreter runs these kernels on CPU tensors; that is how the tests check them on machines without
+a GPU.
+
+Layout of one program's work: a sample with colour ops is first copied (from any strides: channels-last
+works) to the first of its two contiguous ``(C,H,W)`` halves of a scratch buffer; each colour op reads
+one half and writes the other (sharpness reads neighbours, so it cannot work in place), with a barrier
+between passes; the last pass reads the sample (from the input when it has no colour op). Pixels are
+handled in ``(CP, BLOCK)`` blocks: ``CP`` channel rows (1, or 4 with the fourth masked for RGB) by
+``BLOCK`` pixel positions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+
+from kdforaa.augment.kernels import MAX_FACTOR as _MAX_FACTOR
+from kdforaa.augment.kernels import SOLARIZE_ADD_THRESHOLD
+from kdforaa.augment.op_table import BY_NAME
+from kdforaa.errors import BadInput
+
+# The kernels were built for the interpreter (CPU tensors) when TRITON_INTERPRET was set at import.
+INTERPRETED: bool = bool(triton.knobs.runtime.interpret)
+
+
+def _code(name: str) -> tl.constexpr:
+    return tl.constexpr(BY_NAME[name].native_code)
+
+
+# The op codes the kernel switches over: the op table's native codes (one list of op facts).
+AUTOCONTRAST = _code("autocontrast")
+EQUALIZE = _code("equalize")
+INVERT = _code("invert")
+POSTERIZE = _code("posterize")
+SOLARIZE = _code("solarize")
+SOLARIZE_ADD = _code("solarize_add")
+COLOR = _code("color")
+CONTRAST = _code("contrast")
+BRIGHTNESS = _code("brightness")
+SHARPNESS = _code("sharpness")
+
+MAX_FACTOR = tl.constexpr(_MAX_FACTOR)
+SOLARIZE_ADD_BELOW = tl.constexpr(int(SOLARIZE_ADD_THRESHOLD))
+ONE = tl.constexpr(1 << 16)  # 1.0 in Pillow's 16.16 fixed point
+
+# A sample's record (int32 words): whether it moves, whether it has colour ops, its Cutout box
+# (top, left, bottom, right; empty when none), then S op codes, S float32 arguments (their bits), the
+# warp's row parts (2,H) and column parts (2,W).
+MOVING = tl.constexpr(0)
+COLOURED = tl.constexpr(1)
+BOX = tl.constexpr(2)
+HEADER = tl.constexpr(6)
+
+
+# ------------------------------------------------------------------------------------- pixel helpers
+@triton.jit
+def _clip_truncate(value):
+    """float32 -> int32: clipped to 0..255 and truncated (Pillow's CLIP8 of a blend)."""
+    return tl.minimum(tl.maximum(value, 0.0), 255.0).to(tl.int32)
+
+
+@triton.jit
+def _blend(v, degenerate, factor):
+    """Pillow's blend of int32 ``v`` with ``degenerate`` in float32: ``(v - d) * f + d``, clipped."""
+    return _clip_truncate((v.to(tl.float32) - degenerate) * factor + degenerate)
+
+
+@triton.jit
+def _grey(v, ch, C: tl.constexpr):
+    """``(CP,BLOCK)`` int32 channels -> ``(BLOCK,)`` grey levels: the image itself for one channel,
+    else Pillow's integer RGB -> L. Masked channel rows hold 0."""
+    if C == 1:
+        grey = tl.sum(v, axis=0)
+    else:
+        weights = tl.where(ch == 0, 19595, tl.where(ch == 1, 38470, tl.where(ch == 2, 7471, 0)))
+        grey = (tl.sum(v * weights, axis=0) + 32768) >> 16
+    return grey
+
+
+@triton.jit
+def _block(src, start, pixels, ch, C: tl.constexpr, BLOCK: tl.constexpr):
+    """Pixels ``start .. start+BLOCK`` of a contiguous ``(C,H,W)`` sample at ``src``: values
+    ``(CP,BLOCK)`` int32 (0 where masked), the mask, and the positions ``(1,BLOCK)``."""
+    p = start + tl.arange(0, BLOCK)[None, :]
+    valid = (ch < C) & (p < pixels)
+    v = tl.load(src + ch * pixels + p, mask=valid, other=0).to(tl.int32)
+    return v, valid, p
+
+
+# ---------------------------------------------------------------------------------- per-sample stats
+@triton.jit
+def _equalize_tables(src, table, pixels, ch, C: tl.constexpr, CP: tl.constexpr, BLOCK: tl.constexpr):
+    """Each channel's equalize table into ``table`` ``(C,256)`` int32 (``native_kernels.c:equalize_plane``).
+
+    One histogram of ``value + 256 * channel`` over ``CP * 256`` bins counts every channel at once.
+    """
+    hist = tl.zeros([CP * 256], dtype=tl.int32)
+    for start in range(0, pixels, BLOCK):
+        v, valid, _ = _block(src, start, pixels, ch, C, BLOCK)
+        coded = tl.reshape(v + ch * 256, [CP * BLOCK])
+        hist += tl.histogram(coded, CP * 256, mask=tl.reshape(valid, [CP * BLOCK]))
+    counts = tl.reshape(hist, [CP, 256])
+    levels = tl.arange(0, 256)[None, :]
+    highest = tl.max(tl.where(counts > 0, levels, 0), axis=1, keep_dims=True)
+    top = tl.sum(tl.where(levels == highest, counts, 0), axis=1, keep_dims=True)
+    step = (pixels - top) // 255
+    below = tl.cumsum(counts, axis=1) - counts
+    mapped = tl.minimum((below + step // 2) // tl.maximum(step, 1), 255)
+    tl.store(table + ch * 256 + levels, tl.where(step > 0, mapped, levels), mask=(ch < C) & (levels < 256))
+
+
+@triton.jit
+def _autocontrast_tables(src, table, pixels, ch, C: tl.constexpr, CP: tl.constexpr, BLOCK: tl.constexpr):
+    """Each channel's autocontrast table (cutoff 0) into ``table``, in float64 as Pillow builds it."""
+    low = tl.full([CP, 1], 255, dtype=tl.int32)
+    high = tl.zeros([CP, 1], dtype=tl.int32)
+    for start in range(0, pixels, BLOCK):
+        v, valid, _ = _block(src, start, pixels, ch, C, BLOCK)
+        low = tl.minimum(low, tl.min(tl.where(valid, v, 255), axis=1, keep_dims=True))
+        high = tl.maximum(high, tl.max(v, axis=1, keep_dims=True))
+    levels = tl.arange(0, 256)[None, :]
+    span = high - low
+    scale = 255.0 / tl.maximum(span, 1).to(tl.float64)
+    offset = -low.to(tl.float64) * scale
+    stretched = tl.minimum(tl.maximum(levels.to(tl.float64) * scale + offset, 0.0), 255.0).to(tl.int32)
+    tl.store(table + ch * 256 + levels, tl.where(span > 0, stretched, levels), mask=(ch < C) & (levels < 256))
+
+
+@triton.jit
+def _mean_grey(src, pixels, ch, C: tl.constexpr, BLOCK: tl.constexpr):
+    """The image's mean grey level rounded as Pillow's ``int(mean + 0.5)``, as float32."""
+    total = pixels.to(tl.int64) * 0
+    for start in range(0, pixels, BLOCK):
+        v, _, _ = _block(src, start, pixels, ch, C, BLOCK)
+        total += tl.sum(_grey(v, ch, C), axis=0).to(tl.int64)
+    return ((2 * total + pixels) // (2 * pixels)).to(tl.float32)
+
+
+# ------------------------------------------------------------------------------------- colour passes
+@triton.jit
+def _pointwise(code, arg, mean, src, dst, table, pixels, ch, C: tl.constexpr, BLOCK: tl.constexpr):
+    """Every op but sharpness: each pixel from its own values (and the tables or mean found before)."""
+    factor = tl.minimum(arg, MAX_FACTOR)
+    keep = (255 << (8 - tl.minimum(tl.maximum(arg, 0.0), 8.0).to(tl.int32))) & 255  # posterize's mask
+    threshold = tl.math.ceil(arg).to(tl.int32)  # solarize: v < threshold stays
+    shift = tl.minimum(tl.maximum(tl.math.floor(arg), -255.0), 255.0).to(tl.int32)  # solarize_add
+    for start in range(0, pixels, BLOCK):
+        v, valid, p = _block(src, start, pixels, ch, C, BLOCK)
+        out = v
+        if code == INVERT:
+            out = 255 - v
+        elif code == POSTERIZE:
+            out = v & keep
+        elif code == SOLARIZE:
+            out = tl.where(v < threshold, v, 255 - v)
+        elif code == SOLARIZE_ADD:
+            out = tl.where(v < SOLARIZE_ADD_BELOW, tl.minimum(tl.maximum(v + shift, 0), 255), v)
+        elif code == BRIGHTNESS:
+            out = _clip_truncate(v.to(tl.float32) * factor)
+        elif code == COLOR:  # a grey image is its own grey version: the blend leaves it unchanged
+            out = _blend(v, _grey(v, ch, C)[None, :].to(tl.float32), factor)
+        elif code == CONTRAST:
+            out = _blend(v, mean, factor)
+        elif (code == EQUALIZE) | (code == AUTOCONTRAST):
+            out = tl.load(table + ch * 256 + v, mask=valid, other=0)
+        tl.store(dst + ch * pixels + p, out.to(tl.uint8), mask=valid)
+
+
+@triton.jit
+def _sharpness(src, dst, factor, height, width, ch, C: tl.constexpr, BLOCK: tl.constexpr):
+    """A blend with the SMOOTH-filtered image inside the one-pixel border; the border is copied."""
+    pixels = height * width
+    for start in range(0, pixels, BLOCK):
+        centre, valid, p = _block(src, start, pixels, ch, C, BLOCK)
+        y, x = p // width, p % width
+        inner = valid & (y >= 1) & (y < height - 1) & (x >= 1) & (x < width - 1)
+        total = 4 * centre  # the 3x3 sum below counts the centre once more: weight 5
+        for dy in tl.static_range(3):
+            for dx in tl.static_range(3):
+                near = src + ch * pixels + p + (dy - 1) * width + (dx - 1)
+                total += tl.load(near, mask=inner, other=0).to(tl.int32)
+        smooth = ((total + 6) // 13).to(tl.float32)
+        out = tl.where(inner, _blend(centre, smooth, factor), centre)
+        tl.store(dst + ch * pixels + p, out.to(tl.uint8), mask=valid)
+
+
+@triton.jit
+def _colour_op(
+    code, arg, src, dst, table, height, width, ch, C: tl.constexpr, CP: tl.constexpr, BLOCK: tl.constexpr
+):
+    """One colour op of one sample: ``src`` -> ``dst`` (contiguous ``(C,H,W)`` halves)."""
+    pixels = height * width
+    if code == SHARPNESS:
+        _sharpness(src, dst, tl.minimum(arg, MAX_FACTOR), height, width, ch, C, BLOCK)
+    else:
+        mean = arg * 0.0
+        if code == EQUALIZE:
+            _equalize_tables(src, table, pixels, ch, C, CP, BLOCK)
+            tl.debug_barrier()  # the tables are read by other threads
+        elif code == AUTOCONTRAST:
+            _autocontrast_tables(src, table, pixels, ch, C, CP, BLOCK)
+            tl.debug_barrier()
+        elif code == CONTRAST:
+            mean = _mean_grey(src, pixels, ch, C, BLOCK)
+        _pointwise(code, arg, mean, src, dst, table, pixels, ch, C, BLOCK)
+
+
+# --------------------------------------------------------------------------------- copy in, warp out
+@triton.jit
+def _copy_in(x, s_c, s_h, s_w, dst, height, width, ch, C: tl.constexpr, BLOCK: tl.constexpr):
+    """The input sample (any strides) -> a contiguous ``(C,H,W)`` half of the scratch buffer."""
+    pixels = height * width
+    for start in range(0, pixels, BLOCK):
+        p = start + tl.arange(0, BLOCK)[None, :]
+        valid = (ch < C) & (p < pixels)
+        v = tl.load(x + ch * s_c + (p // width) * s_h + (p % width) * s_w, mask=valid, other=0)
+        tl.store(dst + ch * pixels + p, v, mask=valid)
+
+
+@triton.jit
+def _bilinear(src, s_c, s_h, s_w, point_x, point_y, fill, margin, height, width, ch, valid):
+    """Pillow's bilinear filter at 16.16 points ``(BLOCK,)``: the 2x2 neighbours (edges repeated), the
+    value truncated after adding ``margin`` (``geometry.bilinear_margin``); ``fill`` outside the image."""
+    inside = (point_x >= 0) & (point_x < width * ONE) & (point_y >= 0) & (point_y < height * ONE)
+    fx = tl.minimum(tl.maximum(point_x.to(tl.float32) * (1.0 / ONE) - 0.5, 0.0), (width - 1).to(tl.float32))
+    fy = tl.minimum(tl.maximum(point_y.to(tl.float32) * (1.0 / ONE) - 0.5, 0.0), (height - 1).to(tl.float32))
+    x0, y0 = fx.to(tl.int32), fy.to(tl.int32)  # floor: both are >= 0
+    x1, y1 = tl.minimum(x0 + 1, width - 1), tl.minimum(y0 + 1, height - 1)
+    wx, wy = fx - x0.to(tl.float32), fy - y0.to(tl.float32)
+    base = src + ch * s_c
+    v00 = tl.load(base + (y0 * s_h + x0 * s_w)[None, :], mask=valid, other=0).to(tl.float32)
+    v01 = tl.load(base + (y0 * s_h + x1 * s_w)[None, :], mask=valid, other=0).to(tl.float32)
+    v10 = tl.load(base + (y1 * s_h + x0 * s_w)[None, :], mask=valid, other=0).to(tl.float32)
+    v11 = tl.load(base + (y1 * s_h + x1 * s_w)[None, :], mask=valid, other=0).to(tl.float32)
+    wx, wy = wx[None, :], wy[None, :]
+    upper = v00 * (1.0 - wx) + v01 * wx
+    lower = v10 * (1.0 - wx) + v11 * wx
+    value = _clip_truncate(upper * (1.0 - wy) + lower * wy + margin)
+    return tl.where(inside[None, :], value, fill)
+
+
+@triton.jit
+def _finish(
+    src, s_c, s_h, s_w, out, o_c, o_h, o_w, rec, slots, fill, margin, height, width, ch,
+    C: tl.constexpr, BILINEAR: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """The sample's warp (or a copy when it does not move), its Cutout box, written to ``out``."""
+    pixels = height * width
+    moving = tl.load(rec + MOVING) != 0
+    top, left = tl.load(rec + BOX), tl.load(rec + BOX + 1)
+    bottom, right = tl.load(rec + BOX + 2), tl.load(rec + BOX + 3)
+    rows = rec + HEADER + 2 * slots  # (2,H): x and y parts of each output row
+    cols = rows + 2 * height  # (2,W): x and y parts of each output column
+    for start in range(0, pixels, BLOCK):
+        p = start + tl.arange(0, BLOCK)
+        j, i = p // width, p % width
+        in_image = p < pixels
+        valid = (ch < C) & in_image[None, :]
+        if moving:
+            point_x = tl.load(rows + j, mask=in_image, other=0) + tl.load(cols + i, mask=in_image, other=0)
+            point_y = tl.load(rows + height + j, mask=in_image, other=0)
+            point_y += tl.load(cols + width + i, mask=in_image, other=0)
+            if BILINEAR:
+                value = _bilinear(
+                    src, s_c, s_h, s_w, point_x, point_y, fill, margin, height, width, ch, valid
+                )
+            else:
+                sx, sy = point_x >> 16, point_y >> 16
+                inside = (sx >= 0) & (sx < width) & (sy >= 0) & (sy < height)
+                read = valid & inside[None, :]
+                value = tl.load(src + ch * s_c + (sy * s_h + sx * s_w)[None, :], mask=read, other=0)
+                value = tl.where(inside[None, :], value.to(tl.int32), fill)
+        else:
+            value = tl.load(src + ch * s_c + (j * s_h + i * s_w)[None, :], mask=valid, other=0).to(tl.int32)
+        boxed = (j >= top) & (j < bottom) & (i >= left) & (i < right)
+        value = tl.where(boxed[None, :], fill, value)
+        tl.store(out + ch * o_c + (j * o_h + i * o_w)[None, :], value.to(tl.uint8), mask=valid)
+
+
+# ----------------------------------------------------------------------------------------- the kernel
+@triton.jit(do_not_specialize=["height", "width", "slots", "record", "fill"])
+def _augment_kernel(
+    x, out, work, tables, plan, plan_float,
+    height, width, slots, record, fill, margin,
+    x_sb, x_sc, x_sh, x_sw, o_sb, o_sc, o_sh, o_sw,
+    C: tl.constexpr, CP: tl.constexpr, BILINEAR: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """Program ``b`` augments sample ``b`` of ``x`` ``(B,C,H,W)`` uint8 into ``out`` as its record in
+    ``plan`` ``(B,record)`` int32 says (``plan_float``: the same memory read as float32)."""
+    b = tl.program_id(0).to(tl.int64)
+    pixels = height * width
+    ch = tl.arange(0, CP)[:, None]
+    rec = plan + b * record
+    sample = x + b * x_sb
+    target = out + b * o_sb
+    if tl.load(rec + COLOURED) != 0:
+        base = work + b * (2 * C * pixels)
+        table = tables + b * (C * 256)
+        _copy_in(sample, x_sc, x_sh, x_sw, base, height, width, ch, C, BLOCK)
+        tl.debug_barrier()
+        half = b * 0  # which half holds the image now
+        for slot in range(slots):
+            code = tl.load(rec + HEADER + slot)
+            if code != 0:
+                arg = tl.load(plan_float + b * record + HEADER + slots + slot)
+                src = base + half * (C * pixels)
+                dst = base + (1 - half) * (C * pixels)
+                _colour_op(code, arg, src, dst, table, height, width, ch, C, CP, BLOCK)
+                tl.debug_barrier()  # the next pass reads what other threads wrote
+                half = 1 - half
+        src = base + half * (C * pixels)
+        _finish(
+            src, pixels, width, 1, target, o_sc, o_sh, o_sw, rec, slots, fill, margin, height, width, ch,
+            C, BILINEAR, BLOCK,
+        )  # fmt: skip
+    else:
+        _finish(
+            sample, x_sc, x_sh, x_sw, target, o_sc, o_sh, o_sw, rec, slots, fill, margin, height, width, ch,
+            C, BILINEAR, BLOCK,
+        )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------- launcher
+_failure: str | None = None  # why the kernels could not be compiled here; the torch path runs instead
+
+
+def compiled_here() -> bool:
+    """False once the kernels failed to compile in this process (the torch path runs instead)."""
+    return _failure is None
+
+
+def _compile(grid: tuple[int], args: tuple, meta: dict) -> None:
+    """Compile the kernel for these arguments' specialisation (cached by Triton after the first time;
+    nothing to do in the interpreter), apart from the launch, so that only a compile failure is caught."""
+    _augment_kernel.warmup(*args, grid=grid, **meta)
+
+
+def _give_up(error: Exception) -> None:
+    """Remember a compile failure and say so once; from now on the caller runs the torch path."""
+    global _failure
+    _failure = f"{type(error).__name__}: {error}".splitlines()[0]
+    warnings.warn(
+        f"kdforaa: the Triton augmentation kernels failed to compile ({_failure}); "
+        "augmenting with the torch path instead (same bytes, slower)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def _records(
+    codes: np.ndarray,
+    arguments: np.ndarray,
+    moving: np.ndarray,
+    rows: np.ndarray | None,
+    cols: np.ndarray | None,
+    cutout: np.ndarray | None,
+    height: int,
+    width: int,
+    pinned: bool,
+) -> torch.Tensor:
+    """The batch's records ``(B, record)`` int32 on the host (pinned for a non-blocking upload)."""
+    batch, slots = codes.shape
+    record = HEADER + 2 * slots + 2 * height + 2 * width
+    host = torch.empty((batch, record), dtype=torch.int32, pin_memory=pinned)
+    table = host.numpy()
+    table[:, MOVING] = moving
+    table[:, COLOURED] = (codes != 0).any(1)
+    table[:, BOX : BOX + 4] = 0 if cutout is None else cutout
+    table[:, HEADER : HEADER + slots] = codes
+    table[:, HEADER + slots : HEADER + 2 * slots] = np.ascontiguousarray(arguments, np.float32).view(np.int32)
+    parts = HEADER + 2 * slots
+    table[:, parts : parts + 2 * height] = 0 if rows is None else rows.reshape(batch, 2 * height)
+    table[:, parts + 2 * height :] = 0 if cols is None else cols.reshape(batch, 2 * width)
+    return host
+
+
+def _launch_shape(channels: int, pixels: int, bilinear: bool) -> tuple[dict, dict]:
+    """Compile-time constants and launch options for samples of ``channels x pixels``."""
+    block = min(1024, triton.next_power_of_2(pixels))
+    meta = {"C": channels, "CP": triton.next_power_of_2(channels), "BILINEAR": bilinear, "BLOCK": block}
+    return meta, {"num_warps": 8 if block >= 1024 else 4, "enable_fp_fusion": False}
+
+
+def apply(
+    x: torch.Tensor,
+    codes: np.ndarray,
+    arguments: np.ndarray,
+    moving: np.ndarray,
+    rows: np.ndarray | None,
+    cols: np.ndarray | None,
+    cutout: np.ndarray | None,
+    fill: int,
+    *,
+    bilinear: bool,
+    margin: float,
+) -> torch.Tensor | None:
+    """Augment ``x`` ``(B,C,H,W)`` uint8 (CUDA, or CPU under the interpreter) in one kernel launch.
+
+    ``codes``/``arguments``: ``(B,S)`` int32 op codes and float32 arguments; ``moving`` ``(B,)`` bool;
+    ``rows`` ``(B,2,H)`` and ``cols`` ``(B,2,W)`` int32 fixed-point warp parts (None: nothing moves);
+    ``cutout`` ``(B,4)`` boxes or None; ``margin``: the bilinear truncation margin. Returns a new batch
+    in ``x``'s memory format, or None when the kernels cannot be compiled here (warned once).
+    """
+    if not compiled_here():
+        return None
+    if x.device.type == "cpu" and not INTERPRETED:
+        raise BadInput("TRITON_INTERPRET=1 must be set before kdforaa's Triton kernels are first imported")
+    batch, channels, height, width = x.shape
+    out = torch.empty_like(x)
+    if batch == 0:
+        return out
+    on_gpu = x.device.type == "cuda"
+    host = _records(codes, arguments, moving, rows, cols, cutout, height, width, pinned=on_gpu)
+    plan = host.to(x.device, non_blocking=True) if on_gpu else host
+    scratch = 2 * channels * height * width if (codes != 0).any() else 0
+    work = torch.empty(max(1, batch * scratch), dtype=torch.uint8, device=x.device)
+    tables = torch.empty(max(1, batch * channels * 256), dtype=torch.int32, device=x.device)
+    args = (
+        x, out, work, tables, plan, plan.view(torch.float32),
+        height, width, codes.shape[1], plan.shape[1], fill, margin, *x.stride(), *out.stride(),
+    )  # fmt: skip
+    meta, options = _launch_shape(channels, height * width, bilinear)
+    grid = (batch,)
+    with torch.cuda.device(x.device) if on_gpu else contextlib.nullcontext():
+        try:
+            _compile(grid, args, meta | options)
+        except Exception as error:  # noqa: BLE001 - any compile failure: the torch path gives the bytes
+            _give_up(error)
+            return None
+        _augment_kernel[grid](*args, **meta, **options)
+    return out
