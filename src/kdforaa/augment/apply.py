@@ -31,7 +31,7 @@ def resolve_backend(backend: str, x: torch.Tensor, interpolation: str) -> str:
     """The backend that runs ``x``: ``auto`` chooses; an explicit choice that cannot run is BadInput."""
     if backend not in BACKENDS:
         raise BadInput(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
-    native_reason = _native_unusable(x, interpolation)
+    native_reason = _native_unusable(x.device, interpolation)
     if backend == "auto":
         return "torch" if native_reason else "native"
     if backend == "native" and native_reason:
@@ -41,16 +41,24 @@ def resolve_backend(backend: str, x: torch.Tensor, interpolation: str) -> str:
     return backend
 
 
-def _native_unusable(x: torch.Tensor, interpolation: str) -> str | None:
-    """Why the native kernels cannot take this batch, or None when they can."""
-    if x.device.type != "cpu":
-        return f"the native kernels run on the CPU and the batch is on {x.device}"
+def describe_backend(device: torch.device, interpolation: str) -> str:
+    """What ``auto`` runs batches on ``device`` with, as a run records it: ``native (prebuilt:avx2)``,
+    ``native (built:native)``, ... or ``torch``."""
+    if _native_unusable(device, interpolation):
+        return "torch"
+    return f"native ({native.describe()})"
+
+
+def _native_unusable(device: torch.device, interpolation: str) -> str | None:
+    """Why the native kernels cannot take a batch on ``device``, or None when they can."""
+    if device.type != "cpu":
+        return f"the native kernels run on the CPU and the batch is on {device}"
     if interpolation != "nearest":
         return "the native kernels warp with nearest interpolation only"
     if not native.enabled():
         return "they are switched off (KDFORAA_NATIVE=0)"
     if native.library() is None:
-        return "they could not be built here (no C compiler: install one, e.g. gcc)"
+        return "none could be loaded or built here (install the kdforaa wheel, or a C compiler such as gcc)"
     return None
 
 

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from kdforaa import __version__
+from kdforaa.augment.apply import describe_backend
 from kdforaa.augment.random import permutation
 from kdforaa.checkpoint import load_checkpoint, save_checkpoint
 from kdforaa.config import RunConfig, build_config, config_to_dict
@@ -391,6 +392,10 @@ class Trainer:
             "teacher": self.cfg.teacher.checkpoint,
             "distill": self.cfg.distill.method,
             "kdforaa_version": __version__,
+            "torch_version": torch.__version__,
+            "device": str(self.device),
+            # the native kernels' build (prebuilt AVX2 or baseline, built here) or the torch path
+            "augment_backend": describe_backend(self.device, self.cfg.augment.interpolation),
         }
 
 
