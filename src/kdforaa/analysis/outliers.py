@@ -425,6 +425,7 @@ def run_outliers(
         raise BadInput(f"--limit must be at least 1, got {limit}")
     if gallery < 0:
         raise BadInput(f"--gallery must be 0 or more, got {gallery}")
+    report.check_plotting("kdforaa outliers")
     op_set = resolve_op_set(policy, num_ops, autoaugment_policy)
     level_list = parse_levels(levels)
     op_set.policy(max(level_list))  # bad --num-ops etc. fail now, not after the per-op passes
