@@ -73,7 +73,7 @@ def apply_params(
     """Augment ``x`` ``(B,C,H,W) uint8`` (any device) exactly as ``params`` say; returns a new uint8 batch."""
     geometry.check_images(x)
     if len(params) != x.shape[0]:
-        raise ValueError(f"params describe {len(params)} samples but x has {x.shape[0]}")
+        raise BadInput(f"params describe {len(params)} samples but x has {x.shape[0]}")
     h, w = x.shape[-2:]
     if resolve_backend(backend, x, interpolation) == "native":
         out = _native_pass(x, params, fill)

@@ -17,10 +17,10 @@ from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from tqdm import tqdm
-
 from kdforaa.data.datasets import data_home
 from kdforaa.errors import BadInput
+from kdforaa.progress import bar as progress_bar
+from kdforaa.progress import note
 
 CHUNK = 1 << 20
 
@@ -90,20 +90,12 @@ def _download_part(url: str, part: Path, progress: bool) -> None:
         with urlopen(request, timeout=60) as response:
             start = _resumed_from(response, offset)
             total = start + response.length if response.length is not None else None
-            with (
-                open(part, "ab" if start else "wb") as out,
-                tqdm(
-                    total=total,
-                    initial=start,
-                    unit="B",
-                    unit_scale=True,
-                    desc=part.stem,
-                    disable=not progress,
-                ) as bar,
-            ):
+            bar = progress_bar(total, part.stem, enabled=progress, initial=start, unit="B", unit_scale=True)
+            with open(part, "ab" if start else "wb") as out, bar:
                 while block := response.read(CHUNK):
                     out.write(block)
                     bar.update(len(block))
+            note(f"downloaded {url} ({part.stat().st_size / 1e6:.1f} MB)", enabled=progress)
     except HTTPError as err:
         if not (err.code == 416 and offset):  # 416 with a .part: nothing left to fetch, verify it
             raise BadInput(f"cannot download {url}: HTTP {err.code} {err.reason}") from None
