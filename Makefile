@@ -24,6 +24,7 @@ test: $(STAMP) data
 
 bench: $(STAMP) data
 	$(BIN)/python benchmarks/bench_augment.py
+	$(BIN)/python benchmarks/bench_kernels.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_step.py
 	$(BIN)/python benchmarks/bench_scaling.py

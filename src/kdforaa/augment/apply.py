@@ -202,9 +202,9 @@ def _cut_out(x: torch.Tensor, boxes: torch.Tensor, fill: int) -> torch.Tensor:
 
 
 # -------------------------------------------------------------------------------------- native
-def _native_pass(x: torch.Tensor, params: AugParams, fill: int) -> torch.Tensor:
-    """Colour ops and the nearest warp in the native kernels (CPU): the same bytes as the torch path."""
-    batch, _, h, w = x.shape
+def native_plan(params: AugParams, batch: int, h: int, w: int) -> tuple[np.ndarray, ...]:
+    """What the native kernels run on a ``(batch,C,h,w)`` batch: ``(codes, arguments, warps, rows,
+    cols)``, the arguments of :func:`kdforaa.augment.native.apply` after the images."""
     codes, arguments = colour_codes(params, h, w)
     maps = inverse_maps(params, h, w)
     warps, rows, cols = np.full(batch, native.WARP_NONE, dtype=np.uint8), None, None
@@ -219,4 +219,10 @@ def _native_pass(x: torch.Tensor, params: AugParams, fill: int) -> torch.Tensor:
                 runs, np.where(backward, native.WARP_RUNS_BACKWARD, native.WARP_RUNS), native.WARP_GATHER
             )
             warps[moving] = kinds
-    return native.apply(x, codes, arguments, warps, rows, cols, fill)
+    return codes, arguments, warps, rows, cols
+
+
+def _native_pass(x: torch.Tensor, params: AugParams, fill: int) -> torch.Tensor:
+    """Colour ops and the nearest warp in the native kernels (CPU): the same bytes as the torch path."""
+    batch, _, h, w = x.shape
+    return native.apply(x, *native_plan(params, batch, h, w), fill)
