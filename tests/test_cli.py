@@ -275,11 +275,3 @@ def test_progress_off_a_terminal_is_one_line_per_epoch(tmp_path, capsys, trained
         "caching teacher logits: epoch 1/2",
         "caching teacher logits: epoch 2/2",
     ]
-
-
-def test_on_a_terminal_progress_is_a_bar(tmp_path, capsys, monkeypatch):
-    from kdforaa import progress
-
-    monkeypatch.setattr(progress, "interactive", lambda: True)
-    code, _, err = run(capsys, "train", *TINY, "--out", str(tmp_path / "r"))
-    assert code == 0 and "\r" in err and "epoch 1/1" in err

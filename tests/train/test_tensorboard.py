@@ -10,6 +10,7 @@ import sys
 import types
 
 import pytest
+import torch
 
 from kdforaa.config import build_config
 from kdforaa.errors import BadInput
@@ -17,7 +18,7 @@ from kdforaa.train.distributed import World
 from kdforaa.train.loop import Trainer
 
 TINY = {
-    "data": {"limit": 256, "test_limit": 100},
+    "data": {"limit": 128, "test_limit": 50},
     "model": {"name": "resnet8"},
     "train": {"epochs": 2, "batch_size": 64, "threads": 2, "tensorboard": True},
 }
@@ -53,17 +54,21 @@ def test_rank_0_writes_namespaced_scalars_every_step_and_epoch(writers, tmp_path
     (writer,) = writers
     assert writer.closed and writer.log_dir == str(tmp_path / "run" / "tensorboard")
     steps = {tag: [s for t, _, s in writer.scalars if t == tag] for tag, _, _ in writer.scalars}
-    assert steps["train/loss"] == steps["train/ce"] == steps["train/lr"] == list(range(1, 9))  # 4 steps x 2
-    assert steps["test/acc"] == steps["test/loss"] == steps["epoch/train_acc"] == [4, 8]
+    assert steps["train/loss"] == steps["train/ce"] == steps["train/lr"] == [1, 2, 3, 4]  # 2 steps x 2 epochs
+    assert steps["test/acc"] == steps["test/loss"] == steps["epoch/train_acc"] == [2, 4]
     assert "epoch/img_per_s" in steps and all("/" in tag for tag in steps)
-    final = [v for t, v, s in writer.scalars if t == "test/acc" and s == 8]
+    final = [v for t, v, s in writer.scalars if t == "test/acc" and s == 4]
     summary = (tmp_path / "run" / "summary.json").read_text()
     assert f'"final_test_acc": {final[0]}' in summary
 
 
-def test_other_ranks_write_nothing(writers, tmp_path):
+def test_other_ranks_make_no_writer(writers, tmp_path):
     """A rank other than 0 (here alone, so that no process group is needed) makes no writer."""
-    Trainer(build_config(TINY), tmp_path / "run", progress=False, world=World(rank=1, size=1)).run()
+    trainer = Trainer(build_config(TINY), tmp_path / "run", progress=False, world=World(rank=1, size=1))
+    assert trainer.writer is None and writers == []
+    indices = torch.arange(64)
+    data = trainer.parts.train_set
+    trainer.train_step(data.images(indices), data.labels[indices], indices)
     assert writers == [] and not (tmp_path / "run" / "tensorboard").exists()
 
 
