@@ -148,6 +148,7 @@ def build_for_this_cpu(compiler: str, target: Path) -> None:
             compile_as("native", *NATIVE_FLAGS)
         except BuildError:  # some clang and non-x86 compilers do not know -march=native
             compile_as("generic")
+        partial.chmod(0o700)  # the user's own, whatever the umask: the loader refuses what others can write
 
     write_atomically(target, make)
 
