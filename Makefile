@@ -5,12 +5,12 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kdforaa-installed
 
-.PHONY: demo test bench study lint data clean
+.PHONY: demo test bench study lint data wheel clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e '.[dev,gpu]'
+	$(BIN)/pip install -q -e '.[dev,gpu,plots]'
 	touch $(STAMP)
 
 data: $(STAMP)
@@ -24,6 +24,7 @@ test: $(STAMP) data
 
 bench: $(STAMP) data
 	$(BIN)/python benchmarks/bench_augment.py
+	$(BIN)/python benchmarks/bench_kernels.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_step.py
 	$(BIN)/python benchmarks/bench_scaling.py
@@ -38,8 +39,12 @@ study: $(STAMP) data
 	done
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts setup.py
+	$(BIN)/ruff format --check src tests benchmarks scripts setup.py
+
+# dist/kdforaa-VERSION-py3-none-PLATFORM.whl with the prebuilt kernel library (fails without a C compiler)
+wheel: $(STAMP)
+	KDFORAA_PREBUILT=require $(BIN)/pip wheel -q --no-deps --no-build-isolation -w dist .
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs build dist

@@ -8,6 +8,7 @@ TYPE_CHECKING) and no modules of a package import each other in a loop.
 
 from __future__ import annotations
 
+import logging
 import pkgutil
 import sys
 from pathlib import Path
@@ -19,7 +20,20 @@ import kdforaa
 import kdforaa.augment
 
 pytest.importorskip("importlinter", reason="import-linter is a dev dependency (make test installs it)")
-from importlinter.cli import lint_imports  # noqa: E402
+from importlinter.cli import lint_imports as _lint_imports  # noqa: E402
+
+
+def lint_imports(**options) -> int:
+    """import-linter's check, undoing its logging set-up afterwards: it disables every logger that
+    exists (``logging.config.dictConfig``), kdforaa's too, for the rest of the test session."""
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
+    enabled = [logger for logger in loggers if not logger.disabled]
+    try:
+        return _lint_imports(**options)
+    finally:
+        for logger in enabled:
+            logger.disabled = False
+
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]

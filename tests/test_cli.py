@@ -1,11 +1,13 @@
 """The command line: exit codes, one-line errors, and a tiny train -> eval round trip."""
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 import torch
+import yaml
 
 from cli_helpers import TINY_TRAIN_ARGS, one_line_error
 from kdforaa.cli import main
@@ -39,12 +41,17 @@ def test_train_prints_where_results_are(tmp_path, capsys):
     assert out.strip().splitlines()[-1].endswith(str((tmp_path / "r").resolve()))
 
 
-def test_unknown_config_key(tmp_path, capsys):
+def test_unknown_config_key_suggests_the_closest(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train:\n  epochz: 1\n")
     code, _, err = run(capsys, "train", str(cfg), "--out", str(tmp_path / "r"))
     assert code == 2
-    assert "train.epochz" in one_line_error(err)
+    assert "'train.epochz' (did you mean 'train.epochs'?)" in one_line_error(err)
+    for typo, meant in (("distill.temprature=2", "distill.temperature"), ("trian.lr=1", "train")):
+        code, _, err = run(capsys, "config", "--show", typo)
+        assert code == 2 and f"(did you mean {meant!r}?)" in one_line_error(err)
+    code, _, err = run(capsys, "config", "--show", "zzz=1")
+    assert code == 2 and "did you mean" not in one_line_error(err)
 
 
 def test_wrong_value_type(tmp_path, capsys):
@@ -183,3 +190,103 @@ def test_bad_input_leaves_the_out_folder_usable(tmp_path, capsys):
     assert not (out / "config.yaml").exists() and not (out / ".lock").exists()
     code, _, _ = run(capsys, "train", "--out", str(out), "--quiet", *TINY)
     assert code == 0
+
+
+def test_config_show_prints_the_resolved_config_and_schema_every_key(tmp_path, capsys):
+    from kdforaa.config import config_keys, load_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  name: resnet8\naugment:\n  policy: randaugment\n")
+    code, out, _ = run(capsys, "config", "--show", str(cfg), "train.epochs=3")
+    assert code == 0
+    shown = yaml.safe_load(out)
+    assert shown["model"]["name"] == "resnet8" and shown["train"]["epochs"] == 3
+    assert shown["distill"]["k"] == 3  # defaults filled in
+    resolved = tmp_path / "resolved.yaml"
+    resolved.write_text(out)
+    assert load_config(resolved) == load_config(cfg, ["train.epochs=3"])
+    code, out, _ = run(capsys, "config", "--schema")
+    assert code == 0
+    schema = json.loads(out)
+    sections = {name: schema["$defs"][ref["$ref"].rsplit("/", 1)[1]] for name, ref in (
+        (n, p) for n, p in schema["properties"].items() if "$ref" in p)}  # fmt: skip
+    listed = {f"{s}.{k}" for s, d in sections.items() for k in d["properties"]} | set(schema["properties"])
+    assert set(config_keys()) <= listed
+    assert sections["train"]["properties"]["epochs"]["default"] == 10
+    code, _, err = run(capsys, "config", "--schema", "train.epochs=3")
+    assert code == 2 and "--schema" in one_line_error(err)
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    """``kdforaa models | head -3``: the reader leaves before the output is written."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "kdforaa", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    child.stdout.close()  # long before the child has imported torch and printed
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141 and err == ""
+
+
+def test_an_internal_value_error_is_exit_1_with_its_traceback_under_debug(monkeypatch, capsys):
+    import kdforaa.models.registry as registry
+
+    def broken():
+        raise ValueError("a bug, not the user's input\nsecond line")
+
+    monkeypatch.setattr(registry, "available_models", broken)
+    code, _, err = run(capsys, "models")
+    assert code == 1 and "Traceback" not in err
+    assert one_line_error(err) == (
+        "kdforaa: internal error: ValueError: a bug, not the user's input "
+        "(run again with --debug for the traceback)"
+    )
+    for argv in (["--debug", "models"], ["models", "--debug"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and "Traceback" in err and "in broken" in err
+
+
+def test_debug_logs_which_augmentation_kernels_run(capsys, tmp_path):
+    from kdforaa.augment import native
+
+    native.reset()  # looked for again, so that the line is logged in this command
+    code, _, err = run(capsys, "--debug", "augment-grid", "--out", str(tmp_path / "g.png"), "--count", "2")
+    assert code == 0 and f"augmentation kernels: {native.describe()}" in err
+    native.reset()
+    code, _, err = run(capsys, "augment-grid", "--out", str(tmp_path / "g.png"), "--count", "2")
+    assert code == 0 and "augmentation kernels" not in err  # without --debug: not shown
+
+
+@pytest.mark.parametrize(
+    ("argv", "key"),
+    [
+        (["augment-grid", "--data", "imagenet"], "data.name"),
+        (["augment-grid", "--num-ops", "-1"], "augment.num_ops"),
+    ],
+)
+def test_bad_options_validated_as_config_keys_are_bad_input(tmp_path, capsys, argv, key):
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path / "g.png"))
+    assert code == 2 and f"config key {key!r}" in one_line_error(err)
+
+
+def test_eval_with_an_unknown_data_set_is_bad_input(trained, capsys):
+    code, _, err = run(capsys, "eval", str(trained / "best.pt"), "--data", "imagenet")
+    assert code == 2 and "config key 'data.name'" in one_line_error(err)
+
+
+def test_progress_off_a_terminal_is_one_line_per_epoch(tmp_path, capsys, trained):
+    """Captured output is not a terminal: no carriage-return bars, one line per epoch."""
+    code, out, err = run(capsys, "train", *TINY, "train.epochs=2", "--out", str(tmp_path / "r"))
+    assert code == 0 and "\r" not in out + err
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("epoch ")] == [
+        "epoch 1/2",
+        "epoch 2/2",
+    ]
+    code, out, err = run(
+        capsys, "cache-teacher", *TINY, "--teacher", str(trained / "best.pt"), "--epochs", "2",
+        "--out", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert code == 0 and "\r" not in out + err
+    assert [line.split(" done")[0] for line in err.splitlines()] == [
+        "caching teacher logits: epoch 1/2",
+        "caching teacher logits: epoch 2/2",
+    ]

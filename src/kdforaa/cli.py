@@ -1,21 +1,29 @@
-"""The ``kdforaa`` command line: train, eval, demo, models, data fetch, augment-grid.
+"""The ``kdforaa`` command line: train, eval, demo, models, config, data fetch, augment-grid, ...
 
-Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 internal error.
+Exit codes: 0 success; 2 bad input (:class:`~kdforaa.errors.BadInput`: one line on stderr, no
+traceback); 1 an internal error (any other exception: one line, its traceback with ``--debug``) or a
+training error; 141 when the reader of stdout went away (``kdforaa models | head -3``: quietly).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import os
 import statistics
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from kdforaa import __version__
 from kdforaa.errors import BadInput, Stopped, TrainingError
+
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE (128 + 13)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -47,7 +55,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from kdforaa.config import DataConfig, build_config
+    from kdforaa.config import build_section
     from kdforaa.data.datasets import load_dataset
     from kdforaa.models.from_checkpoint import load_trained
     from kdforaa.models.resolution import check_resolution
@@ -58,11 +66,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     model, num_classes, in_channels = trained.model, trained.num_classes, trained.in_channels
     if trained.config is None and not args.data:
         raise BadInput(f"{args.checkpoint} does not record its data set: pass --data NAME (and --root DIR)")
-    data = build_config({"data": trained.config.get("data", {})}).data if trained.config else DataConfig()
-    if args.data:
-        data.name = args.data
-    if args.root:
-        data.root = args.root
+    recorded = trained.config.get("data", {}) if trained.config else {}
+    given = {key: value for key, value in (("name", args.data), ("root", args.root)) if value}
+    data = build_section("data", **{**recorded, **given})
     dataset = load_dataset(data, args.split)
     if (dataset.num_classes, dataset.in_channels) != (num_classes, in_channels):
         raise BadInput(
@@ -103,6 +109,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise BadInput(f"--seeds must be at least 1, got {args.seeds}")
+    if args.threads < 0:
+        raise BadInput(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
     run_demo(Path(args.out), full=args.full, seeds=args.seeds, threads=args.threads)
     return 0
 
@@ -128,7 +136,7 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
     from kdforaa.analysis.augment_grid import render_grid
     from kdforaa.analysis.outliers import parse_levels
     from kdforaa.augment import OP_NAMES, build_policy, build_single_op
-    from kdforaa.config import AugmentConfig, DataConfig
+    from kdforaa.config import build_section
     from kdforaa.data.datasets import load_dataset
 
     policies = ("randaugment", "autoaugment", "trivialaugment")
@@ -136,15 +144,18 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
         raise BadInput(f"--policy {args.policy!r} is not one of {', '.join(policies + tuple(OP_NAMES))}")
     if args.count < 1:
         raise BadInput(f"--count must be at least 1, got {args.count}")
-    dataset = load_dataset(DataConfig(name=args.data, root=args.root, test_limit=args.count), "test")
+    levels = parse_levels(args.levels)  # finite and >= 0: valid magnitudes
+    single_op = args.policy in OP_NAMES
+    augment = None if single_op else build_section("augment", policy=args.policy, num_ops=args.num_ops)
+    data = build_section("data", name=args.data, root=args.root, test_limit=args.count)
+    dataset = load_dataset(data, "test")
     images = dataset.images(torch.arange(min(args.count, len(dataset))))
 
     def factory(level: float):
-        if args.policy in OP_NAMES:
+        if augment is None:
             return build_single_op(args.policy, level)
-        return build_policy(AugmentConfig(policy=args.policy, num_ops=args.num_ops, magnitude=level))
+        return build_policy(augment.model_copy(update={"magnitude": level}))
 
-    levels = parse_levels(args.levels)
     path = render_grid(images, factory, Path(args.out), levels=levels, seed=args.seed)
     print(f"grid of {len(images)} {args.data} images under {args.policy} written to {path.resolve()}")
     return 0
@@ -221,9 +232,28 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return run_sweep(args.sweep, args.out, jobs=args.jobs, dry_run=args.dry_run, reuse_from=args.reuse_from)
 
 
+def _cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from kdforaa.config import config_schema, config_to_dict, load_config
+
+    if args.schema:
+        if args.items:
+            raise BadInput("--schema takes no CONFIG or overrides: it describes every key")
+        print(json.dumps(config_schema(), indent=2))
+        return 0
+    config_path = args.items[0] if args.items and "=" not in args.items[0] else None
+    overrides = args.items[1:] if config_path else args.items
+    cfg = load_config(config_path, overrides)
+    print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
+    return 0
+
+
 def _cmd_bench_step(args: argparse.Namespace) -> int:
     from kdforaa.experiments.step_bench import format_step_bench, run_step_bench
 
+    if args.threads < 0:
+        raise BadInput(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run_step_bench(
@@ -234,15 +264,27 @@ def _cmd_bench_step(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # --debug is accepted before or after the command
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="on an internal error print its traceback; log details such as which augmentation kernels run",
+    )
     parser = argparse.ArgumentParser(
         prog="kdforaa",
         description="Train image classifiers under strong per-sample augmentation, with knowledge "
         "distillation that circumvents augmentation outliers (KDforAA).",
+        parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"kdforaa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    p = command(
         "train",
         help="train a model (a teacher, or a student distilled from one)",
         description="Train a model from a YAML config; dotted key=value pairs override config keys "
@@ -258,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from kdforaa.config import WEIGHT_FORMATS
 
-    p = sub.add_parser("eval", help="accuracy, parameters and inference speed of a checkpoint")
+    p = command("eval", help="accuracy, parameters and inference speed of a checkpoint")
     p.add_argument(
         "checkpoint", help="a run folder's best.pt, a RepDistiller checkpoint, a .safetensors file, ..."
     )
@@ -272,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser(
+    p = command(
         "export",
         help="write a checkpoint's weights (and what they are) to a .safetensors file",
         description="Write the model weights of CHECKPOINT (any format eval reads) to a .safetensors file, "
@@ -288,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser(
+    p = command(
         "demo",
         help="train a teacher, then a student three ways (CE, Hinton KD, KDforAA) at RandAugment level 15",
         description="The few-minute demonstration on Fashion-MNIST: teacher, then CE vs KD vs KDforAA "
@@ -302,19 +344,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("models", help="list the model names (model.name)")
+    p = command("models", help="list the model names (model.name)")
     p.set_defaults(func=_cmd_models)
 
-    p = sub.add_parser("data", help="data set tools")
+    p = command(
+        "config",
+        help="print a resolved config (YAML) or the schema of every config key (JSON)",
+        description="--show: the config a run would use, CONFIG with its overrides and every default filled "
+        "in (what the run folder's config.yaml will hold). --schema: the JSON schema of every key "
+        "(types, defaults, bounds, choices).",
+    )
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--show", action="store_true", help="print the resolved config of CONFIG and overrides")
+    what.add_argument("--schema", action="store_true", help="print the JSON schema of every config key")
+    p.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]", help="config file, then overrides")
+    p.set_defaults(func=_cmd_config)
+
+    p = command("data", help="data set tools")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    f = data_sub.add_parser("fetch", help="download, verify and unpack a data set")
+    f = data_sub.add_parser("fetch", parents=[common], help="download, verify and unpack a data set")
     f.add_argument("name", choices=["fashion-mnist", "mnist", "cifar10", "cifar100"])
     f.add_argument("--root", help="where to put it (default $KDFORAA_DATA or ~/.cache/kdforaa)")
     f.set_defaults(func=_cmd_data_fetch)
 
-    p = sub.add_parser("bench", help="benchmarks (see also benchmarks/)")
+    p = command("bench", help="benchmarks (see also benchmarks/)")
     bench_sub = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
-    b = bench_sub.add_parser("step", help="img/s: CE step, online teacher, cached teacher")
+    b = bench_sub.add_parser("step", parents=[common], help="img/s: CE step, online teacher, cached teacher")
     b.add_argument("--student", default="resnet8")
     b.add_argument("--teacher", default="resnet20")
     b.add_argument("--data", default="fashion-mnist", help="data set name, e.g. cifar10 for the 32x32 pair")
@@ -324,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     b.set_defaults(func=_cmd_bench_step)
 
-    p = sub.add_parser("augment-grid", help="write a PNG grid of images under a policy at increasing levels")
+    p = command("augment-grid", help="write a PNG grid of images under a policy at increasing levels")
     p.add_argument("--out", default="augment-grid.png", help="PNG file to write")
     p.add_argument("--data", default="fashion-mnist", help="data set name (default fashion-mnist)")
     p.add_argument("--root", help="data set folder")
@@ -337,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_augment_grid)
 
-    p = sub.add_parser(
+    p = command(
         "cache-teacher",
         help="run a teacher once over a config's augmented training images and cache its top-k logits",
         description="Cache the teacher's top-k logits for every training sample of epochs 0..E-1 of a config "
@@ -354,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the config's train.device)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_cache_teacher)
-    p = sub.add_parser(
+    p = command(
         "outliers",
         help="measure which ops, at which levels, turn test images into outliers for a teacher",
         description="Apply each op of a policy alone at each level to the test split and compare the "
@@ -392,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_outliers)
 
-    p = sub.add_parser(
+    p = command(
         "sweep",
         help="train a grid of runs from a sweep file, in parallel, and summarise them",
         description="Train every run of SWEEP.yaml (base config x grid x seeds; teachers first) into its "
@@ -428,14 +483,50 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _first_line(err: BaseException) -> str:
+    return str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device: the reader of a pipe has gone (``kdforaa models | head -3``),
+    and the interpreter's last flush must not fail on it again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real descriptor (e.g. captured output)
+        pass
+
+
+@contextlib.contextmanager
+def _details_on_stderr(enabled: bool) -> Iterator[None]:
+    """With ``--debug``: the INFO records of kdforaa's loggers (e.g. which kernels run) on stderr."""
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("kdforaa")
+    handler, level = logging.StreamHandler(sys.stderr), logger.level
+    handler.setFormatter(logging.Formatter("kdforaa: %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    debug = getattr(args, "debug", False)
     try:
-        return args.func(args)
-    except ValueError as err:  # BadInput and the ValueErrors of ops and policies
-        print(
-            f"kdforaa: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr
-        )
+        with _details_on_stderr(debug):
+            code = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except BadInput as err:
+        print(f"kdforaa: error: {_first_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kdforaa: interrupted", file=sys.stderr)
@@ -447,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kdforaa: {err}", file=sys.stderr)
         return 1
     except Exception as err:
-        traceback.print_exc()
-        print(f"kdforaa: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (run again with --debug for the traceback)"
+        print(f"kdforaa: internal error: {type(err).__name__}: {_first_line(err)}{hint}", file=sys.stderr)
         return 1

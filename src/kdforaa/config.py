@@ -9,6 +9,7 @@ names, channel counts) is checked when the run's parts are built.
 from __future__ import annotations
 
 import copy
+import difflib
 import reprlib
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -235,6 +236,14 @@ class RunConfig(_Section):
         return self
 
 
+# the sections of a run config by name: data, model, augment, train, teacher, distill
+_SECTIONS: dict[str, type[_Section]] = {
+    name: field.annotation
+    for name, field in RunConfig.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, _Section)
+}
+
+
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = tree
@@ -301,12 +310,36 @@ def _short_repr(value: Any) -> str:
     return short.repr(value)
 
 
+def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of ``model``, e.g. ``train.epochs``, in declaration order."""
+    keys = []
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, _Section):
+            keys.extend(config_keys(field.annotation, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _closest_key(key: str, section: str = "") -> str:
+    """`` (did you mean 'train.epochs'?)`` for the valid key or section nearest to ``key``, or nothing."""
+    if section:
+        known = [f"{section}.{k}" for k in config_keys(_SECTIONS[section])]
+    else:
+        known = [*_SECTIONS, *config_keys(RunConfig)]
+    match = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
 def _explain(err: ValidationError, section: str = "") -> str:
-    """One line for the first error of a validation; ``section`` prefixes key names (``"teacher."``)."""
+    """One line for the first error; ``section`` prefixes the keys of a section validated alone."""
     first = err.errors()[0]
-    where = section + ".".join(str(p) for p in first["loc"]) or "config"
+    where = ".".join(str(p) for p in (section, *first["loc"]) if p != "") or "config"
     if first["type"] == "extra_forbidden":
-        return f"unknown config key {where!r}: remove it or check its spelling (see README, 'Config keys')"
+        return (
+            f"unknown config key {where!r}{_closest_key(where, section)}: remove it or fix its spelling "
+            "(kdforaa config --schema lists every key)"
+        )
     if first["type"] == "value_error" and isinstance(first.get("ctx", {}).get("error"), ValueError):
         return str(first["ctx"]["error"])  # a model validator's own sentence, which names its keys
     return f"config key {where!r}: {first['msg']} (got {_short_repr(first.get('input'))})"
@@ -326,10 +359,16 @@ def teacher_config(spec: str | TeacherConfig, **keys: Any) -> TeacherConfig:
     teacher file): the same checks as ``teacher:`` in a config, failing with the same one-line BadInput.
     """
     tree = spec.model_dump() if isinstance(spec, TeacherConfig) else {"checkpoint": spec}
+    return build_section("teacher", **{**tree, **keys})
+
+
+def build_section(section: str, **values: Any) -> _Section:
+    """One section of the config (``data``, ``augment``, ...) from keyword values, e.g. a command's
+    options; a bad value is BadInput naming the dotted key."""
     try:
-        return TeacherConfig.model_validate({**tree, **keys})
+        return _SECTIONS[section].model_validate(values)
     except ValidationError as err:
-        raise BadInput(_explain(err, "teacher.")) from None
+        raise BadInput(_explain(err, section)) from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
@@ -344,3 +383,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON schema of every key of a run config (types, defaults, bounds, choices)."""
+    return RunConfig.model_json_schema()

@@ -181,9 +181,15 @@ def test_command_end_to_end(tmp_path, capsys):
     ckpt = _checkpoint(tmp_path / "best.pt")
     out = tmp_path / "out"
     argv = ["outliers", "--teacher", str(ckpt), "--out", str(out), "--limit", "40", "--levels", "0,10"]
-    code = main([*argv, "--policy", "rotate,invert", "--group-size", "10", "--device", "cpu", "--quiet"])
-    stdout = capsys.readouterr().out
+    code = main([*argv, "--policy", "rotate,invert", "--group-size", "10", "--device", "cpu"])
+    stdout, stderr = capsys.readouterr()
     assert code == 0
+    # captured output is no terminal: a line per op, then one for the policy, no carriage-return bar
+    assert "\r" not in stderr and stderr.splitlines() == [
+        "outliers: op 1/2 (rotate) done",
+        "outliers: op 2/2 (invert) done",
+        "outliers: the whole policy done",
+    ]
     assert stdout.strip().splitlines()[-1].startswith(f"outlier analysis written to {out.resolve()}")
     assert len(read_csv(out / "outliers.csv")) == 4
     policy = read_csv(out / "policy_stats.csv")

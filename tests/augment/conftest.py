@@ -107,3 +107,17 @@ class PillowReference:
 def pillow() -> PillowReference:
     """The Pillow reference runner (see :class:`PillowReference`)."""
     return PillowReference()
+
+
+@pytest.fixture(scope="session")
+def prebuilt_library(tmp_path_factory: pytest.TempPathFactory):
+    """The wheel's prebuilt kernel library, built here by the same commands as ``setup.py`` (needs ``cc``)."""
+    import shutil
+
+    from kdforaa.augment import native_build
+
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler (cc): the prebuilt library cannot be built here")
+    path = tmp_path_factory.mktemp("prebuilt") / native_build.PREBUILT_NAME
+    native_build.build_prebuilt("cc", path)
+    return path

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kdforaa.augment import kernels, native
+from kdforaa.augment import kernels, native_build
 from kdforaa.augment.op_table import (
     ARGUMENT_FREE_OPS,
     BY_NAME,
@@ -46,7 +46,7 @@ def test_each_kind_has_what_the_engine_runs_it_with():
 
 def test_native_codes_are_the_c_enum():
     """native_kernels.c numbers its ops in an enum (OP_<NAME> = n): it must say what the table says."""
-    source = Path(native.SOURCE).read_text()
+    source = Path(native_build.SOURCE).read_text()
     enum = {name.lower(): int(code) for name, code in re.findall(r"\bOP_([A-Z_]+) = (\d+)", source)}
     assert enum.pop("none") == 0
     assert enum == {spec.name: spec.native_code for spec in OPS if spec.native_code}

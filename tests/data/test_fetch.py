@@ -119,6 +119,16 @@ def test_fetch_idx_then_load(tmp_path, monkeypatch, server, mnist_files):
     assert len(server.requests) == served  # verified files are not fetched again
 
 
+def test_progress_off_a_terminal_is_one_line_per_file(tmp_path, monkeypatch, server, mnist_files, capsys):
+    _publish(monkeypatch, server, "mnist", mnist_files)
+    fetch_dataset("mnist", root=tmp_path, base_url=server.url, progress=True)
+    out, err = capsys.readouterr()
+    assert "\r" not in out + err
+    assert [line.split(" (")[0] for line in err.splitlines()] == [
+        f"downloaded {server.url}/{name}" for name in mnist_files
+    ]
+
+
 def test_default_root_is_kdforaa_data(tmp_path, monkeypatch, server, mnist_files):
     _publish(monkeypatch, server, "fashion-mnist", mnist_files)
     monkeypatch.setenv("KDFORAA_DATA", str(tmp_path))

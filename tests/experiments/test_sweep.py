@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,13 @@ def test_sweep_runs_skips_and_reports(tmp_path, capsys):
     assert run_sweep(path, out, jobs=2, train_fn=fake_train) == 0
     assert len(calls(out) + calls(out / "teachers")) == 9
     assert "(reused)" in capsys.readouterr().out
+
+
+def test_a_sweep_without_plots_needs_no_matplotlib(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails, as without the extra
+    path = write_sweep(tmp_path, {**GRID, "seeds": [0], "plot": []})
+    assert run_sweep(path, tmp_path / "out", jobs=1, train_fn=fake_train) == 0
+    assert not list((tmp_path / "out").glob("*.png")) and (tmp_path / "out" / "summary.md").exists()
 
 
 def test_finished_runs_of_another_sweep_are_copied_not_retrained(tmp_path, capsys):

@@ -5,6 +5,8 @@ import json
 import pytest
 import torch
 
+from kdforaa.augment import native
+from kdforaa.augment.apply import describe_backend
 from kdforaa.checkpoint import load_checkpoint
 from kdforaa.config import build_config
 from kdforaa.errors import BadInput, TrainingError
@@ -48,6 +50,11 @@ def test_run_folder_contents(teacher_run):
     assert all(0 <= r["test_acc"] <= 100 and r["img_per_s"] > 0 for r in records)
     assert summary["epochs"] == 2 and summary["world_size"] == 1 and summary["steps"] == 8
     assert summary["final_test_acc"] == records[-1]["test_acc"]
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["torch_version"] == torch.__version__ and summary["device"] == "cpu"
+    # what augmented the batches: the native kernels this process found, or the torch path
+    assert summary["augment_backend"] == describe_backend("auto", torch.device("cpu"), "nearest")
+    assert summary["augment_backend"] in ("torch", f"native ({native.describe()})")
     state = torch.load(out / "best.pt", weights_only=True)
     assert "model" in state and state["model_name"] == "resnet8"
     assert resume_config(out).model.name == "resnet8"

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from kdforaa.augment.geometry import check_images
 from kdforaa.augment.policies import Policy
 from kdforaa.augment.random import make_keys
+from kdforaa.errors import BadInput
 
 PAD = 6  # pixels between cells and around the grid
 HEADER = 18  # height of the column labels
@@ -74,7 +75,7 @@ def render_grid(
     """
     check_images(images)
     if len(levels) == 0:
-        raise ValueError("levels must list at least one level")
+        raise BadInput("levels must list at least one level")
     n, _, h, w = images.shape
     scale = scale or upscale_factor(h, w)
     canvas = Image.new("RGB", grid_size(n, len(levels), h, w, scale), "white")

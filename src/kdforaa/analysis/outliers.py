@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from kdforaa.analysis import report
 from kdforaa.augment import build_policy, build_single_op
@@ -40,6 +39,8 @@ from kdforaa.config import AugmentConfig
 from kdforaa.data.loader import batches, normalize
 from kdforaa.distill.teacher import Teacher
 from kdforaa.errors import BadInput
+from kdforaa.progress import bar as progress_bar
+from kdforaa.progress import note
 
 POLICIES = ("randaugment", "autoaugment", "trivialaugment")
 DEFAULT_LEVELS = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0)
@@ -138,7 +139,7 @@ def teacher_stddev(
     the outputs on augmented images only. NaN with fewer than two groups.
     """
     if group_size < 1:
-        raise ValueError(f"group_size must be at least 1, got {group_size}")
+        raise BadInput(f"group_size must be at least 1, got {group_size}")
     if order is not None:
         probs = probs[order]
     groups = probs.shape[0] // group_size
@@ -317,9 +318,7 @@ def analyse_outliers(
     labels = dataset.labels[: len(dataset)].long()
     order = permutation(seed, 0, len(dataset))
     passes = 1 + len(levels) + sum(1 if op in ARGUMENT_FREE_OPS else len(levels) for op in op_set.ops)
-    bar = tqdm(
-        total=passes * len(dataset), unit="img", desc="outliers", disable=not progress, dynamic_ncols=True
-    )
+    bar = progress_bar(passes * len(dataset), "outliers", enabled=progress, unit="img")
 
     def probs(policy: Policy | None) -> torch.Tensor:
         return predict_probs(
@@ -332,7 +331,7 @@ def analyse_outliers(
     try:
         clean = probs(None)
         rows, candidates = [], []
-        for op in op_set.ops:
+        for number, op in enumerate(op_set.ops, 1):
             computed = None
             for level in levels:
                 bar.set_postfix_str(f"{op} L={level:g}")
@@ -340,12 +339,14 @@ def analyse_outliers(
                     computed = probs(build_single_op(op, level))
                     candidates += find_outliers(clean, computed, labels, op, level, gallery)
                 rows.append({"op": op, "level": level, "k": k, **stats(computed)})
+            note(f"outliers: op {number}/{len(op_set.ops)} ({op}) done", enabled=progress)
         policy_rows = [{"policy": "none", "level": 0.0, "k": k, **stats(clean)}]
         for level in levels:
             bar.set_postfix_str(f"policy L={level:g}")
             policy_rows.append(
                 {"policy": op_set.describe(), "level": level, "k": k, **stats(probs(op_set.policy(level)))}
             )
+        note("outliers: the whole policy done", enabled=progress)
     finally:
         bar.close()
     chosen = strongest_outliers(candidates, gallery)
@@ -425,6 +426,7 @@ def run_outliers(
         raise BadInput(f"--limit must be at least 1, got {limit}")
     if gallery < 0:
         raise BadInput(f"--gallery must be 0 or more, got {gallery}")
+    report.check_plotting("kdforaa outliers")
     op_set = resolve_op_set(policy, num_ops, autoaugment_policy)
     level_list = parse_levels(levels)
     op_set.policy(max(level_list))  # bad --num-ops etc. fail now, not after the per-op passes

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from kdforaa.errors import BadInput
+
 Row = Mapping[str, Any]
 
 
@@ -53,13 +55,31 @@ def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
     return mean, (float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
 
-def _figure(width: float, height: float):
+PLOTS_EXTRA = "pip install 'kdforaa[plots]'"
+
+
+def check_plotting(what: str) -> None:
+    """BadInput naming the ``plots`` extra when matplotlib is missing: commands call it before the work
+    whose figures they will draw, so nothing is computed for nothing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise BadInput(
+            f"{what}: drawing figures needs matplotlib, which is not installed: {PLOTS_EXTRA}"
+        ) from None
+
+
+def figure(width: float, height: float):
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches (no pyplot state); BadInput without
+    matplotlib."""
+    check_plotting("kdforaa")
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height))
 
 
-def _save(fig, path: str | Path, dpi: int = 120) -> Path:
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Write ``fig`` to ``path`` (folders made as needed); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
@@ -80,7 +100,7 @@ def heatmap(
     """An annotated ``(R, C)`` heatmap (NaN cells left blank); darker means larger."""
     values = np.asarray(values, dtype=float)
     rows, cols = values.shape
-    fig = _figure(1.4 + 0.75 * cols, 1.2 + 0.38 * rows)
+    fig = figure(1.4 + 0.75 * cols, 1.2 + 0.38 * rows)
     ax = fig.subplots()
     image = ax.imshow(values, cmap="Reds", aspect="auto", vmin=0.0, vmax=max(np.nanmax(values), 1e-9))
     ax.set_xticks(range(cols), labels=list(column_labels))
@@ -97,7 +117,7 @@ def heatmap(
                 )
     fig.colorbar(image, ax=ax, label=colorbar_label)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _finish_chart(fig, ax, path: str | Path, x_label: str, y_label: str, title: str, legend: bool) -> Path:
@@ -108,7 +128,7 @@ def _finish_chart(fig, ax, path: str | Path, x_label: str, y_label: str, title: 
     if legend:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def error_bar_lines(
@@ -120,7 +140,7 @@ def error_bar_lines(
     title: str,
 ) -> Path:
     """One line per series of ``(x, mean, std or None)`` points, with the std as error bars."""
-    fig = _figure(6.4, 4.2)
+    fig = figure(6.4, 4.2)
     ax = fig.subplots()
     for label, points in series.items():
         points = sorted(points)
@@ -143,7 +163,7 @@ def error_bar_groups(
     """Bars for categories: one group per category, one bar per series, the std as error bars."""
     categories = list(dict.fromkeys(c for points in series.values() for c, _, _ in points))
     width = 0.8 / max(1, len(series))
-    fig = _figure(max(6.4, 0.6 * len(categories) * max(1, len(series)) + 1.5), 4.2)
+    fig = figure(max(6.4, 0.6 * len(categories) * max(1, len(series)) + 1.5), 4.2)
     ax = fig.subplots()
     lowest = min((m for points in series.values() for _, m, _ in points), default=0.0)
     for k, (label, points) in enumerate(series.items()):
@@ -173,7 +193,7 @@ def image_gallery(
     cols = max(1, min(columns, count))
     rows = max(1, math.ceil(count / cols))
     caption_lines = max((c.count("\n") + 1 for c in captions), default=1)
-    fig = _figure(1.9 * cols, (1.9 + 0.16 * caption_lines) * rows + 0.5)
+    fig = figure(1.9 * cols, (1.9 + 0.16 * caption_lines) * rows + 0.5)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax in axes:
         ax.set_axis_off()
@@ -186,4 +206,4 @@ def image_gallery(
         axes[0].text(0.5, 0.5, "no outliers found", ha="center", va="center")
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -2,9 +2,11 @@
 
 Modules, bottom to top: ``random`` (counter-based keys), ``geometry`` (inverse maps, one warp per
 batch), ``kernels`` (the colour ops' torch kernels), ``op_table`` (every op's facts, one entry per op),
-``ops`` (the public, validated ops), ``params`` (``AugParams``), ``native`` (the C kernels),
-``apply`` (applying params on a backend), ``policies`` (AutoAugment, RandAugment, TrivialAugment),
-``pipeline`` (policy + crop, flip, cutout, built from the config).
+``native_build`` (compiling the C kernels: the wheel's prebuilt library and the run-time build),
+``native_library`` (finding and loading a kernel library), ``ops`` (the public, validated ops),
+``params`` (``AugParams``), ``native`` (calling the C kernels), ``apply`` (applying params on a
+backend), ``policies`` (AutoAugment, RandAugment, TrivialAugment), ``pipeline`` (policy + crop, flip,
+cutout, built from the config).
 """
 
 from kdforaa.augment.apply import BACKENDS, apply_params

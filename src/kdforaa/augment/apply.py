@@ -63,8 +63,15 @@ def choose_backend(backend: str, device: torch.device, interpolation: str) -> st
     return backend
 
 
+def describe_backend(backend: str, device: torch.device, interpolation: str) -> str:
+    """What ``backend`` runs batches on ``device`` with, as a run records it: ``native (prebuilt:avx2)``,
+    ``native (built:native)``, ..., ``triton`` or ``torch``."""
+    chosen = choose_backend(backend, device, interpolation)
+    return f"native ({native.describe()})" if chosen == "native" else chosen
+
+
 def _native_unusable(device: torch.device, interpolation: str) -> str | None:
-    """Why the native kernels cannot take this batch, or None when they can."""
+    """Why the native kernels cannot take a batch on ``device``, or None when they can."""
     if device.type != "cpu":
         return f"the native kernels run on the CPU and the batch is on {device}"
     if interpolation != "nearest":
@@ -72,7 +79,7 @@ def _native_unusable(device: torch.device, interpolation: str) -> str | None:
     if not native.enabled():
         return "they are switched off (KDFORAA_NATIVE=0)"
     if native.library() is None:
-        return "they could not be built here (no C compiler: install one, e.g. gcc)"
+        return "none could be loaded or built here (install the kdforaa wheel, or a C compiler such as gcc)"
     return None
 
 
@@ -109,7 +116,7 @@ def apply_params(
     """Augment ``x`` ``(B,C,H,W) uint8`` (any device) exactly as ``params`` say; returns a new uint8 batch."""
     geometry.check_images(x)
     if len(params) != x.shape[0]:
-        raise ValueError(f"params describe {len(params)} samples but x has {x.shape[0]}")
+        raise BadInput(f"params describe {len(params)} samples but x has {x.shape[0]}")
     h, w = x.shape[-2:]
     chosen = resolve_backend(backend, x, interpolation)
     if chosen == "triton":
@@ -281,7 +288,13 @@ def sample_plan(params: AugParams, height: int, width: int) -> SamplePlan:
 
 def _native_pass(x: torch.Tensor, params: AugParams, fill: int) -> torch.Tensor:
     """Colour ops and the nearest warp in the native kernels (CPU): the same bytes as the torch path."""
-    plan = sample_plan(params, *x.shape[-2:])
+    return native.apply(x, *native_plan(params, *x.shape[-2:]), fill)
+
+
+def native_plan(params: AugParams, height: int, width: int) -> tuple[np.ndarray | None, ...]:
+    """The arguments of :func:`kdforaa.augment.native.apply` after the images: ``(codes, arguments,
+    warps, rows, cols)``, with each moving sample's warp kind (row runs or point gathers)."""
+    plan = sample_plan(params, height, width)
     warps = np.full(len(params), native.WARP_NONE, dtype=np.uint8)
     if plan.rows is not None:
         runs, backward = geometry.row_runs(plan.rows[plan.moving], plan.cols[plan.moving])
@@ -289,7 +302,7 @@ def _native_pass(x: torch.Tensor, params: AugParams, fill: int) -> torch.Tensor:
             runs, np.where(backward, native.WARP_RUNS_BACKWARD, native.WARP_RUNS), native.WARP_GATHER
         )
         warps[plan.moving] = kinds
-    return native.apply(x, plan.codes, plan.arguments, warps, plan.rows, plan.cols, fill)
+    return plan.codes, plan.arguments, warps, plan.rows, plan.cols
 
 
 def _triton_pass(x: torch.Tensor, params: AugParams, fill: int, interpolation: str) -> torch.Tensor | None:

@@ -2,13 +2,17 @@
 
    The torch path (ops.py, geometry.py) is the reference: each kernel here redoes its arithmetic exactly
    (integers where it is exact in integers, float32 blends in the same order of operations, float64
-   tables), so the results are equal byte for byte; tests/augment/test_native.py checks that. The build
-   (native.py) disables floating-point contraction: a fused multiply-add would round differently.
+   tables), so the results are equal byte for byte; tests/augment/test_native.py checks that. Every build
+   (native_build.py) disables floating-point contraction: a fused multiply-add would round differently.
 
    Images are contiguous (B,C,H,W) uint8. Colour ops are given per sample and slot as an op code and a
    float32 argument; the nearest warp as Pillow's 16.16 fixed-point parts of each output row and column
    (geometry.sample_parts). Python calls kdf_apply on disjoint ranges of samples from several threads
-   (ctypes releases the GIL), so nothing here is shared between calls. */
+   (ctypes releases the GIL), so nothing here is shared between calls.
+
+   The entry point is kdf_apply, or the name in KDF_ENTRY: the wheel's prebuilt library compiles this file
+   once per CPU level into kdf_apply_baseline, kdf_apply_avx2, ... and native_dispatch.c's kdf_apply picks
+   one (native_build.py holds the commands). */
 
 #include <math.h>
 #include <stdint.h>
@@ -250,7 +254,16 @@ enum { WARP_NONE = 0, WARP_GATHER = 1, WARP_RUNS = 2, WARP_RUNS_BACKWARD = 3 };
 
    ops, arguments: (B,S) op codes and float32 arguments. rows: (B,2,H), cols: (B,2,W) int32 (ignored
    where the warp is WARP_NONE). Returns 0, or -1 if memory ran out. */
-int kdf_apply(const uint8_t *x, uint8_t *out, int64_t start, int64_t end, int channels, int height, int width,
+#ifndef KDF_ENTRY
+#define KDF_ENTRY kdf_apply
+#endif
+
+#ifdef KDF_LEVEL
+/* A library of this file alone (the run-time build) names its level, as the prebuilt dispatcher does. */
+const char *kdf_level(void) { return KDF_LEVEL; }
+#endif
+
+int KDF_ENTRY(const uint8_t *x, uint8_t *out, int64_t start, int64_t end, int channels, int height, int width,
               int slots, const int32_t *ops, const float *arguments, const uint8_t *warps, const int32_t *rows,
               const int32_t *cols, int fill) {
     int64_t pixels = (int64_t)height * width, values = channels * pixels;

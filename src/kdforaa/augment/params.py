@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, OP_NAMES, SIGNED_OPS
+from kdforaa.errors import BadInput
 
 # The dtype kinds each AugParams tensor may have; the optional ones may be None.
 _NUMBER = ("integer", "floating")
@@ -55,25 +56,25 @@ class AugParams:
                 continue
             if not isinstance(value, torch.Tensor) or _dtype_kind(value) not in kinds:
                 got = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ValueError(f"AugParams: {name} must be a {' or '.join(kinds)} tensor, got {got}")
+                raise BadInput(f"AugParams: {name} must be a {' or '.join(kinds)} tensor, got {got}")
         shape = self.ops.shape
         if self.ops.dim() != 2 or any(t.shape != shape for t in (self.levels, self.signs, self.applied)):
-            raise ValueError("AugParams: ops, levels, signs and applied must all have the same (B,S) shape")
+            raise BadInput("AugParams: ops, levels, signs and applied must all have the same (B,S) shape")
         extras = {"crop": (2,), "flip": (), "cutout": (4,)}
         for name, tail in extras.items():
             value = getattr(self, name)
             if value is not None and tuple(value.shape) != (shape[0], *tail):
-                raise ValueError(
+                raise BadInput(
                     f"AugParams: {name} must have shape {(shape[0], *tail)}, got {tuple(value.shape)}"
                 )
         if not isinstance(self.op_names, tuple | list) or not all(n in OP_NAMES for n in self.op_names):
-            raise ValueError(f"AugParams: op_names must all be known ops ({', '.join(OP_NAMES)})")
+            raise BadInput(f"AugParams: op_names must all be known ops ({', '.join(OP_NAMES)})")
         if self.ops.numel() and not (0 <= int(self.ops.min()) and int(self.ops.max()) < len(self.op_names)):
-            raise ValueError(f"AugParams: ops must index op_names (0..{len(self.op_names) - 1})")
+            raise BadInput(f"AugParams: ops must index op_names (0..{len(self.op_names) - 1})")
         if not ((self.signs == 1) | (self.signs == -1)).all():
-            raise ValueError("AugParams: signs must be +1 or -1")
+            raise BadInput("AugParams: signs must be +1 or -1")
         if not (torch.isfinite(self.levels) & (self.levels >= 0)).all():
-            raise ValueError("AugParams: levels must be finite numbers >= 0")
+            raise BadInput("AugParams: levels must be finite numbers >= 0")
 
     def __len__(self) -> int:
         return self.ops.shape[0]
@@ -113,12 +114,12 @@ class AugParams:
     def from_dict(cls, data: dict[str, Any]) -> AugParams:
         """Inverse of :meth:`to_dict`."""
         if not isinstance(data, dict):
-            raise ValueError(f"AugParams.from_dict needs a dict from to_dict, got {type(data).__name__}")
+            raise BadInput(f"AugParams.from_dict needs a dict from to_dict, got {type(data).__name__}")
         missing = sorted({"op_names", "ops", "levels", "signs", "applied"} - set(data))
         if missing:
-            raise ValueError(f"AugParams.from_dict: the dict lacks {', '.join(missing)}")
+            raise BadInput(f"AugParams.from_dict: the dict lacks {', '.join(missing)}")
         if not isinstance(data["op_names"], list | tuple):
-            raise ValueError("AugParams.from_dict: op_names must be a list of op names")
+            raise BadInput("AugParams.from_dict: op_names must be a list of op names")
         tensors = {f.name: data[f.name] for f in fields(cls) if f.name != "op_names" and f.name in data}
         return cls(op_names=tuple(data["op_names"]), **tensors)
 

@@ -76,7 +76,7 @@ class AugmentPipeline(Policy):
         geometry.check_images(x)
         if tuple(x.shape[-2:]) != (self.height, self.width):
             size = (self.height, self.width)
-            raise ValueError(f"x has images of {tuple(x.shape[-2:])} but the pipeline was built for {size}")
+            raise BadInput(f"x has images of {tuple(x.shape[-2:])} but the pipeline was built for {size}")
         return super().apply(x, params, backend=backend)
 
 

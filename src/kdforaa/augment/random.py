@@ -13,6 +13,8 @@ import zlib
 import numpy as np
 import torch
 
+from kdforaa.errors import BadInput
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -75,9 +77,9 @@ def permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
 
 
 def check_keys(keys: torch.Tensor) -> torch.Tensor:
-    """``keys`` itself when it is a ``(B,)`` int64 tensor; ValueError otherwise."""
+    """``keys`` itself when it is a ``(B,)`` int64 tensor; BadInput otherwise."""
     if not isinstance(keys, torch.Tensor) or keys.dtype != torch.int64 or keys.dim() != 1:
-        raise ValueError("keys must be a (B,) int64 tensor from kdforaa.augment.random.make_keys")
+        raise BadInput("keys must be a (B,) int64 tensor from kdforaa.augment.random.make_keys")
     return keys
 
 

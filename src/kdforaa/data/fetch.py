@@ -3,7 +3,8 @@
 Downloads are resumable and atomic: bytes go to ``<file>.part`` (continued with an HTTP Range
 request after an interruption) and the file takes its real name only once its checksum matches, so a
 half or corrupt download is never read as data. Tarballs are unpacked member by member into a
-scratch folder, refusing absolute paths, ``..`` and links, then moved into place in one rename.
+scratch folder, refusing absolute paths, ``..``, links, and more data or files than a data set holds
+(a tar bomb), then moved into place in one rename.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from tqdm import tqdm
-
 from kdforaa.data.datasets import data_home
 from kdforaa.errors import BadInput
+from kdforaa.progress import bar as progress_bar
+from kdforaa.progress import note
 
 CHUNK = 1 << 20
+# The official archives unpack to about 180 MB in a dozen files; far more means a damaged or hostile one.
+MAX_UNPACKED_BYTES = 1 << 30
+MAX_MEMBERS = 1000
 
 
 @dataclass(frozen=True)
@@ -90,20 +94,12 @@ def _download_part(url: str, part: Path, progress: bool) -> None:
         with urlopen(request, timeout=60) as response:
             start = _resumed_from(response, offset)
             total = start + response.length if response.length is not None else None
-            with (
-                open(part, "ab" if start else "wb") as out,
-                tqdm(
-                    total=total,
-                    initial=start,
-                    unit="B",
-                    unit_scale=True,
-                    desc=part.stem,
-                    disable=not progress,
-                ) as bar,
-            ):
+            bar = progress_bar(total, part.stem, enabled=progress, initial=start, unit="B", unit_scale=True)
+            with open(part, "ab" if start else "wb") as out, bar:
                 while block := response.read(CHUNK):
                     out.write(block)
                     bar.update(len(block))
+            note(f"downloaded {url} ({part.stat().st_size / 1e6:.1f} MB)", enabled=progress)
     except HTTPError as err:
         if not (err.code == 416 and offset):  # 416 with a .part: nothing left to fetch, verify it
             raise BadInput(f"cannot download {url}: HTTP {err.code} {err.reason}") from None
@@ -134,14 +130,32 @@ def _member_target(base: Path, archive: Path, member: tarfile.TarInfo) -> Path:
     return base.joinpath(*name.parts)
 
 
-def unpack_tarball(archive: Path, dest: Path, folder: str) -> Path:
-    """Unpack ``archive`` (.tar.gz) and move its top ``folder`` to ``dest/folder`` in one rename."""
+def unpack_tarball(
+    archive: Path,
+    dest: Path,
+    folder: str,
+    max_bytes: int = MAX_UNPACKED_BYTES,
+    max_members: int = MAX_MEMBERS,
+) -> Path:
+    """Unpack ``archive`` (.tar.gz) and move its top ``folder`` to ``dest/folder`` in one rename.
+
+    At most ``max_members`` entries holding ``max_bytes`` in all are unpacked (counted from the
+    members' headers before their data is written): a tar bomb stops there with one line, and its
+    partial output is removed.
+    """
     scratch = dest / f".{folder}.unpacking"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
+    unpacked = 0
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            for member in tar:
+            for count, member in enumerate(tar, 1):
+                unpacked += member.size
+                if unpacked > max_bytes or count > max_members:
+                    raise BadInput(
+                        f"{archive} unpacks to more than {max_bytes:,} bytes or {max_members:,} files, "
+                        "far more than the data set holds: a damaged archive or a tar bomb; not unpacked"
+                    )
                 target = _member_target(scratch, archive, member)
                 if member.isdir():
                     target.mkdir(parents=True, exist_ok=True)

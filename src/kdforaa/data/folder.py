@@ -32,7 +32,8 @@ def decode_image(path: Path, size: int) -> torch.Tensor:
         with Image.open(path) as img:
             img.draft("RGB", (size, size))
             img = img.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as err:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
+        # Pillow refuses images of over twice Image.MAX_IMAGE_PIXELS when it opens them (a PNG bomb)
         raise BadInput(f"cannot decode image {path}: {err}") from None
     w, h = img.size
     scale = size / min(w, h)

@@ -41,11 +41,11 @@ class _DecodeByIndex(torch.utils.data.Dataset):
 def _check_order(order: torch.Tensor, size: int) -> torch.Tensor:
     order = torch.as_tensor(order)
     if order.ndim != 1 or order.dtype.is_floating_point or order.dtype == torch.bool:
-        raise ValueError(
+        raise BadInput(
             f"order must be a 1-D integer tensor of sample indices, got {order.dtype} {tuple(order.shape)}"
         )
     if order.numel() and (int(order.min()) < 0 or int(order.max()) >= size):
-        raise IndexError(f"order holds indices outside 0..{size - 1}")
+        raise BadInput(f"order holds indices outside 0..{size - 1}")
     return order.long()
 
 
@@ -80,7 +80,7 @@ def batches(dataset: Dataset, order: torch.Tensor, batch_size: int, num_workers:
     gathered in this process.
     """
     if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+        raise BadInput(f"batch_size must be positive, got {batch_size}")
     order = _check_order(order, len(dataset))
     if dataset.in_memory:
         return _gather(dataset, order, batch_size)

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ from kdforaa.data.loader import batches
 from kdforaa.distill.teacher import Teacher, load_teacher
 from kdforaa.distill.views import TrainingViews
 from kdforaa.errors import BadInput
+from kdforaa.progress import bar as progress_bar
+from kdforaa.progress import note
 
 FORMAT = "kdforaa-soft-label-cache"
 VERSION = 1
@@ -383,10 +386,13 @@ def build_cache(
         teacher.model.to(memory_format=torch.channels_last)
     views = TrainingViews(cfg, dataset.image_size, dataset.mean, dataset.std, device=device)
     steps = math.ceil(len(dataset) / batch_size) * (needed - header["epochs"])
-    with tqdm(total=steps, desc="caching teacher logits", disable=not progress, dynamic_ncols=True) as bar:
+    with progress_bar(steps, "caching teacher logits", enabled=progress) as bar:
         for epoch in range(header["epochs"], needed):
+            started = time.perf_counter()
             bar.set_postfix_str(f"epoch {epoch + 1}/{needed}")
             _cache_epoch(teacher, views, dataset, cfg, epoch, folder, k, batch_size, device, bar)
             header["epochs"] = epoch + 1
             _write_json_atomic(folder / HEADER, header)
+            seconds = time.perf_counter() - started
+            note(f"caching teacher logits: epoch {epoch + 1}/{needed} done in {seconds:.1f} s", progress)
     return SoftLabelCache(folder, header)

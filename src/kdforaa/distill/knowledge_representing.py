@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdforaa.distill.losses import HintAdapter
+from kdforaa.errors import BadInput
 
 
 def aggregate_channels(features: torch.Tensor, groups: int) -> torch.Tensor:
@@ -61,7 +62,7 @@ def representation_mismatch(student: torch.Tensor, teacher: torch.Tensor) -> tor
     ``student``, ``teacher``: (B,...) of equal shape; the teacher side is detached.
     """
     if student.shape != teacher.shape:
-        raise ValueError(
+        raise BadInput(
             f"KR: student maps {tuple(student.shape)} do not match teacher maps {tuple(teacher.shape)}"
         )
     s = F.normalize(student.flatten(1), dim=1)
@@ -76,7 +77,7 @@ def sparse_recoding_penalty(mismatch: torch.Tensor, activations: torch.Tensor) -
     an autograd graph (the student's stage features during training).
     """
     if not activations.requires_grad:
-        raise ValueError("KR sparse recoding penalty: the student's stage features carry no gradient")
+        raise BadInput("KR sparse recoding penalty: the student's stage features carry no gradient")
     (grad,) = torch.autograd.grad(mismatch.sum(), activations, create_graph=True)
     return grad.abs().sum() / activations.shape[0]
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdforaa.errors import BadInput
+
 Reduction = Literal["mean", "none"]
 Temperature = float | torch.Tensor
 
@@ -24,7 +26,7 @@ def _reduce(per_sample: torch.Tensor, reduction: Reduction) -> torch.Tensor:
         return per_sample
     if reduction == "mean":
         return per_sample.mean()
-    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    raise BadInput(f"reduction must be 'mean' or 'none', got {reduction!r}")
 
 
 def _per_row(temperature: Temperature, like: torch.Tensor) -> torch.Tensor:
@@ -88,7 +90,7 @@ def topk_mask(
         return None
     k = torch.as_tensor(k, device=teacher_logits.device)
     if bool((k <= 0).any()):
-        raise ValueError(f"topk_kd needs k >= 1, got {k.tolist()}")
+        raise BadInput(f"topk_kd needs k >= 1, got {k.tolist()}")
     if bool((k >= num_classes).all()):
         return None
     order = teacher_logits.detach().argsort(dim=1, descending=True, stable=True)
@@ -144,7 +146,7 @@ def topk_kd(
     ``temperature``: float or (B,). ``include_label``: (B,) int64 labels whose class is added to S.
     """
     if tail not in ("drop", "merge"):
-        raise ValueError(f"tail must be 'drop' or 'merge', got {tail!r}")
+        raise BadInput(f"tail must be 'drop' or 'merge', got {tail!r}")
     mask = topk_mask(teacher_logits, k, include_label)
     if tail == "merge" and mask is not None:
         return _reduce(_merged_tail_kl(student_logits, teacher_logits, temperature, mask), reduction)
@@ -175,11 +177,11 @@ def knowledge_adjustment(
         adjusted = adjusted.scatter(1, labels.unsqueeze(1), top_prob.unsqueeze(1))
     elif mode == "smooth":
         if not 0.0 <= smoothing < 1.0:
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+            raise BadInput(f"smoothing must be in [0, 1), got {smoothing}")
         off = smoothing / (num_classes - 1) if num_classes > 1 else 0.0
         adjusted = torch.full_like(probs, off).scatter(1, labels.unsqueeze(1), 1.0 - smoothing)
     else:
-        raise ValueError(f"mode must be 'shift' or 'smooth', got {mode!r}")
+        raise BadInput(f"mode must be 'shift' or 'smooth', got {mode!r}")
     return torch.where(wrong, adjusted, probs)
 
 
@@ -214,7 +216,7 @@ def dynamic_temperature(
         elif weight == "confidence":
             w = 1.0 / (p_t.max(dim=1).values + 1e-3)
         else:
-            raise ValueError(f"weight must be 'cosine' or 'confidence', got {weight!r}")
+            raise BadInput(f"weight must be 'cosine' or 'confidence', got {weight!r}")
         return (base + (w.mean() - w) * beta).clamp_min(MIN_TEMPERATURE)
 
 
@@ -280,7 +282,7 @@ def hint(
     if adapter is not None:
         student_feat = adapter(student_feat, target.shape[-2:])
     if student_feat.shape != target.shape:
-        raise ValueError(
+        raise BadInput(
             f"hint: student features {tuple(student_feat.shape)} do not match teacher features "
             f"{tuple(target.shape)}; pass a HintAdapter(student_channels, teacher_channels)"
         )

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kdforaa.analysis.report import check_plotting, figure, save_figure
 from kdforaa.config import merge_trees
 from kdforaa.train.runner import train_or_reuse
 
@@ -62,12 +63,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def _plot(rows: list[dict[str, Any]], teacher_acc: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = figure(6, 4)
+    ax = fig.subplots()
     names = [r["method"] for r in rows]
     means = [r["mean"] for r in rows]
     ax.bar(names, means, yerr=[r["std"] for r in rows], color=["#999999", "#6a9fd4", "#d4703a"], capsize=4)
@@ -80,12 +77,12 @@ def _plot(rows: list[dict[str, Any]], teacher_acc: float, path: Path) -> None:
     ax.set_title("Student under RandAugment level 15")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run_demo(out: Path, full: bool = False, seeds: int = 1, threads: int = 0) -> dict[str, Any]:
     """Train teacher and students into ``out``; write results.json, results.md and demo.png there."""
+    check_plotting("kdforaa demo")  # before minutes of training, not after
     started = time.perf_counter()
     teacher_tree = merge_trees(_TEACHER, _FULL["teacher"]) if full else _TEACHER
     student_tree = merge_trees(_STUDENT, _FULL["student"]) if full else _STUDENT

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kdforaa.errors import BadInput
+
 FEATURE_NAMES = ("stem", "stage1", "stage2", "stage3")
 
 
@@ -108,9 +110,9 @@ class CifarResNet(FeatureClassifier):
     def __init__(self, depth: int, widths: Sequence[int], num_classes: int, in_channels: int) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6 != 0:
-            raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1, got {depth}")
+            raise BadInput(f"CIFAR ResNet depth must be 6n+2 with n >= 1, got {depth}")
         if len(widths) != 4:
-            raise ValueError(f"widths must be (stem, stage1, stage2, stage3), got {tuple(widths)}")
+            raise BadInput(f"widths must be (stem, stage1, stage2, stage3), got {tuple(widths)}")
         blocks_per_stage = (depth - 2) // 6
         self.stem = nn.Sequential(
             conv3x3(in_channels, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)

@@ -15,6 +15,7 @@ from functools import partial
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kdforaa.errors import BadInput
 from kdforaa.models.cifar_resnet import FEATURE_NAMES, FeatureClassifier, conv3x3, init_weights, make_stage
 
 
@@ -60,11 +61,11 @@ class WideResNet(FeatureClassifier):
     ) -> None:
         super().__init__()
         if depth < 10 or (depth - 4) % 6 != 0:
-            raise ValueError(f"Wide ResNet depth must be 6n+4 with n >= 1, got {depth}")
+            raise BadInput(f"Wide ResNet depth must be 6n+4 with n >= 1, got {depth}")
         if widen_factor < 1:
-            raise ValueError(f"widen factor must be >= 1, got {widen_factor}")
+            raise BadInput(f"widen factor must be >= 1, got {widen_factor}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise BadInput(f"dropout must be in [0, 1), got {dropout}")
         blocks_per_stage = (depth - 4) // 6
         widths = (16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor)
         self.stem = conv3x3(in_channels, widths[0])

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from kdforaa import __version__
+from kdforaa import __version__, progress
+from kdforaa.augment.apply import describe_backend
 from kdforaa.augment.random import permutation
 from kdforaa.checkpoint import load_checkpoint, save_checkpoint
 from kdforaa.config import RunConfig, build_config, config_to_dict
@@ -68,7 +69,8 @@ class Trainer:
         self._stop_signal: int | None = None
         if resume:
             self._restore(self._resume_state())
-        self.writer = self._tensorboard() if cfg.train.tensorboard else None
+        # one writer, on rank 0: other ranks' events would interleave in the same folder
+        self.writer = self._tensorboard() if cfg.train.tensorboard and self.world.is_main else None
         if self.world.is_main:  # only now that every input was accepted does the folder change
             self.folder.lock()
             if not resume:
@@ -232,6 +234,8 @@ class Trainer:
         )
         self.step_in_epoch += 1
         self.global_step += 1
+        if self.writer is not None:
+            self._log_step({"loss": loss.detach(), **terms})
 
     # ------------------------------------------------------------------ epochs
     def _epoch_record(self, seconds: float, images_seen: int, threads: float) -> dict[str, Any]:
@@ -315,13 +319,13 @@ class Trainer:
         order = permutation(cfg.seed, self.epoch, len(self.parts.train_set))[: self.steps_per_epoch * bs]
         order = dist.shard(order, bs, self.world)
         start, local = self.step_in_epoch, self.local_batch
-        bar = tqdm(
-            total=self.steps_per_epoch,
+        # a bar on a terminal; elsewhere only the epoch's line (_log)
+        bar = progress.bar(
+            self.steps_per_epoch,
+            f"epoch {self.epoch + 1}/{cfg.train.epochs}",
+            enabled=self.progress,
             initial=start,
-            desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}",
-            disable=not self.progress,
             leave=False,
-            dynamic_ncols=True,
         )
         t0, seen, thread_steps = time.perf_counter(), 0, []
         every = cfg.train.checkpoint_every
@@ -357,11 +361,19 @@ class Trainer:
         if improved:
             self._write(self.folder.best)
 
+    def _log_step(self, terms: dict[str, torch.Tensor]) -> None:
+        """TensorBoard, every step: ``train/loss``, ``train/<term>`` (rank 0's own batch) and ``train/lr``,
+        at the global step."""
+        for name, value in terms.items():
+            self.writer.add_scalar(f"train/{name}", float(value), self.global_step)
+        self.writer.add_scalar("train/lr", self.parts.optimizer.param_groups[0]["lr"], self.global_step)
+
     def _log(self, r: dict[str, Any]) -> None:
-        if self.writer is not None:
+        if self.writer is not None:  # every epoch, at the global step: test/acc, test/loss, epoch/...
             for key, value in r.items():
-                if isinstance(value, (int, float)) and key not in ("epoch", "step"):
-                    self.writer.add_scalar(key, value, r["epoch"] + 1)
+                if isinstance(value, (int, float)) and key not in ("epoch", "step", "lr"):
+                    tag = f"test/{key.removeprefix('test_')}" if key.startswith("test_") else f"epoch/{key}"
+                    self.writer.add_scalar(tag, value, r["step"])
         if self.progress:
             extra = (
                 f" teacher-outliers {100 * r['teacher_outlier_rate']:.1f}%"
@@ -396,6 +408,12 @@ class Trainer:
             "teacher": self.cfg.teacher.checkpoint,
             "distill": self.cfg.distill.method,
             "kdforaa_version": __version__,
+            "torch_version": torch.__version__,
+            "device": str(self.device),
+            # the native kernels' build (prebuilt AVX2 or baseline, built here) or the torch path
+            "augment_backend": describe_backend(
+                self.cfg.augment.backend, self.device, self.cfg.augment.interpolation
+            ),
         }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from kdforaa.analysis.report import check_plotting
 from kdforaa.config import read_yaml_file
 from kdforaa.errors import BadInput
 from kdforaa.experiments.sweep.plan import Run, conflict, folder_state, plan, reuse_finished
@@ -57,6 +58,10 @@ def run_sweep(
             f"dry run: {len(runs)} runs + {len(needed)} teacher runs planned under {where}, {todo} to train"
         )
         return 0
+    if sweep.plots:
+        check_plotting(
+            f"the plots of sweep {path} (plot: [] turns them off)"
+        )  # before the runs train, not after
     out.mkdir(parents=True, exist_ok=True)
     (out / SAVED_SPEC).write_text(yaml.safe_dump(sweep.spec, sort_keys=False))
     reuse_finished([*needed, *runs], [Path(p) for p in reuse_from])
@@ -82,6 +87,8 @@ def report_only(out: str | Path) -> dict[str, Path]:
     if not saved.is_file():
         raise BadInput(f"{out} holds no sweep ({SAVED_SPEC} is missing): pass the --out folder of a sweep")
     sweep = parse_sweep(read_yaml_file(saved, "saved sweep") or {})
+    if sweep.plots:
+        check_plotting(f"the plots of sweep {saved} (plot: [] turns them off)")
     teachers, runs = plan(sweep, out)
     needed = [t for t in teachers if any(r.teacher == t.name for r in runs)]
     files = write_report(sweep, needed, runs, out)
