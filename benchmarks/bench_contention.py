@@ -41,21 +41,23 @@ def main() -> None:
     }
     rates: dict[tuple[int, str], list[float]] = {}
     counts: dict[tuple[int, str], list[float]] = {}
-    for count in (int(n) for n in args.neighbours.split(",")):
-        for _ in range(args.repeats):
-            for label, setting in settings.items():  # interleaved, so drift hits both alike
+    neighbours = [int(n) for n in args.neighbours.split(",")]
+    for _ in range(args.repeats):  # every condition once per round: the host's drift hits all of them alike
+        for count in neighbours:
+            for label, setting in settings.items():
                 with busy_neighbours(count):
                     rate, threads = train_img_per_s([*WORKLOAD, f"train.epochs={args.epochs}", setting])
                 rates.setdefault((count, label), []).append(rate)
                 counts[(count, label)] = threads
     print(f"{cores} cores, median of {args.repeats} runs, epochs 2..{args.epochs} of each\n")
-    print("| busy neighbours | setting | img/s | share of quiet | threads per epoch (last run) |")
-    print("|---|---|---|---|---|")
-    for (count, label), values in rates.items():
+    print("| busy neighbours | setting | img/s (each run) | median | share of quiet | threads per epoch |")
+    print("|---|---|---|---|---|---|")
+    for (count, label), values in sorted(rates.items()):
         quiet = statistics.median(rates[(0, label)]) if (0, label) in rates else float("nan")
         rate = statistics.median(values)
+        runs = ", ".join(f"{v:,.0f}" for v in values)
         threads = ", ".join(f"{t:g}" for t in counts[(count, label)])
-        print(f"| {count} | {label} | {rate:,.0f} | {100 * rate / quiet:.0f} % | {threads} |")
+        print(f"| {count} | {label} | {runs} | {rate:,.0f} | {100 * rate / quiet:.0f} % | {threads} |")
 
 
 if __name__ == "__main__":

@@ -104,8 +104,8 @@ def test_weights_that_do_not_record_their_architecture_need_teacher_model(traine
         load_teacher(str(path), CLASSES, CHANNELS, "cpu")
     teacher = load_teacher(TeacherConfig(checkpoint=str(path), model=NAME), CLASSES, CHANNELS, "cpu")
     x = images()
-    with torch.no_grad():
-        torch.testing.assert_close(teacher(x), model(x), rtol=0, atol=0)
+    with torch.no_grad():  # the teacher's BatchNorms are folded: equal up to float rounding
+        torch.testing.assert_close(teacher(x), model.eval()(x), rtol=1e-5, atol=1e-5)
 
 
 def test_repdistiller_teacher_gives_the_reference_logits(tmp_path: Path) -> None:

@@ -13,12 +13,15 @@ from torch import nn
 
 from kdforaa.config import TeacherConfig, teacher_config
 from kdforaa.errors import BadInput
+from kdforaa.models.folding import fold_batch_norms
 from kdforaa.models.from_checkpoint import load_trained, model_counts
 from kdforaa.models.registry import pretrained_timm_model
 
 
 class Teacher:
-    """A model in eval mode with ``requires_grad=False`` everywhere, run under ``torch.inference_mode``.
+    """A model in eval mode with ``requires_grad=False`` everywhere, run under ``torch.inference_mode``,
+    its BatchNorms folded into the convolutions before them (:mod:`kdforaa.models.folding`: the same
+    function, up to float rounding, for less work on every training step).
 
     Deliberately not an ``nn.Module``: a student's ``.train()``, ``.parameters()`` or ``state_dict()``
     can never reach it. Outputs are cloned out of inference mode, so losses may save them for backward.
@@ -26,6 +29,7 @@ class Teacher:
 
     def __init__(self, model: nn.Module, name: str, num_classes: int, in_channels: int) -> None:
         self.model = model.eval().requires_grad_(False)
+        fold_batch_norms(self.model)
         self.name = name
         self.num_classes = num_classes
         self.in_channels = in_channels

@@ -87,5 +87,6 @@ def build_parts(cfg: RunConfig, device: torch.device, world: dist.World) -> RunP
         momentum=t.momentum,
         nesterov=t.nesterov and t.momentum > 0,
         weight_decay=t.weight_decay,
+        foreach=True,  # torch picks this on CUDA only; on the CPU too it is faster, with the same bits
     )
     return RunParts(train_set, test_set, model, net, views, teacher, criterion, optimizer)

@@ -101,7 +101,7 @@ class Threads:
         if self.adaptive:
             self._mark()
             time.sleep(FIRST_LOOK)
-            self._apply(self._free_cores())
+            torch.set_num_threads(self._threads(self._free_cores()))  # set even when unchanged, as N is
         return self.count
 
     def update(self) -> int:
@@ -121,7 +121,10 @@ class Threads:
         others = ((self._last[1] - busy) - (self._last[2] - own)) / max(elapsed, 1e-3)
         return self.cores - max(0.0, others)
 
+    def _threads(self, free: float) -> int:
+        return min(self.cores, max(1, int(free + FREE_MARGIN)))
+
     def _apply(self, free: float) -> None:
-        threads = min(self.cores, max(1, int(free + FREE_MARGIN)))
+        threads = self._threads(free)
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
