@@ -417,7 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
         "outliers.csv, policy_stats.csv, outliers_heatmap.png and outliers_gallery.png.",
     )
     p.add_argument(
-        "--teacher", required=True, help="teacher checkpoint (a run folder's best.pt) or timm:<name>"
+        "--teacher",
+        required=True,
+        help="teacher weights that record their architecture: a run folder's best.pt or an exported "
+        ".safetensors file (with --data for the latter)",
     )
     p.add_argument("--out", required=True, help="folder for the tables and figures")
     p.add_argument(

@@ -217,3 +217,18 @@ def test_command_teacher_for_another_data_set(tmp_path, capsys):
     code = main(["outliers", "--teacher", str(ckpt), "--out", str(tmp_path / "o"), "--limit", "8"])
     assert code == 2
     assert "5 classes" in one_line(capsys.readouterr().err)
+
+
+def test_the_default_data_set_of_a_teacher_file_that_records_none_is_fashion_mnist(tmp_path):
+    """A run checkpoint names its data set; an exported .safetensors file does not (pass --data)."""
+    from safetensors.torch import save_file
+
+    from kdforaa.analysis.outliers import default_data
+
+    run = tmp_path / "best.pt"
+    config = config_to_dict(build_config({"data": {"name": "mnist", "root": "/data"}}))
+    save_checkpoint({"model": build_model("resnet8", 10, 1).state_dict(), "config": config}, run)
+    assert default_data(str(run)) == ("mnist", "/data")
+    exported = tmp_path / "teacher.safetensors"
+    save_file(build_model("resnet8", 10, 1).state_dict(), str(exported))
+    assert default_data(str(exported)) == ("fashion-mnist", None)

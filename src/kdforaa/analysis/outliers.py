@@ -384,13 +384,17 @@ def _write(
 
 
 def default_data(teacher: str) -> tuple[str, str | None]:
-    """The data set (name, root) a kdforaa teacher checkpoint was trained on; Fashion-MNIST otherwise."""
+    """The data set (name, root) a kdforaa run checkpoint was trained on; Fashion-MNIST otherwise (pass
+    ``--data`` for a teacher from another weights file)."""
     from kdforaa.checkpoint import load_checkpoint
     from kdforaa.models.registry import TIMM_PREFIX
 
     if teacher.startswith(TIMM_PREFIX) or not Path(teacher).is_file():
         return "fashion-mnist", None
-    data = load_checkpoint(teacher).get("config", {}).get("data", {})
+    try:
+        data = load_checkpoint(teacher).get("config", {}).get("data", {})
+    except BadInput:  # another weights format (an exported .safetensors, ...): it records no data set
+        return "fashion-mnist", None
     return data.get("name", "fashion-mnist"), data.get("root")
 
 
