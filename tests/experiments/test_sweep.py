@@ -398,3 +398,20 @@ def test_the_cifar100_study_sweeps_plan_unchanged(tmp_path, file, runs):
     assert all(
         r.tree["data"]["name"] == "cifar100" and r.tree["model"]["name"] == "resnet8x4" for r in planned
     )
+
+
+@pytest.mark.parametrize(
+    ("file", "names"),
+    [
+        ("pilot_resnet8.yaml", [f"ce-resnet8-e{e}-m{m}" for e in (15, 40) for m in (0, 3, 6)]),
+        ("pilot_resnet20.yaml", ["ce-resnet20-e15-m0", "ce-resnet20-e15-m3"]),
+    ],
+)
+def test_the_long_study_pilot_trains_plain_ce_on_every_image(tmp_path, file, names):
+    """Issue 19's pilot asks whether augmentation alone pays off: no teacher, all 60 000 images, one seed,
+    one thread per run (two pilot sweeps share the 2 cores)."""
+    teachers, planned = plan(load_sweep(STUDY / "long" / file), tmp_path / "pilot")
+    assert teachers == [] and sorted(r.folder.name for r in planned) == sorted(names)
+    for run in planned:
+        assert run.tree["data"]["limit"] is None and run.tree["distill"]["method"] == "none"
+        assert "teacher" not in run.tree and run.tree["train"]["threads"] == 1

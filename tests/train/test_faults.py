@@ -166,3 +166,41 @@ def test_stale_lock_is_taken_over(tmp_path):
     Trainer(build_config(TINY | {"train": {"epochs": 1, "batch_size": 64}}), out, progress=False).run()
     assert (out / "summary.json").exists()
     assert not (out / ".lock").exists()
+
+
+class _StandInKernel32:
+    """The four Win32 calls the Windows liveness probe makes, answering for one table of processes."""
+
+    def __init__(self, processes: dict[int, int | str]):  # pid -> exit code (259: running) or "denied"
+        self.processes, self.open_handles = processes, set()
+
+    def OpenProcess(self, access, inherit, pid):  # noqa: N802 (the Win32 name)
+        self.last_error = 5 if self.processes.get(pid) == "denied" else 87  # access denied / bad pid
+        if pid not in self.processes or self.processes[pid] == "denied":
+            return 0
+        self.open_handles.add(pid)
+        return pid
+
+    def GetLastError(self):  # noqa: N802
+        return self.last_error
+
+    def GetExitCodeProcess(self, handle, code_pointer):  # noqa: N802
+        code_pointer.contents.value = self.processes[handle]
+        return 1
+
+    def CloseHandle(self, handle):  # noqa: N802
+        self.open_handles.remove(handle)
+
+
+def test_the_windows_lock_probe_asks_windows_and_never_signals(monkeypatch):
+    """On Windows os.kill(pid, 0) terminates the process: the lock's owner must be probed through the
+    Win32 API instead (here a stand-in; the real one is untested on this Linux machine)."""
+    from kdforaa.train import run_folder
+
+    monkeypatch.setattr(run_folder.os, "kill", lambda *a: pytest.fail("os.kill on the Windows path"))
+    kernel32 = _StandInKernel32({10: 259, 11: 0, 12: "denied"})
+    assert run_folder._windows_pid_alive(10, kernel32)  # running
+    assert not run_folder._windows_pid_alive(11, kernel32)  # exited, handle still around
+    assert run_folder._windows_pid_alive(12, kernel32)  # another user's process
+    assert not run_folder._windows_pid_alive(13, kernel32)  # no such process
+    assert kernel32.open_handles == set()  # every handle opened was closed

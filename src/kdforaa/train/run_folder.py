@@ -23,7 +23,8 @@ CONFIG, METRICS, LAST, PREVIOUS, BEST, SUMMARY, LOCK = (
 )
 
 
-def _pid_alive(pid: int) -> bool:
+def _posix_pid_alive(pid: int) -> bool:
+    """Signal 0 checks that ``pid`` exists without touching it; another user's process exists too."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -31,6 +32,32 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_PROCESS_QUERY_LIMITED_INFORMATION, _STILL_ACTIVE, _ERROR_ACCESS_DENIED = 0x1000, 259, 5
+
+
+def _windows_pid_alive(pid: int, kernel32: Any = None) -> bool:
+    """Ask Windows whether ``pid`` is still running (``kernel32``: the Win32 API; tests pass a stand-in).
+
+    Never ``os.kill`` there: on Windows any signal but the two console events terminates the process,
+    so probing a lock's owner that way would kill the run holding it."""
+    import ctypes
+
+    if kernel32 is None:
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:
+        return kernel32.GetLastError() == _ERROR_ACCESS_DENIED  # it exists, but belongs to someone else
+    try:
+        code = ctypes.c_ulong()
+        ok = kernel32.GetExitCodeProcess(handle, ctypes.pointer(code))
+        return bool(ok) and code.value == _STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+_pid_alive = _windows_pid_alive if os.name == "nt" else _posix_pid_alive
 
 
 class RunFolder:
