@@ -46,6 +46,9 @@ def _windows_pid_alive(pid: int, kernel32: Any = None) -> bool:
 
     if kernel32 is None:
         kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+        kernel32.OpenProcess.restype = ctypes.c_void_p  # a HANDLE is pointer-wide, not an int
+        kernel32.GetExitCodeProcess.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulong))
+        kernel32.CloseHandle.argtypes = (ctypes.c_void_p,)
     handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
     if not handle:
         return kernel32.GetLastError() == _ERROR_ACCESS_DENIED  # it exists, but belongs to someone else
