@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import math
 import os
 import random
@@ -40,7 +41,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from cuda_counts import cuda_counts
 from kdforaa.augment import AugParams, apply_params
-from kdforaa.augment.apply import resolve_backend, triton_interpreted
+from kdforaa.augment.apply import resolve_backend, triton_fallback, triton_interpreted
 from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, OP_NAMES, SIGNED_OPS, op_argument
 from kdforaa.augment.policies import RANDAUGMENT_OPS, AutoAugment, Policy, RandAugment, TrivialAugment
 from kdforaa.augment.random import make_keys
@@ -279,15 +280,25 @@ def backends_here(device: torch.device) -> list[str]:
     return (["triton"] if triton_interpreted() else []) + names
 
 
-def backend_suite(device: torch.device, cases: tuple[GpuCase, ...], repeats: int, calls: int) -> None:
-    """The ``backends`` table: every policy on every backend here, kornia's RandAugment beside them."""
+def code_that_ran(contender: str) -> str:
+    """What a row's contender ran: ``triton`` is the torch path once its kernels failed to compile."""
+    why = triton_fallback() if contender == "triton" else None
+    return contender if why is None else f"torch path (Triton failed: {why})"
+
+
+def backend_suite(
+    device: torch.device, cases: tuple[GpuCase, ...], repeats: int, calls: int
+) -> list[dict[str, object]]:
+    """The ``backends`` table: every policy on every backend here, kornia's RandAugment beside them;
+    returns its rows. Each row says which code ran (a ``triton`` row that fell back says so)."""
     backends = backends_here(device)
     print(f"backends: {', '.join(backends)}; a timed call runs {calls} batch(es), then waits for the device")
     print("'same bytes': the contender's output for the same parameters equals the torch path's\n")
     header = (
         "| images | batch | policy | contender | img/s | launches per batch | syncs per batch | same bytes"
     )
-    print(header + " | target |\n" + "|---" * 9 + "|")
+    print(header + " | ran | target |\n" + "|---" * 10 + "|")
+    rows: list[dict[str, object]] = []
     for case in cases:
         x = real_batch(case.side, case.batch, device)
         generator = torch.Generator().manual_seed(0)
@@ -307,13 +318,21 @@ def backend_suite(device: torch.device, cases: tuple[GpuCase, ...], repeats: int
         rates = images_per_second(runners, case.batch * calls, repeats, device)
         kornia_rate = rates.get(("RandAugment(2, 9)", "kornia"), float("nan"))
         for (name, contender), rate in rates.items():
-            counts = "— | —"
+            launches = syncs = "—"
             if device.type == "cuda":
                 measured = cuda_counts(single[(name, contender)])
-                counts = f"{measured.launches:.0f} | {measured.syncs:.0f}"
+                launches, syncs = f"{measured.launches:.0f}", f"{measured.syncs:.0f}"
             verdict = _verdict(case, name, contender, rate, kornia_rate, device)
+            ran = code_that_ran(contender)
             label = f"{case.side}x{case.side} RGB | {case.batch} | {name} | {contender}"
-            print(f"| {label} | {rate:,.0f} | {counts} | {same[(name, contender)]} | {verdict} |")
+            cells = f"{rate:,.0f} | {launches} | {syncs} | {same[(name, contender)]} | {ran} | {verdict}"
+            print(f"| {label} | {cells} |")
+            rows.append(
+                {"images": f"{case.side}x{case.side}", "batch": case.batch, "policy": name,
+                 "contender": contender, "ran": ran, "img_per_s": rate, "launches": launches,
+                 "syncs": syncs, "same_bytes": same[(name, contender)], "verdict": verdict}
+            )  # fmt: skip
+    return rows
 
 
 def _same_bytes(x: torch.Tensor, policy: Policy, contender: str) -> str:
@@ -358,6 +377,7 @@ def main() -> None:
         "--quick", action="store_true", help="fewer repeats (backends on the CPU: tiny batches)"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--json", help="backends: also write the rows to this JSON file")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
@@ -374,7 +394,13 @@ def main() -> None:
         print(f"GPU: {torch.cuda.get_device_name(device)}")
     if suite == "backends":
         cases = TINY_CASES if device.type == "cpu" and args.quick else GPU_CASES
-        backend_suite(device, cases, repeats, calls=10 if device.type == "cuda" else 1)
+        rows = backend_suite(device, cases, repeats, calls=10 if device.type == "cuda" else 1)
+        if args.json:
+            with open(args.json, "w") as file:
+                json.dump({"device": str(device), "rows": rows}, file, indent=1)
+        fell_back = sorted({str(row["ran"]) for row in rows if row["ran"] != row["contender"]})
+        if fell_back:
+            raise SystemExit(f"bench_augment: a row did not run its own code: {'; '.join(fell_back)}")
         return
     print("Pillow runs on the CPU, one image at a time; kornia chooses its ops once per batch.\n")
     results = [measure(case, device, repeats) for case in CASES]

@@ -133,7 +133,8 @@ def test_odd_sizes_and_images_of_several_blocks_equal_the_native_path(size):
         assert_same_bytes(x, pipeline.sample(keys(6, seed=channels)), fill=17)
 
 
-@settings(max_examples=20, deadline=None)
+# gpu_check.sh caps the examples (each new block size compiles a kernel variant on a GPU).
+@settings(max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "20")), deadline=None)
 @given(
     channels=st.sampled_from([1, 3]),
     height=st.integers(1, 40),

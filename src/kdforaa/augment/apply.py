@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +93,13 @@ def triton_installed() -> bool:
 def triton_interpreted() -> bool:
     """Whether ``TRITON_INTERPRET`` asks Triton to interpret kernels on the CPU (read as Triton reads it)."""
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
+
+
+def triton_fallback() -> str | None:
+    """Why the ``triton`` backend has been running the torch path in this process (its kernels failed to
+    compile here, warned once), or None while it runs its own kernels. Benchmarks label rows with it."""
+    module = sys.modules.get("kdforaa.augment.triton_kernels")  # never imports Triton itself
+    return None if module is None else module.failure()
 
 
 def _triton_unusable(device: torch.device) -> str | None:

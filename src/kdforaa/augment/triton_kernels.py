@@ -351,6 +351,11 @@ def compiled_here() -> bool:
     return _failure is None
 
 
+def failure() -> str | None:
+    """Why the kernels could not be compiled in this process (the first line of the error), or None."""
+    return _failure
+
+
 def _compile(grid: tuple[int], args: tuple, meta: dict) -> None:
     """Compile the kernel for these arguments' specialisation (cached by Triton after the first time;
     nothing to do in the interpreter), apart from the launch, so that only a compile failure is caught."""
