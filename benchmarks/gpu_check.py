@@ -92,19 +92,25 @@ def kernel_resources() -> list[dict[str, Any]]:
     """Registers per thread, spilled bytes and warps of each Triton augmentation kernel compiled so far."""
     from kdforaa.augment import triton_kernels
 
-    found = []
+    found: list[dict[str, Any]] = []
     for cache in getattr(triton_kernels._augment_kernel, "device_caches", {}).values():
         for compiled in cache[0].values():
-            compiled._init_handles()
-            constants = {str(k): v for k, v in getattr(compiled.src, "constants", {}).items()}
-            found.append(
-                {
-                    "registers": compiled.n_regs,
-                    "spills": compiled.n_spills,
-                    "warps": compiled.metadata.num_warps,
-                    "constants": {k: v for k, v in constants.items() if isinstance(v, (int, bool))},
+            try:  # Triton's compiled-kernel object is not a stable API: report what this version has
+                compiled._init_handles()
+                src = compiled.src
+                constants = getattr(src, "constexprs", None) or getattr(src, "constants", {})
+                names = triton_kernels._augment_kernel.arg_names
+                named = {
+                    names[k[0]] if isinstance(k, tuple) else str(k): v
+                    for k, v in constants.items()
+                    if isinstance(v, (int, bool))
                 }
-            )
+                found.append(
+                    {"registers": compiled.n_regs, "spills": compiled.n_spills,
+                     "warps": compiled.metadata.num_warps, "constants": named}
+                )  # fmt: skip
+            except Exception as err:  # noqa: BLE001
+                found.append({"registers": "?", "spills": "?", "warps": "?", "constants": repr(err)[:100]})
     return found
 
 
