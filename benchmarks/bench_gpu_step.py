@@ -295,6 +295,9 @@ def main() -> None:
              "ran": r["backend"], "img_per_s": r["img_per_s"]["ours"], "share": r["share"],
              "usual_img_per_s": r["img_per_s"]["usual"]}
         )  # fmt: skip
+        if args.json:  # after each case: a stage stopped by its time limit keeps the finished cases
+            with open(args.json, "w") as file:
+                json.dump({"device": name, "rows": summary}, file, indent=1)
         rates, ms = r["img_per_s"], r["step_ms"]
         label = f"{case.side}x{case.side} | {case.batch} | {case.student} <- {case.teacher}"
         judged = device.type == "cuda" and not args.quick
@@ -318,9 +321,6 @@ def main() -> None:
         for loop, key, augmentation, versus, target in rows:
             cells = f"{rates[key]:,.0f} | {ms[key]:.1f} | {augmentation} | {versus} | {target}"
             print(f"| {label} | {loop} | {cells} |")
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump({"device": name, "rows": summary}, file, indent=1)
     if any(str(row["ran"]).startswith("torch path") for row in summary):
         raise SystemExit("bench_gpu_step: the Triton kernels failed to compile, so ours ran the torch path")
 

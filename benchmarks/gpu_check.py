@@ -150,12 +150,12 @@ def sync_count(out: Path, steps: int = 12) -> int:
             per_step.append(len(syncing))
             messages.extend(syncing)
 
-        trainer.train_step = counted  # type: ignore[method-assign]
+        trainer.train_step = counted  # type: ignore[method-assign, assignment]
         start = time.perf_counter()
         trainer.run()
         seconds = time.perf_counter() - start
     probe = torch.zeros(1, 3, 8, 8, dtype=torch.uint8, device="cuda")
-    report = {
+    report: dict[str, Any] = {
         "syncs_per_step": statistics.median(per_step[1:] or per_step),
         "syncs_first_step": per_step[0] if per_step else None,
         "steps": len(per_step),

@@ -13,7 +13,8 @@
 # (benchmarks/bench_augment.py), the distillation step (benchmarks/bench_gpu_step.py). Every stage's log
 # goes to RESULTS/<stage>.log; one table is printed last. The limits add up to under 8 minutes.
 #
-# PYTHON (default python3) picks the interpreter; GPU_KIT (default gpu-kit) the kit. Without CUDA it stops
+# PYTHON (default python3) picks the interpreter; GPU_KIT (default gpu-kit) the kit; GPU_CHECK_ENV_SECONDS
+# (default 60) the environment report's limit (the tests raise it on a loaded CPU machine). Without CUDA it stops
 # after the environment report with a message and exit status 3; a failed stage makes the status 1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -53,14 +54,14 @@ stage() {
   [ "$rc" = 0 ] || echo "== $name: exit status $rc (124: out of time)" >&2
 }
 
-stage env 30 "$PY" benchmarks/gpu_check.py env "$KIT/kit.json" "$RESULTS/env.json"
+stage env "${GPU_CHECK_ENV_SECONDS:-60}" "$PY" benchmarks/gpu_check.py env "$KIT/kit.json" "$RESULTS/env.json"
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
   echo "gpu_check: FAILED: torch sees no CUDA device here, so nothing was measured" \
     "(the environment report is in $RESULTS/env.log)" >&2
   exit 3
 fi
-stage syncs 60 "$PY" benchmarks/gpu_check.py syncs "$RESULTS/syncs.json"
-stage triton-tests 110 "$PY" -m pytest -q -p no:cacheprovider -x tests/augment/test_triton.py
+stage syncs 45 "$PY" benchmarks/gpu_check.py syncs "$RESULTS/syncs.json"
+stage triton-tests 100 "$PY" -m pytest -q -p no:cacheprovider tests/augment/test_triton.py
 stage timm-tests 45 "$PY" -m pytest -q -p no:cacheprovider tests/models/test_timm_real.py
 stage augment 110 "$PY" benchmarks/bench_augment.py --device cuda --suite backends --json "$RESULTS/augment.json"
 stage step 90 "$PY" benchmarks/bench_gpu_step.py --device cuda --steps 10 --repeats 3 --json "$RESULTS/step.json"

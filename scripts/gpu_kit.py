@@ -39,6 +39,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BYTES = 48 * 2**20
@@ -74,9 +75,11 @@ def canonical(name: str) -> str:
     return name.lower().replace("-", "_").replace(".", "_")
 
 
-def _native_build():  # noqa: ANN202 - the module loaded by path, as setup.py does (no torch needed)
+def _native_build() -> ModuleType:
+    """``native_build.py`` loaded by its path, as setup.py does (no torch needed)."""
     path = ROOT / "src" / "kdforaa" / "augment" / "native_build.py"
     spec = importlib.util.spec_from_file_location("kdforaa_native_build", path)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)

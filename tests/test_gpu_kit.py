@@ -98,7 +98,7 @@ def test_the_kit_installs_offline_beside_a_bare_torch_and_the_check_fails_loudly
     results = tmp_path / "results"
     environment = {
         "PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHON": str(python), "GPU_KIT": str(kit),
-        "TMPDIR": str(scratch), "CUDA_VISIBLE_DEVICES": "",
+        "TMPDIR": str(scratch), "CUDA_VISIBLE_DEVICES": "", "GPU_CHECK_ENV_SECONDS": "600",
     }  # fmt: skip
     done = subprocess.run(
         ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(results)],
