@@ -59,3 +59,32 @@ def test_a_triton_row_that_fell_back_is_labelled_refused_and_shown(monkeypatch, 
     assert "| augment | FAILED (exit 1) | 9 |" in table
     assert "RandAugment(2, 9), triton (ran: torch path (Triton failed" in table
     assert "stage syncs did not finish" in table and "stage step did not finish" in table
+
+
+def test_the_summary_shows_every_stage_and_figure(tmp_path, capsys):
+    """The table from stage files shaped as the stages write them (env.json, syncs.json, step.json)."""
+    env = {
+        "device": "NVIDIA H100",
+        "torch": "2.11.0",
+        "python": "3.12.3",
+        "modules": [{"module": "triton", "version": "3.6.0"}, {"module": "kornia", "version": "0.9.0"}],
+    }
+    syncs = {
+        "syncs_per_step": 0,
+        "syncs_first_step": 2,
+        "backend": "triton",
+        "kernels": [{"registers": 64, "spills": 0, "warps": 4, "constants": {"C": 3, "BLOCK": 256}}],
+    }
+    step = {"rows": [{"images": "32x32", "batch": 256, "pair": "resnet8x4 <- resnet32x4", "ran": "triton",
+                      "img_per_s": 50000.0, "share": 0.02, "usual_img_per_s": 9000.0}]}  # fmt: skip
+    for name, content in (("env", env), ("syncs", syncs), ("step", step)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(content))
+    (tmp_path / "stages.tsv").write_text("env\t0\t3\te.log\nsyncs\t0\t20\ts.log\naugment\t124\t110\ta.log\n")
+    assert gpu_check.summary(tmp_path) == 1
+    table = capsys.readouterr().out
+    assert "## GPU check: NVIDIA H100, torch 2.11.0, Python 3.12.3" in table
+    assert "versions: triton 3.6.0, kornia 0.9.0" in table and "| augment | TIMED OUT | 110 |" in table
+    assert "| host syncs per training step (Trainer.train_step, triton) | 0 (first step 2) |" in table
+    assert "64 registers, 0 spilled, 4 warps" in table
+    assert "50,000 img/s; augmentation 2.0% of the step; usual loop 9,000 img/s" in table
+    assert "stage augment did not finish" in table
