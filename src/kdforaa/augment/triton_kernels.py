@@ -6,9 +6,11 @@ program per sample runs that sample's whole augmentation in **one launch**: its 
 sampled order (each its own op and argument, including equalize's and autocontrast's per-channel
 histograms), then one pass that warps (nearest or bilinear, ``fill`` outside the image), crops,
 flips and cuts out while writing the result. Everything a sample needs -- its op codes and
-arguments, whether it moves, Pillow's 16.16 fixed-point row and column parts of its warp
-(``geometry.sample_parts``) and its Cutout box -- is packed into one int32 record per sample, and the
-batch's records reach the device in one non-blocking copy from pinned memory: no host sync.
+arguments, how it moves (its warp's few coefficients, ``geometry.sample_coefficients``, from which the
+kernel computes every pixel's 16.16 sample point by the integer and float64 rules of
+``geometry.sample_parts``) and its Cutout box -- is packed into one int32 record per sample, whose
+length does not depend on the image size, and the batch's records reach the device in one
+non-blocking copy from pinned memory: no host sync. The kernel is compiled once per specialisation.
 
 The arithmetic is the C kernels' (``native_kernels.c``), operation for operation: integer luma and
 tables, float32 blends in the same order, float64 autocontrast tables. Launches disable
