@@ -5,7 +5,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kdforaa-installed
 
-.PHONY: demo test bench study lint data wheel clean
+.PHONY: demo test bench study lint data wheel gpu-kit clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ lint: $(STAMP)
 # dist/kdforaa-VERSION-py3-none-PLATFORM.whl with the prebuilt kernel library (fails without a C compiler)
 wheel: $(STAMP)
 	KDFORAA_PREBUILT=require $(BIN)/pip wheel -q --no-deps --no-build-isolation -w dist .
+
+# gpu-kit/: what a bare GPU machine lacks for benchmarks/gpu_check.sh (wheels for its Python 3.12, Fashion-MNIST,
+# the prebuilt kernel library); needs PyPI and a C compiler here. Copy it with the working tree.
+gpu-kit: $(STAMP)
+	$(BIN)/python scripts/gpu_kit.py --out gpu-kit
 
 clean:
 	rm -rf $(VENV) runs build dist

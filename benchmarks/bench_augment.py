@@ -1,9 +1,10 @@
 """Throughput of our batched per-sample augmentation: against Pillow and kornia, and backend by backend.
 
-    python benchmarks/bench_augment.py [--device cpu|cuda] [--suite pillow|backends] [--quick] [--threads 2]
+    python benchmarks/bench_augment.py [--device cpu|cuda] [--suite pillow|backends|plan] [--quick]
+                                       [--threads 2]
 
-Two suites, each timing its contenders side by side in one process, interleaved (each repeat times
-every contender once, in turn), sampling included:
+Three suites, each timing its contenders side by side in one process, interleaved (each repeat times
+every contender once, in turn):
 
 - ``pillow`` (the default on the CPU): RandAugment(2, 9) of ours against a timm-style Pillow reference
   written here (one image at a time, numpy <-> Pillow conversion included, same 14 ops and level table)
@@ -16,6 +17,11 @@ every contender once, in turn), sampling included:
   training loop does. ``--quick`` on the CPU shrinks it to tiny batches, so that
   ``TRITON_INTERPRET=1`` can run the Triton backend through its interpreter (a correctness run: its
   speed means nothing).
+- ``plan`` (CPU only, no GPU needed): the host work per batch of the fused backends at B=256, 224x224 and
+  32x32 (RandAugment(2, 9) after a padded crop and a flip): the Triton kernel's plan and record packing
+  (a few numbers per sample; target <= 0.3 ms at 224x224 on a quiet host, and within 2x of that at
+  32x32), next to the native kernels' plan, whose per-row and per-column warp parts grow with H+W.
+  Sampling is not included. Median and minimum of many repeats (the minimum is the quiet figure).
 
 Prints Markdown tables of median images/s. On a machine whose cores are busy with other jobs, torch's
 two-thread parallel regions stall on the busy core: compare with ``--threads 1`` there.
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import math
 import os
 import random
@@ -40,8 +47,15 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from cuda_counts import cuda_counts
 from kdforaa.augment import AugParams, apply_params
-from kdforaa.augment.apply import resolve_backend, triton_interpreted
+from kdforaa.augment.apply import (
+    native_plan,
+    resolve_backend,
+    triton_fallback,
+    triton_interpreted,
+    triton_plan,
+)
 from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, OP_NAMES, SIGNED_OPS, op_argument
+from kdforaa.augment.pipeline import AugmentPipeline
 from kdforaa.augment.policies import RANDAUGMENT_OPS, AutoAugment, Policy, RandAugment, TrivialAugment
 from kdforaa.augment.random import make_keys
 from kdforaa.config import DataConfig
@@ -279,15 +293,25 @@ def backends_here(device: torch.device) -> list[str]:
     return (["triton"] if triton_interpreted() else []) + names
 
 
-def backend_suite(device: torch.device, cases: tuple[GpuCase, ...], repeats: int, calls: int) -> None:
-    """The ``backends`` table: every policy on every backend here, kornia's RandAugment beside them."""
+def code_that_ran(contender: str) -> str:
+    """What a row's contender ran: ``triton`` is the torch path once its kernels failed to compile."""
+    why = triton_fallback() if contender == "triton" else None
+    return contender if why is None else f"torch path (Triton failed: {why})"
+
+
+def backend_suite(
+    device: torch.device, cases: tuple[GpuCase, ...], repeats: int, calls: int
+) -> list[dict[str, object]]:
+    """The ``backends`` table: every policy on every backend here, kornia's RandAugment beside them;
+    returns its rows. Each row says which code ran (a ``triton`` row that fell back says so)."""
     backends = backends_here(device)
     print(f"backends: {', '.join(backends)}; a timed call runs {calls} batch(es), then waits for the device")
     print("'same bytes': the contender's output for the same parameters equals the torch path's\n")
     header = (
         "| images | batch | policy | contender | img/s | launches per batch | syncs per batch | same bytes"
     )
-    print(header + " | target |\n" + "|---" * 9 + "|")
+    print(header + " | ran | target |\n" + "|---" * 10 + "|")
+    rows: list[dict[str, object]] = []
     for case in cases:
         x = real_batch(case.side, case.batch, device)
         generator = torch.Generator().manual_seed(0)
@@ -307,13 +331,31 @@ def backend_suite(device: torch.device, cases: tuple[GpuCase, ...], repeats: int
         rates = images_per_second(runners, case.batch * calls, repeats, device)
         kornia_rate = rates.get(("RandAugment(2, 9)", "kornia"), float("nan"))
         for (name, contender), rate in rates.items():
-            counts = "— | —"
+            launches = syncs = "—"
             if device.type == "cuda":
                 measured = cuda_counts(single[(name, contender)])
-                counts = f"{measured.launches:.0f} | {measured.syncs:.0f}"
+                launches, syncs = f"{measured.launches:.0f}", f"{measured.syncs:.0f}"
             verdict = _verdict(case, name, contender, rate, kornia_rate, device)
+            ran = code_that_ran(contender)
             label = f"{case.side}x{case.side} RGB | {case.batch} | {name} | {contender}"
-            print(f"| {label} | {rate:,.0f} | {counts} | {same[(name, contender)]} | {verdict} |")
+            cells = f"{rate:,.0f} | {launches} | {syncs} | {same[(name, contender)]} | {ran} | {verdict}"
+            print(f"| {label} | {cells} |")
+            rows.append(
+                {"images": f"{case.side}x{case.side}", "batch": case.batch, "policy": name,
+                 "contender": contender, "ran": ran, "img_per_s": rate, "launches": launches,
+                 "syncs": syncs, "same_bytes": same[(name, contender)], "verdict": verdict}
+            )  # fmt: skip
+    return rows
+
+
+def refuse_fallbacks(rows: list[dict[str, object]]) -> None:
+    """Exit with a message when a row ran other code than its contender (Triton's torch fallback): its
+    figure must not pass for the contender's."""
+    fell_back = sorted(
+        {f"{row['contender']} ran {row['ran']}" for row in rows if row["ran"] != row["contender"]}
+    )
+    if fell_back:
+        raise SystemExit(f"bench_augment: rows not measured on their own code: {'; '.join(fell_back)}")
 
 
 def _same_bytes(x: torch.Tensor, policy: Policy, contender: str) -> str:
@@ -348,16 +390,58 @@ def _verdict(
     return f"{'met' if met else 'MISSED'}: {wanted}"
 
 
+PLAN_SIDES, PLAN_BATCH, PLAN_TARGET_MS = (224, 32), 256, 0.3
+
+
+def plan_suite(repeats: int) -> None:
+    """The ``plan`` table: host milliseconds per batch of each fused backend's plan, sides interleaved."""
+    from kdforaa.augment import triton_kernels  # imports Triton (its record packing)
+
+    params = {
+        side: AugmentPipeline(
+            RandAugment(NUM_OPS, MAGNITUDE), side, side, crop_padding=side // 8, flip=True
+        ).sample(make_keys(0, 0, torch.arange(PLAN_BATCH)))
+        for side in PLAN_SIDES
+    }
+    planners: dict[tuple[int, str], Callable[[], object]] = {}
+    for side, p in params.items():
+        planners[(side, "triton: plan + records")] = functools.partial(
+            lambda p, side: triton_kernels._records(*triton_plan(p, side, side), pinned=False), p, side
+        )
+        planners[(side, "native: plan")] = functools.partial(native_plan, p, side, side)
+    seconds: dict[tuple[int, str], list[float]] = {key: [] for key in planners}
+    for round_ in range(repeats + 1):
+        for key, fn in planners.items():
+            start = time.perf_counter()
+            fn()
+            if round_:
+                seconds[key].append(time.perf_counter() - start)
+    print(f"host work per batch of {PLAN_BATCH}, RandAugment(2, 9) + padded crop + flip; {repeats} repeats\n")
+    print("| images | plan | median ms | min ms | target |\n|---|---|---|---|---|")
+    quiet = {side: min(seconds[(side, "triton: plan + records")]) * 1e3 for side in PLAN_SIDES}
+    for (side, name), times in seconds.items():
+        target = ""
+        if name.startswith("triton") and side == PLAN_SIDES[0]:
+            target = f"{'met' if quiet[side] <= PLAN_TARGET_MS else 'MISSED'}: <= {PLAN_TARGET_MS} ms (min)"
+        elif name.startswith("triton"):
+            ratio = quiet[side] / quiet[PLAN_SIDES[0]]
+            verdict = "met" if ratio <= 2 else "MISSED"
+            target = f"{verdict}: within 2x of {PLAN_SIDES[0]}x{PLAN_SIDES[0]} ({ratio:.2f}x)"
+        median_ms, min_ms = statistics.median(times) * 1e3, min(times) * 1e3
+        print(f"| {side}x{side} | {name} | {median_ms:.3f} | {min_ms:.3f} | {target} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument(
-        "--suite", choices=("pillow", "backends"), help="default: pillow on cpu, else backends"
+        "--suite", choices=("pillow", "backends", "plan"), help="default: pillow on cpu, else backends"
     )
     parser.add_argument(
         "--quick", action="store_true", help="fewer repeats (backends on the CPU: tiny batches)"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--json", help="backends: also write the rows to this JSON file")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
@@ -372,9 +456,16 @@ def main() -> None:
     )
     if device.type == "cuda":
         print(f"GPU: {torch.cuda.get_device_name(device)}")
+    if suite == "plan":
+        plan_suite(repeats=30 if args.quick else 300)
+        return
     if suite == "backends":
         cases = TINY_CASES if device.type == "cpu" and args.quick else GPU_CASES
-        backend_suite(device, cases, repeats, calls=10 if device.type == "cuda" else 1)
+        rows = backend_suite(device, cases, repeats, calls=10 if device.type == "cuda" else 1)
+        if args.json:
+            with open(args.json, "w") as file:
+                json.dump({"device": str(device), "rows": rows}, file, indent=1)
+        refuse_fallbacks(rows)
         return
     print("Pillow runs on the CPU, one image at a time; kornia chooses its ops once per batch.\n")
     results = [measure(case, device, repeats) for case in CASES]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import json
 import os
 import random
 import statistics
@@ -42,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from bench_augment import MAGNITUDE, NUM_OPS, PillowRandAugment, real_batch
+from bench_augment import MAGNITUDE, NUM_OPS, PillowRandAugment, code_that_ran, real_batch
 from kdforaa.augment.apply import resolve_backend
 from kdforaa.config import build_config
 from kdforaa.distill.losses import topk_kd
@@ -253,7 +254,7 @@ def measure(
         "step_ms": {name: 1e3 * t / steps for name, t in med.items()},
         "share": max(0.0, 1.0 - med["ours, pre-augmented"] / med["ours"]),
         "waiting": statistics.median(waits),
-        "backend": resolve_backend(backend, images, "nearest"),
+        "backend": code_that_ran(resolve_backend(backend, images, "nearest")),
     }
 
 
@@ -270,6 +271,7 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes, 2 steps, 1 round: shows the code runs"
     )
+    parser.add_argument("--json", help="also write the rows of ours to this JSON file")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -284,8 +286,18 @@ def main() -> None:
         "| images | batch | student <- teacher | loop | img/s | ms per step | augmentation | vs usual", end=""
     )
     print(" | target |\n" + "|---" * 9 + "|")
+    summary: list[dict[str, object]] = []
     for case in cases(args.quick, args.pair224):
         r = measure(case, device, steps, repeats, workers, args.backend)
+        summary.append(
+            {"images": f"{case.side}x{case.side}", "batch": case.batch,
+             "pair": f"{case.student} <- {case.teacher}",
+             "ran": r["backend"], "img_per_s": r["img_per_s"]["ours"], "share": r["share"],
+             "usual_img_per_s": r["img_per_s"]["usual"]}
+        )  # fmt: skip
+        if args.json:  # after each case: a stage stopped by its time limit keeps the finished cases
+            with open(args.json, "w") as file:
+                json.dump({"device": name, "rows": summary}, file, indent=1)
         rates, ms = r["img_per_s"], r["step_ms"]
         label = f"{case.side}x{case.side} | {case.batch} | {case.student} <- {case.teacher}"
         judged = device.type == "cuda" and not args.quick
@@ -309,6 +321,8 @@ def main() -> None:
         for loop, key, augmentation, versus, target in rows:
             cells = f"{rates[key]:,.0f} | {ms[key]:.1f} | {augmentation} | {versus} | {target}"
             print(f"| {label} | {loop} | {cells} |")
+    if any(str(row["ran"]).startswith("torch path") for row in summary):
+        raise SystemExit("bench_gpu_step: the Triton kernels failed to compile, so ours ran the torch path")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ launches, host syncs and GPU busy time per call (the engine is launch-bound ther
     python benchmarks/profile_augment.py [--device cpu|cuda] [--threads 1] [--repeats 20]
 
 Stages, each timed alone on the same batch (medians): sampling the parameters, the geometry matrices,
-the fused backends' per-sample plan (host work), on the CPU the native pass (colour ops and warp in C,
-which ``call`` uses there), on CUDA the Triton pass (one launch, plan included, which ``call`` uses
-there when Triton is installed), and the torch path's colour pass and warp. Random uint8 RGB batches:
+the fused backends' per-sample plans (host work; the Triton one does not grow with the image), on the
+CPU the native pass (colour ops and warp in C, which ``call`` uses there), on CUDA the Triton pass (one
+launch, plan included, which ``call`` uses there when Triton is installed), and the torch path's colour
+pass and warp. Random uint8 RGB batches:
 32x32 B=256, 224x224 B=256 and B=64.
 """
 
@@ -53,7 +54,8 @@ def profile_case(side: int, batch: int, device: torch.device, repeats: int) -> s
         "call": lambda: policy(x),
         "sample": lambda: policy.sample(keys),
         "matrices": lambda: apply.inverse_maps(params, side, side),
-        "plan": lambda: apply.sample_plan(params, side, side),
+        "native plan": lambda: apply.native_plan(params, side, side),
+        "triton plan": lambda: apply.triton_plan(params, side, side),
     }
     backend = apply.resolve_backend("auto", x, "nearest")
     if backend == "native":  # the CPU path: colour ops and warp in one native pass

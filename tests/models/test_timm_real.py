@@ -107,7 +107,8 @@ def test_pretrained_weights_that_cannot_be_fetched_are_one_line(tmp_path: Path) 
         "HF_HUB_OFFLINE": "1",
         "HF_HOME": str(tmp_path / "hf"),
         "TORCH_HOME": str(tmp_path / "torch"),
-        "PYTHONPATH": str(SRC),
+        # this checkout's src first; what the caller's path adds stays (the GPU check's installed kit)
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(SRC), os.environ.get("PYTHONPATH")))),
     }
     command = [sys.executable, "-c", script]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)

@@ -17,8 +17,10 @@ Backends (``backend=``), all giving the same bytes (bilinear warps: within one g
 - ``auto`` (the default): on the CPU ``native`` where it can run, else ``torch``; on CUDA ``triton``
   when it is installed, else ``torch``.
 
-The two fused backends run the same per-sample plan (:func:`sample_plan`): op codes and arguments per
-slot, the warp's fixed-point parts and the Cutout box, all worked out on the host.
+The two fused backends get the same op codes and arguments per slot (:func:`colour_codes`) and Cutout
+boxes. The native kernels get every row's and column's fixed-point part of the warp (:func:`sample_plan`);
+the Triton kernel gets each sample's few warp coefficients (``geometry.sample_coefficients``) and
+expands them itself, so its host work per batch does not grow with the image.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +95,13 @@ def triton_installed() -> bool:
 def triton_interpreted() -> bool:
     """Whether ``TRITON_INTERPRET`` asks Triton to interpret kernels on the CPU (read as Triton reads it)."""
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
+
+
+def triton_fallback() -> str | None:
+    """Why the ``triton`` backend has been running the torch path in this process (its kernels failed to
+    compile here, warned once), or None while it runs its own kernels. Benchmarks label rows with it."""
+    module = sys.modules.get("kdforaa.augment.triton_kernels")  # never imports Triton itself
+    return None if module is None else module.failure()
 
 
 def _triton_unusable(device: torch.device) -> str | None:
@@ -253,7 +263,7 @@ def _cut_out(x: torch.Tensor, boxes: torch.Tensor, fill: int) -> torch.Tensor:
 # -------------------------------------------------------------------------------- fused backends
 @dataclass(frozen=True)
 class SamplePlan:
-    """What the fused backends (native, triton) run for each sample of a batch of ``B`` images.
+    """What the native kernels run for each sample of a batch of ``B`` images.
 
     ``codes``/``arguments``: ``(B,S)`` int32 native op codes and float32 arguments (:func:`colour_codes`);
     ``moving``: ``(B,)`` bool, the samples whose warp is not the identity; ``rows`` ``(B,2,H)`` and
@@ -305,6 +315,22 @@ def native_plan(params: AugParams, height: int, width: int) -> tuple[np.ndarray 
     return plan.codes, plan.arguments, warps, plan.rows, plan.cols
 
 
+def triton_plan(
+    params: AugParams, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, geometry.SampleCoefficients | None, np.ndarray | None]:
+    """The Triton kernel's host work for a batch: ``(codes, arguments, moving, warp, cutout)`` as
+    :func:`kdforaa.augment.triton_kernels.apply` takes them; a few numbers per sample, whatever the image
+    size (the kernel expands each sample's warp coefficients itself)."""
+    codes, arguments = colour_codes(params, height, width)
+    maps = inverse_maps(params, height, width)
+    moving, warp = np.zeros(len(params), dtype=bool), None
+    if maps is not None:
+        m = np.broadcast_to(maps, (len(params), 3, 3))
+        moving, warp = geometry.moving_samples(m), geometry.sample_coefficients(m)
+    cutout = None if params.cutout is None else params.cutout.numpy().astype(np.int32)
+    return codes, arguments, moving, warp, cutout
+
+
 def _triton_pass(x: torch.Tensor, params: AugParams, fill: int, interpolation: str) -> torch.Tensor | None:
     """Colour ops, warp and Cutout in one Triton launch; None when the kernels cannot compile here."""
     from kdforaa.augment import triton_kernels  # imports Triton: only when this backend runs
@@ -312,15 +338,9 @@ def _triton_pass(x: torch.Tensor, params: AugParams, fill: int, interpolation: s
     if not triton_kernels.compiled_here():
         return None
     height, width = x.shape[-2:]
-    plan = sample_plan(params, height, width)
     return triton_kernels.apply(
         x,
-        plan.codes,
-        plan.arguments,
-        plan.moving,
-        plan.rows,
-        plan.cols,
-        plan.cutout,
+        *triton_plan(params, height, width),
         fill,
         bilinear=interpolation == "bilinear",
         margin=geometry.bilinear_margin(height, width),

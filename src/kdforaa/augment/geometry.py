@@ -20,6 +20,7 @@ import functools
 import math
 import numbers
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ _ONE = 1 << 16
 # Row and column parts of a coordinate are clamped to this (8192 px) so that their int32 sum (plus
 # a margin) cannot overflow; every point that far out lies outside any image we resample, like
 # Pillow's own fixed-point path, which needs +-32768 px.
-_COORDINATE_LIMIT = 1 << 29
+COORDINATE_LIMIT = 1 << 29
 
 # Input values per piece when resampling a large batch (see by_pieces): a few images of 224x224.
 _RESAMPLE_PIECE = 1 << 21
@@ -201,6 +202,36 @@ def compose(*matrices: torch.Tensor) -> torch.Tensor:
     return _tensor(compose_maps(*maps), matrices[0].device)
 
 
+@dataclass(frozen=True)
+class SampleCoefficients:
+    """The few numbers per sample from which :func:`sample_parts` expands every row's and column's part.
+
+    ``separable`` ``(N,)`` bool: no rotation or shear term (Pillow's float64 path); ``steps`` ``(N,2)``
+    and ``offsets`` ``(N,2)`` float64: per output column (x) and per output row (y), and the point of
+    pixel (0, 0) (``c + a/2 + b/2``), used by separable samples; ``fixed`` ``(N,2,3)`` int64: each
+    entry rounded to 1/65536 (Pillow's ``affine_fixed``), used by the others. The Triton kernel gets
+    these and expands them itself, by the same integer and float64 rules.
+    """
+
+    separable: np.ndarray
+    steps: np.ndarray
+    offsets: np.ndarray
+    fixed: np.ndarray
+
+
+def sample_coefficients(matrix: np.ndarray) -> SampleCoefficients:
+    """The coefficients of ``matrix`` ``(N,3,3)`` float64 (see :func:`sample_parts`)."""
+    m = matrix[:, :2]
+    step_x, step_y = m[:, :, 0:1], m[:, :, 1:2]  # change per output column, per output row
+    offset = m[:, :, 2:3] + step_x * 0.5 + step_y * 0.5  # Pillow's order: c + a/2 + b/2
+    entries = np.concatenate([step_x, step_y, offset], axis=2)
+    with np.errstate(over="ignore"):  # entries near float64's limit become inf, which the clip bounds
+        fixed = np.clip(np.floor(entries * _ONE + 0.5), -(2.0**40), 2.0**40).astype(np.int64)
+    separable = (m[:, 0, 1] == 0) & (m[:, 1, 0] == 0)
+    steps = np.stack([m[:, 0, 0], m[:, 1, 1]], axis=1)
+    return SampleCoefficients(separable, steps, offset[:, :, 0], fixed)
+
+
 def sample_parts(matrix: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Where every output pixel samples the input, in 16.16 fixed point, as Pillow's NEAREST finds it.
 
@@ -210,25 +241,20 @@ def sample_parts(matrix: np.ndarray, height: int, width: int) -> tuple[np.ndarra
     Pillow has two paths and we follow each per sample: a matrix without rotation or shear terms
     (``b == d == 0``: shifts, flips, scaling) is evaluated in float64 and floored
     (``ImagingScaleAffine``); any other has its entries rounded to 1/65536 first (``affine_fixed``).
-    These are a few numbers per row and column, so numpy computes them on the host.
+    Both start from :func:`sample_coefficients`.
     """
-    m = matrix[:, :2]
-    step_x, step_y = m[:, :, 0:1], m[:, :, 1:2]  # change per output column, per output row
-    offset = m[:, :, 2:3] + step_x * 0.5 + step_y * 0.5  # Pillow's order: c + a/2 + b/2
+    k = sample_coefficients(matrix)
+    sep, fixed = k.separable, k.fixed
     cols, rows = np.arange(width), np.arange(height)
-    limit = _COORDINATE_LIMIT
-
-    entries = np.concatenate([step_x, step_y, offset], axis=2)
-    separable = (m[:, 0, 1] == 0) & (m[:, 1, 0] == 0)
-    with np.errstate(over="ignore"):  # entries near float64's limit become inf, which the clips bound
-        fixed = np.clip(np.floor(entries * _ONE + 0.5), -(2.0**40), 2.0**40).astype(np.int64)
-        exact_x = np.floor((offset[separable, 0] + step_x[separable, 0] * cols) * _ONE)
-        exact_y = np.floor((offset[separable, 1] + step_y[separable, 1] * rows) * _ONE)
+    limit = COORDINATE_LIMIT
+    with np.errstate(over="ignore"):
+        exact_x = np.floor((k.offsets[sep, 0:1] + k.steps[sep, 0:1] * cols) * _ONE)
+        exact_y = np.floor((k.offsets[sep, 1:2] + k.steps[sep, 1:2] * rows) * _ONE)
     exact_x, exact_y = exact_x.clip(-limit, limit - 1), exact_y.clip(-limit, limit - 1)
     col_part = np.clip(fixed[:, :, 0:1] * cols, -limit, limit - 1)
     row_part = np.clip(fixed[:, :, 1:2] * rows + fixed[:, :, 2:3], -limit, limit - 1)
-    col_part[separable] = np.stack([exact_x, np.zeros_like(exact_x)], axis=1)
-    row_part[separable] = np.stack([np.zeros_like(exact_y), exact_y], axis=1)
+    col_part[sep] = np.stack([exact_x, np.zeros_like(exact_x)], axis=1)
+    row_part[sep] = np.stack([np.zeros_like(exact_y), exact_y], axis=1)
     return row_part.astype(np.int32), col_part.astype(np.int32)
 
 

@@ -6,9 +6,11 @@ program per sample runs that sample's whole augmentation in **one launch**: its 
 sampled order (each its own op and argument, including equalize's and autocontrast's per-channel
 histograms), then one pass that warps (nearest or bilinear, ``fill`` outside the image), crops,
 flips and cuts out while writing the result. Everything a sample needs -- its op codes and
-arguments, whether it moves, Pillow's 16.16 fixed-point row and column parts of its warp
-(``geometry.sample_parts``) and its Cutout box -- is packed into one int32 record per sample, and the
-batch's records reach the device in one non-blocking copy from pinned memory: no host sync.
+arguments, how it moves (its warp's few coefficients, ``geometry.sample_coefficients``, from which the
+kernel computes every pixel's 16.16 sample point by the integer and float64 rules of
+``geometry.sample_parts``) and its Cutout box -- is packed into one int32 record per sample, whose
+length does not depend on the image size, and the batch's records reach the device in one
+non-blocking copy from pinned memory: no host sync. The kernel is compiled once per specialisation.
 
 The arithmetic is the C kernels' (``native_kernels.c``), operation for operation: integer luma and
 tables, float32 blends in the same order, float64 autocontrast tables. Launches disable
@@ -36,6 +38,7 @@ import torch
 import triton
 import triton.language as tl
 
+from kdforaa.augment.geometry import COORDINATE_LIMIT, SampleCoefficients
 from kdforaa.augment.kernels import MAX_FACTOR as _MAX_FACTOR
 from kdforaa.augment.kernels import SOLARIZE_ADD_THRESHOLD
 from kdforaa.augment.op_table import BY_NAME
@@ -65,13 +68,20 @@ MAX_FACTOR = tl.constexpr(_MAX_FACTOR)
 SOLARIZE_ADD_BELOW = tl.constexpr(int(SOLARIZE_ADD_THRESHOLD))
 ONE = tl.constexpr(1 << 16)  # 1.0 in Pillow's 16.16 fixed point
 
-# A sample's record (int32 words): whether it moves, whether it has colour ops, its Cutout box
-# (top, left, bottom, right; empty when none), then S op codes, S float32 arguments (their bits), the
-# warp's row parts (2,H) and column parts (2,W).
+# A sample's record (int32 words): how it moves, whether it has colour ops, its Cutout box (top, left,
+# bottom, right; empty when none), then S op codes, S float32 arguments (their bits), and the warp's
+# coefficients (geometry.SampleCoefficients) in 12 words: six int64 16.16 entries (x then y: per
+# column, per row, offset) for a FIXED warp, or four float64 numbers (step x, offset x, step y, offset
+# y) for a SEPARABLE one. The record has an even length and the coefficients start at an even word, so
+# they are read as 8-byte numbers; its length does not depend on the image size.
 MOVING = tl.constexpr(0)
 COLOURED = tl.constexpr(1)
 BOX = tl.constexpr(2)
 HEADER = tl.constexpr(6)
+WARP_WORDS = 12
+STILL, FIXED, SEPARABLE = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2)  # MOVING's values
+LIMIT = tl.constexpr(COORDINATE_LIMIT)  # the coordinates' clip (integer parts)
+FLOAT_LIMIT = tl.constexpr(float(COORDINATE_LIMIT))  # the same, for float64 parts
 
 
 # ------------------------------------------------------------------------------------- pixel helpers
@@ -262,26 +272,44 @@ def _bilinear(src, s_c, s_h, s_w, point_x, point_y, fill, margin, height, width,
 
 
 @triton.jit
+def _exact_part(offset, step, index):
+    """A separable warp's 16.16 coordinate at ``index`` (float64, floored, clipped), as in
+    ``geometry.sample_parts``."""
+    point = tl.floor((offset + step * index.to(tl.float64)) * 65536.0)
+    return tl.minimum(tl.maximum(point, -FLOAT_LIMIT), FLOAT_LIMIT - 1.0).to(tl.int32)
+
+
+@triton.jit
+def _fixed_part(per_column, per_row, offset, i, j):
+    """A fixed-point warp's 16.16 coordinate at column ``i``, row ``j`` (int64 products, clipped parts)."""
+    column = tl.minimum(tl.maximum(per_column * i.to(tl.int64), -LIMIT), LIMIT - 1)
+    row = tl.minimum(tl.maximum(per_row * j.to(tl.int64) + offset, -LIMIT), LIMIT - 1)
+    return (row + column).to(tl.int32)
+
+
+@triton.jit
 def _finish(
-    src, s_c, s_h, s_w, out, o_c, o_h, o_w, rec, slots, fill, margin, height, width, ch,
+    src, s_c, s_h, s_w, out, o_c, o_h, o_w, rec, wide, double, fill, margin, height, width, ch,
     C: tl.constexpr, BILINEAR: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """The sample's warp (or a copy when it does not move), its Cutout box, written to ``out``."""
+    """The sample's warp (or a copy when it does not move), its Cutout box, written to ``out``.
+    ``wide``/``double``: its warp coefficients read as int64 / float64."""
     pixels = height * width
-    moving = tl.load(rec + MOVING) != 0
+    kind = tl.load(rec + MOVING)
     top, left = tl.load(rec + BOX), tl.load(rec + BOX + 1)
     bottom, right = tl.load(rec + BOX + 2), tl.load(rec + BOX + 3)
-    rows = rec + HEADER + 2 * slots  # (2,H): x and y parts of each output row
-    cols = rows + 2 * height  # (2,W): x and y parts of each output column
     for start in range(0, pixels, BLOCK):
         p = start + tl.arange(0, BLOCK)
         j, i = p // width, p % width
         in_image = p < pixels
         valid = (ch < C) & in_image[None, :]
-        if moving:
-            point_x = tl.load(rows + j, mask=in_image, other=0) + tl.load(cols + i, mask=in_image, other=0)
-            point_y = tl.load(rows + height + j, mask=in_image, other=0)
-            point_y += tl.load(cols + width + i, mask=in_image, other=0)
+        if kind != STILL:
+            if kind == SEPARABLE:
+                point_x = _exact_part(tl.load(double + 1), tl.load(double), i)
+                point_y = _exact_part(tl.load(double + 3), tl.load(double + 2), j)
+            else:
+                point_x = _fixed_part(tl.load(wide), tl.load(wide + 1), tl.load(wide + 2), i, j)
+                point_y = _fixed_part(tl.load(wide + 3), tl.load(wide + 4), tl.load(wide + 5), i, j)
             if BILINEAR:
                 value = _bilinear(
                     src, s_c, s_h, s_w, point_x, point_y, fill, margin, height, width, ch, valid
@@ -302,17 +330,20 @@ def _finish(
 # ----------------------------------------------------------------------------------------- the kernel
 @triton.jit(do_not_specialize=["height", "width", "slots", "record", "fill"])
 def _augment_kernel(
-    x, out, work, tables, plan, plan_float,
+    x, out, work, tables, plan, plan_float, plan_wide, plan_double,
     height, width, slots, record, fill, margin,
     x_sb, x_sc, x_sh, x_sw, o_sb, o_sc, o_sh, o_sw,
     C: tl.constexpr, CP: tl.constexpr, BILINEAR: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     """Program ``b`` augments sample ``b`` of ``x`` ``(B,C,H,W)`` uint8 into ``out`` as its record in
-    ``plan`` ``(B,record)`` int32 says (``plan_float``: the same memory read as float32)."""
+    ``plan`` ``(B,record)`` int32 says (``plan_float``, ``plan_wide``, ``plan_double``: the same memory
+    read as float32, int64 and float64)."""
     b = tl.program_id(0).to(tl.int64)
     pixels = height * width
     ch = tl.arange(0, CP)[:, None]
     rec = plan + b * record
+    coefficients = (b * record + HEADER + 2 * slots) // 2  # in 8-byte words (both terms are even)
+    wide, double = plan_wide + coefficients, plan_double + coefficients
     sample = x + b * x_sb
     target = out + b * o_sb
     if tl.load(rec + COLOURED) != 0:
@@ -332,13 +363,13 @@ def _augment_kernel(
                 half = 1 - half
         src = base + half * (C * pixels)
         _finish(
-            src, pixels, width, 1, target, o_sc, o_sh, o_sw, rec, slots, fill, margin, height, width, ch,
-            C, BILINEAR, BLOCK,
+            src, pixels, width, 1, target, o_sc, o_sh, o_sw, rec, wide, double, fill, margin, height, width,
+            ch, C, BILINEAR, BLOCK,
         )  # fmt: skip
     else:
         _finish(
-            sample, x_sc, x_sh, x_sw, target, o_sc, o_sh, o_sw, rec, slots, fill, margin, height, width, ch,
-            C, BILINEAR, BLOCK,
+            sample, x_sc, x_sh, x_sw, target, o_sc, o_sh, o_sw, rec, wide, double, fill, margin, height,
+            width, ch, C, BILINEAR, BLOCK,
         )  # fmt: skip
 
 
@@ -351,10 +382,36 @@ def compiled_here() -> bool:
     return _failure is None
 
 
+def failure() -> str | None:
+    """Why the kernels could not be compiled in this process (the first line of the error), or None."""
+    return _failure
+
+
+_compiled: set[tuple] = set()  # the specialisations compiled in this process (see _specialisation)
+
+
+def _specialisation(device: torch.device, args: tuple, meta: dict) -> tuple:
+    """What tells the kernel's compiled variants apart, or finer: the constants and launch options, and
+    per argument what Triton specialises on (a pointer's 16-byte alignment, an integer's divisibility by
+    16 and equality to 1; the type of anything else)."""
+
+    def kind(value: object) -> tuple:
+        if isinstance(value, torch.Tensor):
+            return (value.dtype, value.data_ptr() % 16 == 0)
+        if isinstance(value, int):
+            return (value % 16 == 0, value == 1)
+        return (type(value),)
+
+    return (device, tuple(sorted(meta.items())), *(kind(value) for value in args))
+
+
 def _compile(grid: tuple[int], args: tuple, meta: dict) -> None:
-    """Compile the kernel for these arguments' specialisation (cached by Triton after the first time;
-    nothing to do in the interpreter), apart from the launch, so that only a compile failure is caught."""
-    _augment_kernel.warmup(*args, grid=grid, **meta)
+    """Compile the kernel for these arguments' specialisation, once per specialisation in the process
+    (nothing to do in the interpreter), apart from the launch, so that only a compile failure is caught."""
+    key = _specialisation(args[0].device, args, meta)
+    if key not in _compiled:
+        _augment_kernel.warmup(*args, grid=grid, **meta)
+        _compiled.add(key)
 
 
 def _give_up(error: Exception) -> None:
@@ -373,34 +430,47 @@ def _records(
     codes: np.ndarray,
     arguments: np.ndarray,
     moving: np.ndarray,
-    rows: np.ndarray | None,
-    cols: np.ndarray | None,
+    warp: SampleCoefficients | None,
     cutout: np.ndarray | None,
-    height: int,
-    width: int,
     pinned: bool,
 ) -> torch.Tensor:
-    """The batch's records ``(B, record)`` int32 on the host (pinned for a non-blocking upload)."""
+    """The batch's records ``(B, record)`` int32 on the host (pinned for a non-blocking upload): a few
+    numbers per sample, whatever the image size."""
     batch, slots = codes.shape
-    record = HEADER + 2 * slots + 2 * height + 2 * width
-    host = torch.empty((batch, record), dtype=torch.int32, pin_memory=pinned)
-    table = host.numpy()
-    table[:, MOVING] = moving
-    table[:, COLOURED] = (codes != 0).any(1)
-    table[:, BOX : BOX + 4] = 0 if cutout is None else cutout
-    table[:, HEADER : HEADER + slots] = codes
-    table[:, HEADER + slots : HEADER + 2 * slots] = np.ascontiguousarray(arguments, np.float32).view(np.int32)
     parts = HEADER + 2 * slots
-    table[:, parts : parts + 2 * height] = 0 if rows is None else rows.reshape(batch, 2 * height)
-    table[:, parts + 2 * height :] = 0 if cols is None else cols.reshape(batch, 2 * width)
+    host = torch.empty((batch, parts + WARP_WORDS), dtype=torch.int32, pin_memory=pinned)
+    table = host.numpy()
+    table.fill(0)
+    table[:, COLOURED] = (codes != 0).any(1)
+    if cutout is not None:
+        table[:, BOX : BOX + 4] = cutout
+    table[:, HEADER : HEADER + slots] = codes
+    table[:, HEADER + slots : parts] = np.ascontiguousarray(arguments, np.float32).view(np.int32)
+    if warp is not None and moving.any():
+        kinds = np.where(warp.separable, SEPARABLE.value, FIXED.value)
+        table[:, MOVING.value] = np.where(moving, kinds, STILL.value)
+        fixed = moving & ~warp.separable
+        table[fixed, parts:] = warp.fixed[fixed].reshape(-1, 6).view(np.int32)
+        exact = moving & warp.separable
+        numbers = np.stack([warp.steps[:, 0], warp.offsets[:, 0], warp.steps[:, 1], warp.offsets[:, 1]], 1)
+        table[exact, parts : parts + 8] = np.ascontiguousarray(numbers[exact]).view(np.int32)
     return host
 
 
+MAX_BLOCK, WARPS = 256, 4
+
+
 def _launch_shape(channels: int, pixels: int, bilinear: bool) -> tuple[dict, dict]:
-    """Compile-time constants and launch options for samples of ``channels x pixels``."""
-    block = min(1024, triton.next_power_of_2(pixels))
+    """Compile-time constants and launch options for samples of ``channels x pixels``.
+
+    Blocks of at most 256 pixels on 4 warps: compiled for sm_80 and sm_90 the kernel then needs about 64
+    registers per thread with no spills, so several programs stay resident per SM (1024-pixel blocks on
+    8 warps took 128-150 registers, spilled on sm_90, and left one program per SM);
+    tests/augment/test_triton.py reads the compiler's resource report.
+    """
+    block = min(MAX_BLOCK, triton.next_power_of_2(pixels))
     meta = {"C": channels, "CP": triton.next_power_of_2(channels), "BILINEAR": bilinear, "BLOCK": block}
-    return meta, {"num_warps": 8 if block >= 1024 else 4, "enable_fp_fusion": False}
+    return meta, {"num_warps": WARPS, "enable_fp_fusion": False}
 
 
 def apply(
@@ -408,8 +478,7 @@ def apply(
     codes: np.ndarray,
     arguments: np.ndarray,
     moving: np.ndarray,
-    rows: np.ndarray | None,
-    cols: np.ndarray | None,
+    warp: SampleCoefficients | None,
     cutout: np.ndarray | None,
     fill: int,
     *,
@@ -419,7 +488,7 @@ def apply(
     """Augment ``x`` ``(B,C,H,W)`` uint8 (CUDA, or CPU under the interpreter) in one kernel launch.
 
     ``codes``/``arguments``: ``(B,S)`` int32 op codes and float32 arguments; ``moving`` ``(B,)`` bool;
-    ``rows`` ``(B,2,H)`` and ``cols`` ``(B,2,W)`` int32 fixed-point warp parts (None: nothing moves);
+    ``warp``: every sample's warp coefficients (``geometry.sample_coefficients``; None: nothing moves);
     ``cutout`` ``(B,4)`` boxes or None; ``margin``: the bilinear truncation margin. Returns a new batch
     in ``x``'s memory format, or None when the kernels cannot be compiled here (warned once).
     """
@@ -432,13 +501,14 @@ def apply(
     if batch == 0:
         return out
     on_gpu = x.device.type == "cuda"
-    host = _records(codes, arguments, moving, rows, cols, cutout, height, width, pinned=on_gpu)
+    host = _records(codes, arguments, moving, warp, cutout, pinned=on_gpu)
     plan = host.to(x.device, non_blocking=True) if on_gpu else host
     scratch = 2 * channels * height * width if (codes != 0).any() else 0
     work = torch.empty(max(1, batch * scratch), dtype=torch.uint8, device=x.device)
     tables = torch.empty(max(1, batch * channels * 256), dtype=torch.int32, device=x.device)
     args = (
-        x, out, work, tables, plan, plan.view(torch.float32),
+        x, out, work, tables, plan,
+        plan.view(torch.float32), plan.view(torch.int64), plan.view(torch.float64),
         height, width, codes.shape[1], plan.shape[1], fill, margin, *x.stride(), *out.stride(),
     )  # fmt: skip
     meta, options = _launch_shape(channels, height * width, bilinear)

@@ -6,6 +6,13 @@ student -> criterion -> SGD step. The run's parts come from :func:`~kdforaa.trai
 the :class:`Trainer` holds only the loop's state (epoch, step, statistics, checkpoints). All randomness
 of the data path comes from counter-based keys, and the model's own randomness (dropout) from the torch
 RNG saved in every checkpoint, so a resumed run ends with bit-identical weights on the CPU.
+
+A step never waits for the device: its statistics (loss terms, correct answers) are summed in float64
+on the device and read once per checkpoint or epoch (:meth:`Trainer.read_statistics`), in the same order
+of additions as Python floats would give. On CUDA the non-finite-loss check of ``train.on_nan=stop`` is
+deferred the same way (``Trainer.deferred_checks``): the run stops at the next read, naming the first
+bad step, before any checkpoint is written; ``train.on_nan=skip`` must decide before each update, so it
+still reads the loss every step.
 """
 
 from __future__ import annotations
@@ -66,6 +73,10 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best_acc, self.elapsed, self.skipped = -1.0, 0.0, 0
         self.stats: dict[str, float] = {}
+        self.sums: dict[str, torch.Tensor] = {}  # this interval's statistics, on the device
+        self.nonfinite: torch.Tensor | None = None  # first global step (1-based) with a non-finite loss
+        # On CUDA a step reads nothing back (a read waits for the device); on the CPU a read is free.
+        self.deferred_checks = self.device.type == "cuda" and cfg.train.on_nan == "stop"
         self._stop_signal: int | None = None
         if resume:
             self._restore(self._resume_state())
@@ -166,6 +177,7 @@ class Trainer:
 
     def save(self) -> None:
         """Write last.pt (rank 0), keeping the one it replaces as previous.pt. Every rank must call it."""
+        self.read_statistics()
         local = self.stats
         self.stats = dist.all_reduce_sum(local, self.world)
         if self.world.is_main:
@@ -179,15 +191,40 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _accumulate(self, terms: dict[str, torch.Tensor], logits, labels, teacher_logits, n: int) -> None:
-        s = self.stats
-        for name, value in terms.items():
-            s[name] = s.get(name, 0.0) + float(value) * n
-        s["correct"] = s.get("correct", 0.0) + float((logits.argmax(1) == labels).sum())
+        """Add the step's sums to :attr:`sums` on the device (nothing is read back; ``n`` is the host's)."""
+        step = {name: value.detach().double() * n for name, value in terms.items()}
+        step["correct"] = (logits.argmax(1) == labels).sum().double()
         if teacher_logits is not None:
-            s["teacher_wrong"] = s.get("teacher_wrong", 0.0) + float(
-                (teacher_logits.argmax(1) != labels).sum()
-            )
-        s["n"] = s.get("n", 0.0) + n
+            step["teacher_wrong"] = (teacher_logits.argmax(1) != labels).sum().double()
+        for name, value in step.items():
+            if name not in self.sums:  # continues the host's sum: the additions happen in the same order
+                self.sums[name] = torch.tensor(
+                    self.stats.get(name, 0.0), dtype=torch.float64, device=value.device
+                )
+            self.sums[name] += value
+        self.stats["n"] = self.stats.get("n", 0.0) + n
+
+    def read_statistics(self) -> None:
+        """Bring :attr:`sums` into :attr:`stats` (one wait for the device), and stop the run when a
+        deferred check found a non-finite loss (before anything is written)."""
+        names = list(self.sums)
+        read = torch.stack([self.sums[name] for name in names]).tolist() if names else []
+        self.stats.update(zip(names, read, strict=True))
+        self.sums = {}
+        if self.nonfinite is not None:
+            first, self.nonfinite = int(self.nonfinite), None
+            if first > 0:
+                raise TrainingError(
+                    f"non-finite loss at global step {first} (found at step {self.global_step}; checked "
+                    "once per checkpoint on CUDA); lower train.lr or set train.on_nan=skip"
+                )
+
+    def _defer_finite_check(self, loss: torch.Tensor) -> None:
+        """Remember (on the device) the first global step whose loss is not finite."""
+        if self.nonfinite is None:
+            self.nonfinite = torch.zeros((), dtype=torch.int64, device=loss.device)
+        bad = ~torch.isfinite(loss.detach()) & (self.nonfinite == 0)
+        self.nonfinite = torch.where(bad, self.global_step + 1, self.nonfinite)
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:
         cfg, parts = self.cfg, self.parts
@@ -213,12 +250,16 @@ class Trainer:
             logits.float(),
             labels,
             teacher_logits=teacher_logits,
-            level=views.params.level.to(self.device),
+            level=views.params.level.to(self.device, non_blocking=True),
             student_feats=feats,
             teacher_feats=teacher_feats,
         )
         parts.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
+        if self.deferred_checks:
+            self._defer_finite_check(loss)
+            loss.backward()
+            parts.optimizer.step()
+        elif not torch.isfinite(loss):
             detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
             if cfg.train.on_nan == "stop":
                 raise TrainingError(
@@ -344,6 +385,7 @@ class Trainer:
         bar.close()
         seconds = time.perf_counter() - t0
         self.elapsed += seconds
+        self.read_statistics()
         self.stats = dist.all_reduce_sum(self.stats, self.world)
         improved = False
         if self.world.is_main:
