@@ -14,12 +14,12 @@ from safetensors.torch import load_file
 
 from foreign_models import SAME_NAMES, repdistiller_shapes, repdistiller_state
 from kdforaa.cli import main
-from kdforaa.config import DistillConfig
+from kdforaa.config import DistillConfig, load_config
 from kdforaa.distill.criterion import build_criterion
 from kdforaa.errors import BadInput
 from kdforaa.models.export import export_weights
 from kdforaa.models.from_checkpoint import load_trained
-from kdforaa.models.registry import build_model, describe_model
+from kdforaa.models.registry import available_models, build_model, describe_model
 from kdforaa.models.shufflenet import channel_shuffle
 from kdforaa.models.vgg import VGG
 
@@ -200,3 +200,25 @@ def test_kdforaa_models_lists_them_with_parameter_counts(capsys: pytest.CaptureF
     assert describe_model("shufflenetv1") == (
         "shufflenetv1: ShuffleNet V1, groups 3, widths 240/480/960, 0.86M parameters (10 classes, 1 channel)"
     )
+
+
+CIFAR100_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "cifar100"
+# RepDistiller's CIFAR-100 pairs with these students (README, "cross-architecture" table, and vgg13 -> vgg8);
+# its ResNet50 -> MobileNetV2 and ResNet50 -> vgg8 need a ResNet50 that the zoo does not have
+PAIRS = [
+    ("mobilenetv2", "vgg13"),
+    ("shufflenetv1", "resnet32x4"),
+    ("shufflenetv2", "resnet32x4"),
+    ("shufflenetv1", "wrn_40_2"),
+    ("vgg8", "vgg13"),
+]
+
+
+@pytest.mark.parametrize(("student", "teacher"), PAIRS)
+def test_the_cifar100_configs_of_repdistillers_pairs_validate(student: str, teacher: str) -> None:
+    config = load_config(CIFAR100_CONFIGS / f"{student}_from_{teacher}.yaml")
+    assert (config.data.name, config.model.name, config.teacher.model) == ("cifar100", student, teacher)
+    assert config.train.lr == (0.05 if student.startswith("vgg") else 0.01)  # RepDistiller's student lr
+    assert config.teacher.checkpoint == f"runs/c100-{teacher}/best.pt"
+    assert load_config(CIFAR100_CONFIGS / f"teacher_{teacher}.yaml").model.name == teacher
+    assert {student, teacher} <= set(available_models())
