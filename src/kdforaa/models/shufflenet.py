@@ -163,7 +163,7 @@ class ShuffleNetV2(FeatureClassifier):
         self.conv1, self.bn1 = pointwise(in_channels, STEM_CHANNELS), nn.BatchNorm2d(STEM_CHANNELS)
         width, stages = STEM_CHANNELS, []
         for out_channels, num_units in V2_STAGES:
-            units = [ShuffleV2Down(width, out_channels)]
+            units: list[nn.Module] = [ShuffleV2Down(width, out_channels)]
             units += [ShuffleV2Unit(out_channels) for _ in range(num_units)]
             stages.append(nn.Sequential(*units))
             width = out_channels
