@@ -25,7 +25,16 @@ def trained_like(name: str) -> nn.Module:
 
 
 @pytest.mark.parametrize(
-    ("name", "pairs"), [("resnet8", 1 + 3 * 2 + 2), ("resnet20", 1 + 9 * 2 + 2), ("wrn_16_2", 6)]
+    ("name", "pairs"),
+    [
+        ("resnet8", 1 + 3 * 2 + 2),
+        ("resnet20", 1 + 9 * 2 + 2),
+        ("wrn_16_2", 6),
+        ("vgg8", 5),  # every BatchNorm: one per convolution
+        ("mobilenetv2", 1 + 17 * 3 + 1),  # stem, 17 blocks of 3 convolutions, the last 1x1
+        ("shufflenetv1", 1 + 16 * 3),
+        ("shufflenetv2", 1 + 3 * 5 + 13 * 3 + 1),  # stem, 3 downsampling + 13 basic units, the last 1x1
+    ],
 )
 def test_folded_logits_and_features_equal_the_model_up_to_rounding(name, pairs):
     model = trained_like(name)
