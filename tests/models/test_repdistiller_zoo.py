@@ -6,6 +6,8 @@ load and export unrenamed), and their stage features feed every feature term.
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -222,3 +224,19 @@ def test_the_cifar100_configs_of_repdistillers_pairs_validate(student: str, teac
     assert config.teacher.checkpoint == f"runs/c100-{teacher}/best.pt"
     assert load_config(CIFAR100_CONFIGS / f"teacher_{teacher}.yaml").model.name == teacher
     assert {student, teacher} <= set(available_models())
+
+
+def test_a_student_distils_from_a_repdistiller_teacher_through_its_features(tmp_path: Path) -> None:
+    """End to end on Fashion-MNIST (1x28x28): a vgg8 teacher from a RepDistiller checkpoint (random
+    weights), a mobilenetv2 student with KD, SP and a hint, one tiny epoch; then its export reads back."""
+    teacher = tmp_path / "ckpt_epoch_240.pth"
+    torch.save({"model": repdistiller_state("vgg8", num_classes=10, in_channels=1)}, teacher)
+    args = ["data.limit=64", "data.test_limit=32", "train.epochs=1", "train.batch_size=32"]
+    args += ["model.name=mobilenetv2", f"teacher.checkpoint={teacher}", "teacher.model=vgg8"]
+    args += ["distill.method=kd", "distill.sp=1.0", "distill.hints={stage2: 1.0}"]
+    assert main(["train", *args, "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    (epoch,) = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(epoch[f"train_{term}"]) for term in ("ce", "distill", "sp", "hint:stage2"))
+    out = tmp_path / "student.safetensors"
+    assert main(["export", str(tmp_path / "run" / "best.pt"), "--out", str(out)]) == 0
+    assert load_trained(str(out)).name == "mobilenetv2"
