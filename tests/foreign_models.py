@@ -142,12 +142,13 @@ def save_repdistiller_checkpoint(model: nn.Module, path: Path, legacy: bool = Fa
 
 
 # ------------------------------------------------------------------ the zoo that shares RepDistiller's names
-# RepDistiller's models/vgg.py (vgg*_bn), models/mobilenetv2.py (mobile_half), models/ShuffleNetv1.py and
-# models/ShuffleNetv2.py, read for their module names and layer sizes: our modules carry the same names, so
-# a checkpoint of theirs loads under an identity mapping. ``repdistiller_shapes`` spells out the state dict
-# such a checkpoint holds (written here from their module structure, not from ours).
+# RepDistiller's models/vgg.py (vgg*_bn), models/mobilenetv2.py (mobile_half), models/ShuffleNetv1.py,
+# models/ShuffleNetv2.py and models/resnetv2.py (ResNet50), read for their module names and layer sizes:
+# our modules carry the same names, so a checkpoint of theirs loads under an identity mapping.
+# ``repdistiller_shapes`` spells out the state dict such a checkpoint holds (written here from their
+# module structure, not from ours).
 Shapes = dict[str, tuple[int, ...]]
-SAME_NAMES = ("vgg8", "vgg11", "vgg13", "mobilenetv2", "shufflenetv1", "shufflenetv2")
+SAME_NAMES = ("vgg8", "vgg11", "vgg13", "mobilenetv2", "shufflenetv1", "shufflenetv2", "resnet50")
 
 
 def _conv_shapes(name: str, cin: int, cout: int, kernel: int, groups: int = 1, bias: bool = False) -> Shapes:
@@ -238,13 +239,37 @@ def _shufflev2_shapes(classes: int, cin: int) -> Shapes:
     return shapes | _linear_shapes("linear", 1024, classes)
 
 
+def _resnet50_shapes(classes: int, cin: int) -> Shapes:
+    """ResNet(Bottleneck, [3, 4, 6, 3]): conv1 3x3 to 64, layer1..4 of planes 64..512 (expansion 4;
+    ``shortcut`` = 1x1 conv + BN where stride != 1 or in != 4 * planes), linear on 2048."""
+    shapes = _conv_bn_shapes("conv1", "bn1", cin, 64, 3)
+    width = 64
+    for stage, (planes, blocks, stride) in enumerate(((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)), 1):
+        for block in range(blocks):
+            prefix = f"layer{stage}.{block}"
+            shapes |= _conv_bn_shapes(f"{prefix}.conv1", f"{prefix}.bn1", width, planes, 1)
+            shapes |= _conv_bn_shapes(f"{prefix}.conv2", f"{prefix}.bn2", planes, planes, 3)
+            shapes |= _conv_bn_shapes(f"{prefix}.conv3", f"{prefix}.bn3", planes, 4 * planes, 1)
+            if (stride if block == 0 else 1) != 1 or width != 4 * planes:
+                shapes |= _conv_bn_shapes(
+                    f"{prefix}.shortcut.0", f"{prefix}.shortcut.1", width, 4 * planes, 1
+                )
+            width = 4 * planes
+    return shapes | _linear_shapes("linear", 2048, classes)
+
+
 def repdistiller_shapes(name: str, num_classes: int = 100, in_channels: int = 3) -> Shapes:
     """The state dict (key -> shape) of RepDistiller's model for our zoo name ``name``."""
     vgg = {"vgg8": (1, 1, 1, 1, 1), "vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2)}
     if name in vgg:
         return _vgg_shapes(vgg[name], num_classes, in_channels)
-    builders = {"mobilenetv2": _mobilenetv2_shapes, "shufflenetv1": _shufflev1_shapes}
-    return builders.get(name, _shufflev2_shapes)(num_classes, in_channels)
+    builders = {
+        "mobilenetv2": _mobilenetv2_shapes,
+        "shufflenetv1": _shufflev1_shapes,
+        "shufflenetv2": _shufflev2_shapes,
+        "resnet50": _resnet50_shapes,
+    }
+    return builders[name](num_classes, in_channels)
 
 
 def repdistiller_state(

@@ -1,4 +1,5 @@
-"""RepDistiller's cross-architecture students: VGG8/11/13, MobileNetV2 (half width), ShuffleNet V1 and V2.
+"""RepDistiller's cross-architecture models: VGG8/11/13, MobileNetV2 (half width), ShuffleNet V1 and V2,
+and its bottleneck ResNet50.
 
 Their parameter counts are RepDistiller's, their state dicts have its names and shapes (so its checkpoints
 load and export unrenamed), and their stage features feed every feature term.
@@ -54,6 +55,11 @@ REPDISTILLER_CIFAR100_PARAMS = {
     # + 17*mid, a BasicBlock of c channels (h = c/2) 2*h^2 + 15*h; layer1 = 7_398 + 3 * 7_598, layer2 =
     # 43_616 + 7 * 28_652, layer3 = 167_968 + 3 * 111_128; conv2 464-1024 + BN = 477_184; linear 102_500
     "shufflenetv2": 1_355_528,
+    # ResNet50 (resnetv2.py, Bottleneck x [3, 4, 6, 3]): stem 3x3 3-64 + BN = 1_856; a bottleneck in->4p
+    # has in*p + 13*p^2 + 12*p, plus 4*p*in + 8*p for a projection shortcut; layer1 (p=64) = 75_008 +
+    # 2 * 70_400, layer2 (128) = 379_392 + 3 * 280_064, layer3 (256) = 1_512_448 + 5 * 1_117_184,
+    # layer4 (512) = 6_039_552 + 2 * 4_462_592; linear 2048*100 + 100 = 204_900
+    "resnet50": 23_705_252,
 }
 
 # stage -> channels, and the map sides at 32x32 and 28x28 inputs (VGG pools with floor, strided convs ceil)
@@ -62,9 +68,16 @@ STAGES = {
     "mobilenetv2": ((16, 12, 16, 1280), (16, 16, 8, 2), (14, 14, 7, 2)),
     "shufflenetv1": ((24, 240, 480, 960), (32, 16, 8, 4), (28, 14, 7, 4)),
     "shufflenetv2": ((24, 116, 232, 1024), (32, 16, 8, 4), (28, 14, 7, 4)),
+    "resnet50": ((64, 256, 512, 2048), (32, 32, 16, 4), (28, 28, 14, 4)),
 }
 STAGE_NAMES = ("stem", "stage1", "stage2", "stage3")
-FAMILIES = ("vgg8", "mobilenetv2", "shufflenetv1", "shufflenetv2")  # vgg11, vgg13: the same code, more convs
+FAMILIES = (
+    "vgg8",
+    "mobilenetv2",
+    "shufflenetv1",
+    "shufflenetv2",
+    "resnet50",
+)  # vgg11, vgg13: the same code, more convs
 
 
 def stages_of(name: str) -> tuple[tuple[int, ...], ...]:
@@ -206,9 +219,10 @@ def test_kdforaa_models_lists_them_with_parameter_counts(capsys: pytest.CaptureF
 
 CIFAR100_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "cifar100"
 # RepDistiller's CIFAR-100 pairs with these students (README, "cross-architecture" table, and vgg13 -> vgg8);
-# its ResNet50 -> MobileNetV2 and ResNet50 -> vgg8 need a ResNet50 that the zoo does not have
 PAIRS = [
     ("mobilenetv2", "vgg13"),
+    ("mobilenetv2", "resnet50"),
+    ("vgg8", "resnet50"),
     ("shufflenetv1", "resnet32x4"),
     ("shufflenetv2", "resnet32x4"),
     ("shufflenetv1", "wrn_40_2"),

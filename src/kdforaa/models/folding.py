@@ -9,8 +9,8 @@ The logits change only by float rounding (about 1e-6 of their size).
 Only pairs where the BatchNorm reads nothing but the convolution's output are folded: in the CIFAR
 ResNets every BatchNorm (stem, both convolutions of a block, the projection shortcut), in the Wide
 ResNets the one between a block's two convolutions (the others normalise a block's input, which the
-shortcut also reads), in the VGGs, MobileNetV2 and the ShuffleNets every BatchNorm (each is registered
-right after the convolution it normalises). Other models (timm's) are left as they are.
+shortcut also reads), in the VGGs, MobileNetV2, the ShuffleNets and ResNet50 every BatchNorm (each is
+registered right after the convolution it normalises). Other models (timm's) are left as they are.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from kdforaa.models.bottleneck_resnet import ResNet50
 from kdforaa.models.cifar_resnet import BasicBlock, CifarResNet
 from kdforaa.models.mobilenetv2 import MobileNetV2
 from kdforaa.models.shufflenet import ShuffleNetV1, ShuffleNetV2
@@ -26,7 +27,7 @@ from kdforaa.models.wrn import PreActBlock
 
 #: families in which every BatchNorm directly follows, among its parent's children, the convolution whose
 #: output alone it normalises
-_NORM_AFTER_ITS_CONV = (VGG, MobileNetV2, ShuffleNetV1, ShuffleNetV2)
+_NORM_AFTER_ITS_CONV = (VGG, MobileNetV2, ShuffleNetV1, ShuffleNetV2, ResNet50)
 
 
 def _fold(parent: nn.Module, conv: str, norm: str) -> None:

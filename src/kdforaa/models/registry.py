@@ -1,7 +1,7 @@
 """Model names -> constructors: the CIFAR models of the KD literature, plus ``timm:<name>``.
 
-The zoo is RepDistiller's: its ResNets and Wide ResNets, and the students of its cross-architecture
-pairs, VGG8/11/13, MobileNetV2 (half width), ShuffleNet V1 and V2.
+The zoo is RepDistiller's: its ResNets and Wide ResNets, and the models of its cross-architecture
+pairs, VGG8/11/13, MobileNetV2 (half width), ShuffleNet V1 and V2, and its bottleneck ResNet50.
 
 Every model built here takes ``(B, in_channels, H, W)`` float images of any size >= 8x8 and follows the
 ``forward(x, return_features=False)`` contract of :class:`~kdforaa.models.cifar_resnet.FeatureClassifier`.
@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from kdforaa.config import TIMM_PREFIX
 from kdforaa.errors import BadInput
+from kdforaa.models.bottleneck_resnet import ResNet50
 from kdforaa.models.cifar_resnet import CifarResNet
 from kdforaa.models.mobilenetv2 import MobileNetV2
 from kdforaa.models.shufflenet import ShuffleNetV1, ShuffleNetV2
@@ -87,6 +88,7 @@ _REGISTRY: dict[str, _Entry] = {
     "mobilenetv2": _fixed("MobileNetV2", "width 0.5, expansion 6 (RepDistiller's mobile_half)", MobileNetV2),
     "shufflenetv1": _fixed("ShuffleNet V1", "groups 3, widths 240/480/960", ShuffleNetV1),
     "shufflenetv2": _fixed("ShuffleNet V2", "size 1x, widths 116/232/464/1024", ShuffleNetV2),
+    "resnet50": _fixed("bottleneck ResNet", "blocks 3/4/6/3, widths 256/512/1024/2048", ResNet50),
 }
 
 
