@@ -25,7 +25,17 @@ def trained_like(name: str) -> nn.Module:
 
 
 @pytest.mark.parametrize(
-    ("name", "pairs"), [("resnet8", 1 + 3 * 2 + 2), ("resnet20", 1 + 9 * 2 + 2), ("wrn_16_2", 6)]
+    ("name", "pairs"),
+    [
+        ("resnet8", 1 + 3 * 2 + 2),
+        ("resnet20", 1 + 9 * 2 + 2),
+        ("wrn_16_2", 6),
+        ("vgg8", 5),  # every BatchNorm: one per convolution
+        ("mobilenetv2", 1 + 17 * 3 + 1),  # stem, 17 blocks of 3 convolutions, the last 1x1
+        ("shufflenetv1", 1 + 16 * 3),
+        ("shufflenetv2", 1 + 3 * 5 + 13 * 3 + 1),  # stem, 3 downsampling + 13 basic units, the last 1x1
+        ("resnet50", 1 + 16 * 3 + 4),  # stem, 16 bottlenecks, 4 projection shortcuts
+    ],
 )
 def test_folded_logits_and_features_equal_the_model_up_to_rounding(name, pairs):
     model = trained_like(name)
@@ -35,8 +45,9 @@ def test_folded_logits_and_features_equal_the_model_up_to_rounding(name, pairs):
         assert fold_batch_norms(model) == pairs
         folded_logits, folded_feats = model(x, return_features=True)
     torch.testing.assert_close(folded_logits, logits, rtol=1e-4, atol=1e-5)
-    for stage, value in feats.items():
-        torch.testing.assert_close(folded_feats[stage], value, rtol=1e-4, atol=1e-5)
+    for stage, value in feats.items():  # rounding grows with the maps' scale (ResNet50's reach ~100)
+        scale = max(1.0, value.abs().max().item())
+        torch.testing.assert_close(folded_feats[stage], value, rtol=1e-4, atol=1e-5 * scale)
     norms_left = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(norms_left) == sum(isinstance(m, nn.BatchNorm2d) for m in trained_like(name).modules()) - pairs
 

@@ -26,13 +26,16 @@ def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 
 
 def init_weights(model: nn.Module) -> None:
-    """The usual ResNet init: Kaiming-normal convs (fan-out, ReLU gain), BatchNorm 1/0, zero linear bias.
+    """The usual ResNet init: Kaiming-normal convs (fan-out, ReLU gain) with zero bias (VGG's convs have
+    one), BatchNorm 1/0, zero linear bias.
 
     Draws from torch's default generator, so ``torch.manual_seed`` makes it deterministic.
     """
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
@@ -43,7 +46,8 @@ def init_weights(model: nn.Module) -> None:
 class FeatureClassifier(nn.Module):
     """A backbone with named stage features, global average pooling and a linear classifier.
 
-    Subclasses build their stages, call :meth:`build_head` and implement :meth:`stage_features`.
+    Subclasses build their stages, call :meth:`build_head` (or build their own classifier, return it
+    from :meth:`head` and call :meth:`set_stage_channels`) and implement :meth:`stage_features`.
     Any input size works (28x28, 32x32, larger): pooling averages whatever spatial size is left.
     """
 
@@ -51,24 +55,35 @@ class FeatureClassifier(nn.Module):
     stage_channels: dict[str, int]
 
     def build_head(self, widths: Sequence[int], num_classes: int) -> None:
-        """Set the classifier and ``stage_channels`` from ``widths = (stem, stage1, stage2, stage3)``."""
+        """The classifier ``fc`` and ``stage_channels``, from ``widths = (stem, stage1, stage2, stage3)``."""
         self.fc = nn.Linear(widths[-1], num_classes)
+        self.set_stage_channels(widths)
+
+    def set_stage_channels(self, widths: Sequence[int]) -> None:
+        """``stage_channels`` from ``widths = (stem, stage1, stage2, stage3)``; "pooled" averages stage3."""
         self.stage_channels = dict(zip(FEATURE_NAMES, widths, strict=True)) | {"pooled": widths[-1]}
 
+    def head(self) -> nn.Linear:
+        """The classifier, pooled ``(B, D)`` -> logits ``(B, num_classes)``: ``fc`` as :meth:`build_head`
+        names it. Families whose published weights call it otherwise override this (and set their
+        channels with :meth:`set_stage_channels`)."""
+        return self.fc
+
     def stage_features(self, x: Tensor) -> dict[str, Tensor]:
-        """``(B,C,H,W) float`` -> ``{"stem", "stage1", "stage2", "stage3"}`` post-activation maps."""
+        """``(B,C,H,W) float`` -> ``{"stem", "stage1", "stage2", "stage3"}`` maps (see :meth:`forward`)."""
         raise NotImplementedError
 
     def forward(self, x: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         """``(B,C,H,W) float`` -> logits ``(B, num_classes)``, or ``(logits, feats)``.
 
         ``feats`` maps, in this order, "stem", "stage1", "stage2", "stage3" to ``(B, C_i, H_i, W_i)``
-        post-activation maps ("stage3" is the last before pooling) and "pooled" to ``(B, D)``;
-        ``self.stage_channels`` gives each feature's channel count.
+        maps ("stage3" is the last before pooling) and "pooled" to ``(B, D)``;
+        ``self.stage_channels`` gives each feature's channel count. The maps are post-activation in
+        every family but MobileNetV2, whose "stage1" and "stage2" are linear bottleneck outputs.
         """
         feats = self.stage_features(x)
         pooled = feats["stage3"].mean(dim=(2, 3))
-        logits = self.fc(pooled)
+        logits = self.head()(pooled)
         if not return_features:
             return logits
         feats["pooled"] = pooled

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from kdforaa.errors import BadInput
+from kdforaa.models.cifar_resnet import FeatureClassifier
 from kdforaa.models.registry import TimmClassifier, build_model
 from kdforaa.models.resolution import resize_inputs
 from kdforaa.models.weight_formats import FORMAT_NAMES, Layout, StoredWeights, detect_layout, read_weights
@@ -46,7 +47,11 @@ class TrainedModel:
 def count_keys(model: nn.Module) -> tuple[str, str]:
     """The state-dict keys of ``model``'s classifier weight ``(classes, D)`` and of its first
     convolution's weight ``(out, in_channels, kh, kw)``: where the two counts can be read off weights."""
-    head = model.model.get_classifier() if isinstance(model, TimmClassifier) else getattr(model, "fc", None)
+    head: nn.Module | None = None
+    if isinstance(model, TimmClassifier):
+        head = model.model.get_classifier()
+    elif isinstance(model, FeatureClassifier):
+        head = model.head()
     names = {id(module): name for name, module in model.named_modules()}
     first_conv = next((name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)), None)
     if head is None or id(head) not in names or first_conv is None:

@@ -1,4 +1,7 @@
-"""Model names -> constructors: the CIFAR ResNets and Wide ResNets of the KD literature, plus ``timm:<name>``.
+"""Model names -> constructors: the CIFAR models of the KD literature, plus ``timm:<name>``.
+
+The zoo is RepDistiller's: its ResNets and Wide ResNets, and the models of its cross-architecture
+pairs, VGG8/11/13, MobileNetV2 (half width), ShuffleNet V1 and V2, and its bottleneck ResNet50.
 
 Every model built here takes ``(B, in_channels, H, W)`` float images of any size >= 8x8 and follows the
 ``forward(x, return_features=False)`` contract of :class:`~kdforaa.models.cifar_resnet.FeatureClassifier`.
@@ -17,7 +20,11 @@ from torch import Tensor, nn
 
 from kdforaa.config import TIMM_PREFIX
 from kdforaa.errors import BadInput
+from kdforaa.models.bottleneck_resnet import ResNet50
 from kdforaa.models.cifar_resnet import CifarResNet
+from kdforaa.models.mobilenetv2 import MobileNetV2
+from kdforaa.models.shufflenet import ShuffleNetV1, ShuffleNetV2
+from kdforaa.models.vgg import VGG, VGG_BLOCKS
 from kdforaa.models.wrn import WideResNet
 
 
@@ -51,6 +58,21 @@ def _wrn(depth: int, widen_factor: int) -> _Entry:
     )
 
 
+def _vgg(depth: int) -> _Entry:
+    convs = "/".join(str(len(block)) for block in VGG_BLOCKS[depth])
+    return _Entry(
+        family="VGG with BatchNorm",
+        shape=f"convolutions per block {convs}, widths 64/128/256/512/512",
+        build=lambda num_classes, in_channels, _: VGG(depth, num_classes, in_channels),
+        has_dropout=False,
+    )
+
+
+def _fixed(family: str, shape: str, build: Callable[[int, int], nn.Module]) -> _Entry:
+    """An architecture without size arguments: ``build(num_classes, in_channels)``."""
+    return _Entry(family, shape, lambda num_classes, in_channels, _: build(num_classes, in_channels), False)
+
+
 _THIN = (16, 16, 32, 64)  # RepDistiller's resnet8..resnet110
 _WIDE = (32, 64, 128, 256)  # RepDistiller's resnet8x4, resnet32x4
 
@@ -62,6 +84,11 @@ _REGISTRY: dict[str, _Entry] = {
         f"wrn_{d}_{k}": _wrn(d, k)
         for d, k in ((16, 1), (16, 2), (16, 4), (28, 10), (40, 1), (40, 2), (40, 4))
     },
+    **{f"vgg{depth}": _vgg(depth) for depth in VGG_BLOCKS},
+    "mobilenetv2": _fixed("MobileNetV2", "width 0.5, expansion 6 (RepDistiller's mobile_half)", MobileNetV2),
+    "shufflenetv1": _fixed("ShuffleNet V1", "groups 3, widths 240/480/960", ShuffleNetV1),
+    "shufflenetv2": _fixed("ShuffleNet V2", "size 1x, widths 116/232/464/1024", ShuffleNetV2),
+    "resnet50": _fixed("bottleneck ResNet", "blocks 3/4/6/3, widths 256/512/1024/2048", ResNet50),
 }
 
 

@@ -17,8 +17,9 @@ common ``module.`` prefix.
 Layouts are the module names inside: ``kdforaa`` (ours), ``repdistiller`` (RepDistiller's and
 mdistiller's CIFAR ResNets: ``conv1``, ``bn1``, ``layer1..3.N.{conv1,bn1,conv2,bn2,downsample.0/1}``,
 ``fc``; their Wide ResNets: ``conv1``, ``block1..3.layer.N.{bn1,conv1,bn2,conv2,convShortcut}``,
-``bn1``, ``fc``) and ``timm`` (timm's own names: a :class:`TimmClassifier` without its ``model.``
-prefix). The blocks compute the same functions as ours (checked by tests against reference modules
+``bn1``, ``fc``; its VGGs, MobileNetV2, ShuffleNets and ResNet50: exactly our names, as ours were written with
+its names) and ``timm`` (timm's own names: a :class:`TimmClassifier` without its ``model.`` prefix).
+The renamed blocks compute the same functions as ours (checked by tests against reference modules
 written in the foreign layout), so a layout is only a renaming, given as prefix rules both ways.
 """
 
@@ -37,8 +38,12 @@ from torch import Tensor, nn
 
 from kdforaa.checkpoint import is_kdforaa_checkpoint, read_torch_file
 from kdforaa.errors import BadInput
+from kdforaa.models.bottleneck_resnet import ResNet50
 from kdforaa.models.cifar_resnet import CifarResNet
+from kdforaa.models.mobilenetv2 import MobileNetV2
 from kdforaa.models.registry import TimmClassifier
+from kdforaa.models.shufflenet import ShuffleNetV1, ShuffleNetV2
+from kdforaa.models.vgg import VGG
 from kdforaa.models.wrn import WideResNet
 
 #: safetensors metadata keys kdforaa writes (values are JSON) and reads back
@@ -294,6 +299,9 @@ REPDISTILLER_WRN = Layout(
     ),
 )
 
+#: RepDistiller's VGG, MobileNetV2, ShuffleNet V1/V2 and ResNet50: our modules carry its names
+REPDISTILLER_SAME_NAMES = Layout("repdistiller", (("", ""),))
+
 
 def layouts_of(model: nn.Module) -> list[Layout]:
     """The layouts weights for ``model`` may come in, ours first."""
@@ -303,6 +311,8 @@ def layouts_of(model: nn.Module) -> list[Layout]:
         return [KDFORAA, REPDISTILLER_RESNET]
     if isinstance(model, WideResNet):
         return [KDFORAA, REPDISTILLER_WRN]
+    if isinstance(model, VGG | MobileNetV2 | ShuffleNetV1 | ShuffleNetV2 | ResNet50):
+        return [KDFORAA, REPDISTILLER_SAME_NAMES]
     return [KDFORAA]
 
 
