@@ -17,6 +17,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -55,7 +56,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from kdforaa.config import build_section
+    from kdforaa.config import DataConfig, build_section
     from kdforaa.data.datasets import load_dataset
     from kdforaa.models.from_checkpoint import load_trained
     from kdforaa.models.resolution import check_resolution
@@ -68,7 +69,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise BadInput(f"{args.checkpoint} does not record its data set: pass --data NAME (and --root DIR)")
     recorded = trained.config.get("data", {}) if trained.config else {}
     given = {key: value for key, value in (("name", args.data), ("root", args.root)) if value}
-    data = build_section("data", **{**recorded, **given})
+    data = build_section(DataConfig, **{**recorded, **given})
     dataset = load_dataset(data, args.split)
     if (dataset.num_classes, dataset.in_channels) != (num_classes, in_channels):
         raise BadInput(
@@ -135,8 +136,8 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 def _cmd_augment_grid(args: argparse.Namespace) -> int:
     from kdforaa.analysis.augment_grid import render_grid
     from kdforaa.analysis.outliers import parse_levels
-    from kdforaa.augment import OP_NAMES, build_policy, build_single_op
-    from kdforaa.config import build_section
+    from kdforaa.augment import OP_NAMES, Policy, SingleOp, build_policy
+    from kdforaa.config import AugmentConfig, DataConfig, build_section
     from kdforaa.data.datasets import load_dataset
 
     policies = ("randaugment", "autoaugment", "trivialaugment")
@@ -146,15 +147,17 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
         raise BadInput(f"--count must be at least 1, got {args.count}")
     levels = parse_levels(args.levels)  # finite and >= 0: valid magnitudes
     single_op = args.policy in OP_NAMES
-    augment = None if single_op else build_section("augment", policy=args.policy, num_ops=args.num_ops)
-    data = build_section("data", name=args.data, root=args.root, test_limit=args.count)
+    augment = None if single_op else build_section(AugmentConfig, policy=args.policy, num_ops=args.num_ops)
+    data = build_section(DataConfig, name=args.data, root=args.root, test_limit=args.count)
     dataset = load_dataset(data, "test")
     images = dataset.images(torch.arange(min(args.count, len(dataset))))
 
-    def factory(level: float):
+    def factory(level: float) -> Policy:
         if augment is None:
-            return build_single_op(args.policy, level)
-        return build_policy(augment.model_copy(update={"magnitude": level}))
+            return SingleOp(args.policy, level)
+        policy = build_policy(augment.model_copy(update={"magnitude": level}))
+        assert policy is not None  # --policy names a policy here, never "none"
+        return policy
 
     path = render_grid(images, factory, Path(args.out), levels=levels, seed=args.seed)
     print(f"grid of {len(images)} {args.data} images under {args.policy} written to {path.resolve()}")
@@ -281,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kdforaa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], **kwargs)
 
     p = command(
@@ -481,7 +484,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     strays = [a for a in extra if a.startswith("-") or "=" not in a]
     if strays or (extra and target is None):
         parser.error(f"unrecognized arguments: {' '.join(strays or extra)}")
-    if extra:
+    if extra and target is not None:
         setattr(args, target, list(getattr(args, target)) + extra)
     return args
 

@@ -12,7 +12,7 @@ import copy
 import difflib
 import reprlib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -359,14 +359,18 @@ def teacher_config(spec: str | TeacherConfig, **keys: Any) -> TeacherConfig:
     teacher file): the same checks as ``teacher:`` in a config, failing with the same one-line BadInput.
     """
     tree = spec.model_dump() if isinstance(spec, TeacherConfig) else {"checkpoint": spec}
-    return build_section("teacher", **{**tree, **keys})
+    return build_section(TeacherConfig, **{**tree, **keys})
 
 
-def build_section(section: str, **values: Any) -> _Section:
-    """One section of the config (``data``, ``augment``, ...) from keyword values, e.g. a command's
-    options; a bad value is BadInput naming the dotted key."""
+_S = TypeVar("_S", bound=_Section)
+
+
+def build_section(kind: type[_S], /, **values: Any) -> _S:
+    """One section of the config (:class:`DataConfig`, :class:`AugmentConfig`, ...) from keyword values,
+    e.g. a command's options; a bad value is BadInput naming the dotted key."""
+    section = next(name for name, cls in _SECTIONS.items() if cls is kind)
     try:
-        return _SECTIONS[section].model_validate(values)
+        return kind.model_validate(values)
     except ValidationError as err:
         raise BadInput(_explain(err, section)) from None
 

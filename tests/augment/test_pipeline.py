@@ -6,8 +6,8 @@ import torch.nn.functional as F
 
 from kdforaa.augment.op_table import OP_NAMES
 from kdforaa.augment.params import AugParams
-from kdforaa.augment.pipeline import AugmentPipeline, build_augment, build_policy, build_single_op
-from kdforaa.augment.policies import AutoAugment, RandAugment, SingleOp, TrivialAugment
+from kdforaa.augment.pipeline import AugmentPipeline, build_augment, build_policy
+from kdforaa.augment.policies import Augmentation, AutoAugment, Policy, RandAugment, SingleOp, TrivialAugment
 from kdforaa.augment.random import make_keys
 from kdforaa.config import AugmentConfig
 from kdforaa.errors import BadInput
@@ -133,14 +133,19 @@ def test_autoaugment_default_magnitude_is_the_published_policy():
 
 
 def test_single_op_applies_one_op_with_both_signs(images):
-    policy = build_single_op("shear_x", 10.0)
-    assert isinstance(policy, SingleOp)
+    policy = SingleOp("shear_x", 10.0)
     params = policy.sample(keys_for(64))
     assert (params.ops == OP_NAMES.index("shear_x")).all() and (params.levels == 10.0).all()
     assert set(params.signs.flatten().tolist()) == {-1, 1}
     assert not torch.equal(policy.apply(images, params), images)
     with pytest.raises(ValueError, match="op='sheer_x'"):
-        build_single_op("sheer_x", 10.0)
+        SingleOp("sheer_x", 10.0)
+
+
+def test_the_pipeline_is_an_augmentation_not_a_policy():
+    """It samples for itself (policy draws plus crop, flip, cutout): it has no ``_draw`` to override."""
+    pipeline = build_augment(AugmentConfig(policy="trivialaugment"), 8, 8)
+    assert isinstance(pipeline, Augmentation) and not isinstance(pipeline, Policy)
 
 
 def test_images_of_another_size_are_rejected(images):

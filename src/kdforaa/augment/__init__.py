@@ -12,8 +12,8 @@ cutout, built from the config).
 from kdforaa.augment.apply import BACKENDS, apply_params
 from kdforaa.augment.op_table import OP_NAMES, OPS, OpSpec, op_argument
 from kdforaa.augment.params import AugParams
-from kdforaa.augment.pipeline import AugmentPipeline, build_augment, build_policy, build_single_op
-from kdforaa.augment.policies import AutoAugment, Policy, RandAugment, SingleOp, TrivialAugment
+from kdforaa.augment.pipeline import AugmentPipeline, build_augment, build_policy
+from kdforaa.augment.policies import Augmentation, AutoAugment, Policy, RandAugment, SingleOp, TrivialAugment
 from kdforaa.augment.random import draw_keys
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "OP_NAMES",
     "AugParams",
     "AugmentPipeline",
+    "Augmentation",
     "AutoAugment",
     "OpSpec",
     "Policy",
@@ -31,7 +32,6 @@ __all__ = [
     "apply_params",
     "build_augment",
     "build_policy",
-    "build_single_op",
     "draw_keys",
     "op_argument",
 ]

@@ -183,12 +183,13 @@ def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
     for name, rows, _ in groups:
         index, argument = all_rows[start : start + len(rows)], all_arguments[start : start + len(rows)]
         start += len(rows)
-        spec = BY_NAME[name]
+        spec, kernel = BY_NAME[name], BY_NAME[name].kernel
+        assert kernel is not None  # the groups hold colour ops, which all have one
         arguments = (argument,) if spec.level_rule is not None else ()
         if len(rows) == len(params):
-            out = spec.kernel(out, *arguments)
+            out = kernel(out, *arguments)
             continue
-        changed = spec.kernel(out.index_select(0, index), *arguments)
+        changed = kernel(out.index_select(0, index), *arguments)
         out = out.contiguous() if out is not x else x.clone(memory_format=torch.contiguous_format)
         geometry.write_rows(out, index, changed)
     return out
@@ -291,12 +292,14 @@ def _native_pass(x: torch.Tensor, params: AugParams, fill: int) -> torch.Tensor:
     return native.apply(x, *native_plan(params, *x.shape[-2:]), fill)
 
 
-def native_plan(params: AugParams, height: int, width: int) -> tuple[np.ndarray | None, ...]:
+def native_plan(
+    params: AugParams, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """The arguments of :func:`kdforaa.augment.native.apply` after the images: ``(codes, arguments,
     warps, rows, cols)``, with each moving sample's warp kind (row runs or point gathers)."""
     plan = sample_plan(params, height, width)
     warps = np.full(len(params), native.WARP_NONE, dtype=np.uint8)
-    if plan.rows is not None:
+    if plan.rows is not None and plan.cols is not None:
         runs, backward = geometry.row_runs(plan.rows[plan.moving], plan.cols[plan.moving])
         kinds = np.where(
             runs, np.where(backward, native.WARP_RUNS_BACKWARD, native.WARP_RUNS), native.WARP_GATHER
