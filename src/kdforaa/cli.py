@@ -238,12 +238,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
-    from kdforaa.config import config_schema, config_to_dict, load_config
+    from kdforaa.config import config_schema, config_table, config_to_dict, load_config
 
-    if args.schema:
+    if args.schema or args.markdown:
+        flag = "--schema" if args.schema else "--markdown"
         if args.items:
-            raise BadInput("--schema takes no CONFIG or overrides: it describes every key")
-        print(json.dumps(config_schema(), indent=2))
+            raise BadInput(f"{flag} takes no CONFIG or overrides: it describes every key")
+        text = json.dumps(config_schema(), indent=2) + "\n" if args.schema else config_table()
+        print(text, end="")
         return 0
     config_path = args.items[0] if args.items and "=" not in args.items[0] else None
     overrides = args.items[1:] if config_path else args.items
@@ -355,11 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a resolved config (YAML) or the schema of every config key (JSON)",
         description="--show: the config a run would use, CONFIG with its overrides and every default filled "
         "in (what the run folder's config.yaml will hold). --schema: the JSON schema of every key "
-        "(types, defaults, bounds, choices).",
+        "(types, defaults, bounds, choices, descriptions). --markdown: a table of every key, its default "
+        "and meaning (the README's).",
     )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--show", action="store_true", help="print the resolved config of CONFIG and overrides")
     what.add_argument("--schema", action="store_true", help="print the JSON schema of every config key")
+    what.add_argument("--markdown", action="store_true", help="print a Markdown table of every config key")
     p.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]", help="config file, then overrides")
     p.set_defaults(func=_cmd_config)
 
