@@ -4,9 +4,10 @@ Modules, bottom to top: ``random`` (counter-based keys), ``geometry`` (inverse m
 batch), ``kernels`` (the colour ops' torch kernels), ``op_table`` (every op's facts, one entry per op),
 ``native_build`` (compiling the C kernels: the wheel's prebuilt library and the run-time build),
 ``native_library`` (finding and loading a kernel library), ``ops`` (the public, validated ops),
-``params`` (``AugParams``), ``native`` (calling the C kernels), ``apply`` (applying params on a
-backend), ``policies`` (AutoAugment, RandAugment, TrivialAugment), ``pipeline`` (policy + crop, flip,
-cutout, built from the config).
+``params`` (``AugParams``), ``native`` (calling the C kernels), ``triton_kernels`` (the Triton kernels
+and their launcher), ``apply`` (applying params on a backend), ``policies`` (AutoAugment, RandAugment,
+TrivialAugment), ``pipeline`` (policy + crop, flip, cutout, built from the config). The import contracts
+in ``pyproject.toml`` are the authority on this order (``tests/test_architecture.py`` compares the two).
 """
 
 from kdforaa.augment.apply import BACKENDS, apply_params
