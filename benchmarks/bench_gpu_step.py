@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from bench_augment import MAGNITUDE, NUM_OPS, PillowRandAugment, real_batch
-from kdforaa.augment.apply import resolve_backend
+from kdforaa.augment.apply import choose_backend
 from kdforaa.config import build_config
 from kdforaa.distill.losses import topk_kd
 from kdforaa.distill.views import StepViews, TrainingViews, model_input
@@ -253,7 +253,7 @@ def measure(
         "step_ms": {name: 1e3 * t / steps for name, t in med.items()},
         "share": max(0.0, 1.0 - med["ours, pre-augmented"] / med["ours"]),
         "waiting": statistics.median(waits),
-        "backend": resolve_backend(backend, images, "nearest"),
+        "backend": choose_backend(backend, images.device, "nearest"),
     }
 
 

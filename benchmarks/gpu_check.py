@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from cuda_counts import cuda_counts
 from kdforaa.augment import RandAugment
-from kdforaa.augment.apply import resolve_backend
+from kdforaa.augment.apply import choose_backend
 from kdforaa.config import build_config
 from kdforaa.models.registry import build_model
 from kdforaa.train.loop import Trainer
@@ -43,7 +43,7 @@ def augment_row() -> tuple[str, str]:
     seconds = _median_seconds(lambda: policy(x))
     counts = cuda_counts(lambda: policy(x))
     return (
-        f"RandAugment(2, 9), 224x224 RGB, B=256, backend {resolve_backend('auto', x, 'nearest')}",
+        f"RandAugment(2, 9), 224x224 RGB, B=256, backend {choose_backend('auto', x.device, 'nearest')}",
         f"{256 / seconds:,.0f} img/s; {counts} per batch",
     )
 

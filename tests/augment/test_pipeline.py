@@ -35,7 +35,7 @@ def test_nothing_configured_is_the_identity(images):
     params = pipeline.sample(keys_for(64))
     assert params.crop is None and params.flip is None and params.cutout is None
     assert torch.equal(pipeline.apply(images, params), images)
-    assert params.level.tolist() == [0.0] * 64
+    assert params.strongest_level.tolist() == [0.0] * 64
 
 
 def test_crop_equals_zero_padding_then_cropping(images):
@@ -94,7 +94,7 @@ def test_full_pipeline_replays_and_survives_saving(images):
     assert any("flip" in d for d in described) and any("cutout" in d for d in described)
     assert any("crop top=" in d for d in described)
     # crop, flip and cutout do not count as augmentation strength
-    assert torch.equal(params.level, pipeline.policy.sample(keys_for(64, seed=3)).level)
+    assert torch.equal(params.strongest_level, pipeline.policy.sample(keys_for(64, seed=3)).strongest_level)
 
 
 def test_same_sample_same_image_in_any_batch(images):

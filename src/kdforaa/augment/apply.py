@@ -39,11 +39,6 @@ from kdforaa.errors import BadInput
 BACKENDS = ("auto", "torch", "native", "triton")
 
 
-def resolve_backend(backend: str, x: torch.Tensor, interpolation: str) -> str:
-    """The backend that runs ``x``: ``auto`` chooses; an explicit choice that cannot run is BadInput."""
-    return choose_backend(backend, x.device, interpolation)
-
-
 def choose_backend(backend: str, device: torch.device, interpolation: str) -> str:
     """The backend that runs a batch on ``device`` (see the module docstring); an explicit choice that
     cannot run there is BadInput, one line naming what to install or change."""
@@ -118,7 +113,7 @@ def apply_params(
     if len(params) != x.shape[0]:
         raise BadInput(f"params describe {len(params)} samples but x has {x.shape[0]}")
     h, w = x.shape[-2:]
-    chosen = resolve_backend(backend, x, interpolation)
+    chosen = choose_backend(backend, x.device, interpolation)
     if chosen == "triton":
         fused = _triton_pass(x, params, fill, interpolation)
         if fused is not None:

@@ -116,7 +116,6 @@ class Trainer:
             "model": self.parts.model.state_dict(),
             "optimizer": self.parts.optimizer.state_dict(),
             "criterion": self.parts.criterion.state_dict(),
-            "scheduler": {"global_step": self.global_step, "total_steps": self.total_steps},
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
@@ -224,7 +223,7 @@ class Trainer:
             logits.float(),
             labels,
             teacher_logits=teacher_logits,
-            level=views.params.level.to(self.device),
+            level=views.params.strongest_level.to(self.device),
             student_feats=feats,
             teacher_feats=teacher_feats,
         )
