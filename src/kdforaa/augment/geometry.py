@@ -340,10 +340,10 @@ def by_pieces(
     """``kernel(x, *per_sample)`` computed on consecutive pieces of at most ``values`` input values.
 
     Elementwise passes and gathers over a large batch run at the speed of memory; on a piece that stays
-    in a core's cache they run several times faster (2-4x measured on 64 images of 224x224). Each of
+    in a core's cache they run faster (docs/results.md, "Cache-sized pieces on the CPU"). Each of
     ``per_sample`` has one row per sample, or a single row that goes whole to every piece; the kernel
     returns one row per sample. Off the CPU the batch goes whole: there pieces only multiply the kernel
-    launches (a GPU profile of RandAugment at 224x224 showed ~2 000 per batch of 256, most of them this).
+    launches.
     """
     step = max(1, values // max(1, x[0].numel())) if len(x) else 1
     if len(x) <= step or x.device.type != "cpu":
