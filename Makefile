@@ -5,7 +5,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kdforaa-installed
 
-.PHONY: demo test bench study lint data wheel gpu-kit clean
+.PHONY: demo test bench study lint typecheck data wheel gpu-kit clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,8 @@ data: $(STAMP)
 demo: $(STAMP) data
 	$(BIN)/kdforaa demo
 
-test: $(STAMP) data
+# CI (.ci/run) runs this: lint and types first (seconds), then the tests, which include the import contracts
+test: lint typecheck $(STAMP) data
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP) data
@@ -38,9 +39,16 @@ study: $(STAMP) data
 	  $(BIN)/kdforaa sweep configs/sweeps/$$s.yaml --out runs/study/$$s --jobs 2 --reuse-from runs/study || exit 1; \
 	done
 
+# the same checks as .pre-commit-config.yaml
+LINTED := src tests benchmarks scripts setup.py
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts setup.py
-	$(BIN)/ruff format --check src tests benchmarks scripts setup.py
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/lint-imports
+
+# mypy, configured in pyproject.toml ([tool.mypy]): zero errors in src/kdforaa
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
 
 # dist/kdforaa-VERSION-py3-none-PLATFORM.whl with the prebuilt kernel library (fails without a C compiler)
 wheel: $(STAMP)

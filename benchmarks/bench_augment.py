@@ -48,8 +48,8 @@ from PIL import Image, ImageEnhance, ImageOps
 from cuda_counts import cuda_counts
 from kdforaa.augment import AugParams, apply_params
 from kdforaa.augment.apply import (
+    choose_backend,
     native_plan,
-    resolve_backend,
     triton_fallback,
     triton_interpreted,
     triton_plan,
@@ -260,7 +260,7 @@ def measure(case: Case, device: torch.device, repeats: int) -> Result:
     kornia = kornia_runner(x)
 
     policies = {"ours": lambda: ours(x, generator), "pillow": lambda: pillow(x_cpu)}
-    if resolve_backend("auto", x, "nearest") == "native":
+    if choose_backend("auto", x.device, "nearest") == "native":
         policies["ours, torch path"] = lambda: ours(x, generator, backend="torch")
     if kornia:
         policies["kornia"] = kornia
@@ -289,7 +289,7 @@ def backends_here(device: torch.device) -> list[str]:
     if device.type == "cuda":
         return ["triton", "torch"]
     probe = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
-    names = ["native", "torch"] if resolve_backend("auto", probe, "nearest") == "native" else ["torch"]
+    names = ["native", "torch"] if choose_backend("auto", probe.device, "nearest") == "native" else ["torch"]
     return (["triton"] if triton_interpreted() else []) + names
 
 

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from bench_augment import MAGNITUDE, NUM_OPS, PillowRandAugment, code_that_ran, real_batch
-from kdforaa.augment.apply import resolve_backend
+from kdforaa.augment.apply import choose_backend
 from kdforaa.config import build_config
 from kdforaa.distill.losses import topk_kd
 from kdforaa.distill.views import StepViews, TrainingViews, model_input
@@ -254,7 +254,7 @@ def measure(
         "step_ms": {name: 1e3 * t / steps for name, t in med.items()},
         "share": max(0.0, 1.0 - med["ours, pre-augmented"] / med["ours"]),
         "waiting": statistics.median(waits),
-        "backend": code_that_ran(resolve_backend(backend, images, "nearest")),
+        "backend": code_that_ran(choose_backend(backend, images.device, "nearest")),
     }
 
 

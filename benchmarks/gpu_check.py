@@ -117,7 +117,7 @@ def kernel_resources() -> list[dict[str, Any]]:
 def sync_count(out: Path, steps: int = 12) -> int:
     import torch
 
-    from kdforaa.augment.apply import resolve_backend
+    from kdforaa.augment.apply import choose_backend
     from kdforaa.config import build_config
     from kdforaa.train.loop import Trainer
 
@@ -160,7 +160,7 @@ def sync_count(out: Path, steps: int = 12) -> int:
         "syncs_first_step": per_step[0] if per_step else None,
         "steps": len(per_step),
         "examples": sorted(set(messages))[:5],
-        "backend": resolve_backend("auto", probe, "nearest"),
+        "backend": choose_backend("auto", probe.device, "nearest"),
         "run_seconds": seconds,
         "kernels": kernel_resources(),
     }

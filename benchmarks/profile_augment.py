@@ -57,7 +57,7 @@ def profile_case(side: int, batch: int, device: torch.device, repeats: int) -> s
         "native plan": lambda: apply.native_plan(params, side, side),
         "triton plan": lambda: apply.triton_plan(params, side, side),
     }
-    backend = apply.resolve_backend("auto", x, "nearest")
+    backend = apply.choose_backend("auto", x.device, "nearest")
     if backend == "native":  # the CPU path: colour ops and warp in one native pass
         stages["native pass (matrices included)"] = lambda: apply._native_pass(x, params, 0)
     if backend == "triton":  # the CUDA path: one launch

@@ -1,15 +1,16 @@
 """The architecture of docs/architecture.md holds: import-linter's contracts in pyproject.toml are kept.
 
-Layers, bottom to top: errors -> config, checkpoint -> augment, data, models -> distill -> train ->
-analysis -> experiments -> cli; inside augment: random, geometry -> kernels -> op_table -> ops, params,
-native -> apply -> policies -> pipeline. No module imports a higher layer (at run time or under
-TYPE_CHECKING) and no modules of a package import each other in a loop.
+The contracts are the one place the layers are written down: no module imports a higher layer (at run
+time or under TYPE_CHECKING) and no modules of a package import each other in a loop. Where the layers
+are explained (docs/architecture.md, the docstring of kdforaa.augment), a test checks that the text lists
+them in the contracts' order.
 """
 
 from __future__ import annotations
 
 import logging
 import pkgutil
+import re
 import sys
 from pathlib import Path
 
@@ -53,6 +54,53 @@ def test_every_module_has_a_layer():
     assert package == _layered(CONTRACTS[0])
     engine = {m.name for m in pkgutil.iter_modules(kdforaa.augment.__path__)}
     assert engine == _layered(CONTRACTS[1])
+
+
+def _bottom_up(contract: dict) -> dict[str, int]:
+    """Module (last dotted part) -> its layer's rank, 0 for the bottom layer."""
+    layers = list(reversed(contract["layers"]))
+    return {
+        name.strip().rsplit(".", 1)[-1]: rank
+        for rank, layer in enumerate(layers)
+        for name in layer.split("|")
+    }
+
+
+def _mentioned_in_order(text: str, modules: set[str], aliases: dict[str, str] | None = None) -> list[str]:
+    """The ``modules`` that ``text`` names in backticks (Markdown or reST), in order of first mention."""
+    seen: list[str] = []
+    for word in re.findall(r"`+([\w./]+?)`+", text):
+        name = (aliases or {}).get(word, word)
+        if name in modules and name not in seen:
+            seen.append(name)
+    return seen
+
+
+def _assert_in_layer_order(where: str, named: list[str], rank: dict[str, int]) -> None:
+    assert set(named) == set(rank), f"{where} leaves out {sorted(set(rank) - set(named))}"
+    ranks = [rank[name] for name in named]
+    assert ranks == sorted(ranks), f"{where} lists the layers out of the contract's order: {named}"
+
+
+ARCHITECTURE = (ROOT / "docs" / "architecture.md").read_text()
+
+
+def test_the_augment_docstring_lists_the_engine_bottom_to_top():
+    rank = _bottom_up(CONTRACTS[1])
+    text = kdforaa.augment.__doc__.split("bottom to top:", 1)[1]
+    _assert_in_layer_order("kdforaa/augment/__init__.py", _mentioned_in_order(text, set(rank)), rank)
+
+
+def test_the_architecture_doc_lists_the_layers_in_the_contracts_order():
+    engine = ARCHITECTURE.split("Inside `augment/`, bottom to top:", 1)[1].split("\n\n", 1)[0]
+    rank = _bottom_up(CONTRACTS[1])
+    _assert_in_layer_order("docs/architecture.md (augment/)", _mentioned_in_order(engine, set(rank)), rank)
+    table = ARCHITECTURE.split("| layer (top to bottom) |", 1)[1].split("\n\n", 1)[0]
+    rank = _bottom_up(CONTRACTS[0])
+    rows = [row.split("|")[1] for row in table.splitlines()[2:]]  # the first column, top to bottom
+    aliases = {f"{name}{ending}": name for name in rank for ending in (".py", "/")}
+    named = _mentioned_in_order("\n".join(reversed(rows)), set(rank), aliases)
+    _assert_in_layer_order("docs/architecture.md (the layer table)", named, rank)
 
 
 def test_an_upward_import_under_type_checking_breaks_the_contract(tmp_path, monkeypatch, capsys):

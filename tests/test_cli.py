@@ -213,8 +213,11 @@ def test_config_show_prints_the_resolved_config_and_schema_every_key(tmp_path, c
     listed = {f"{s}.{k}" for s, d in sections.items() for k in d["properties"]} | set(schema["properties"])
     assert set(config_keys()) <= listed
     assert sections["train"]["properties"]["epochs"]["default"] == 10
+    assert sections["train"]["properties"]["epochs"]["description"] == "training epochs"
     code, _, err = run(capsys, "config", "--schema", "train.epochs=3")
     assert code == 2 and "--schema" in one_line_error(err)
+    code, out, _ = run(capsys, "config", "--markdown")
+    assert code == 0 and "| `train.epochs` | 10 | training epochs |" in out.splitlines()
 
 
 def test_a_closed_pipe_ends_the_command_quietly():

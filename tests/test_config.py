@@ -1,6 +1,8 @@
+from pathlib import Path
+
 import pytest
 
-from kdforaa.config import config_to_dict, load_config, parse_overrides
+from kdforaa.config import RunConfig, config_table, config_to_dict, load_config, parse_overrides
 from kdforaa.errors import BadInput
 
 
@@ -174,3 +176,26 @@ def test_teacher_config_checks_a_section_outside_a_run_config():
         teacher_config("timm:x")
     with pytest.raises(BadInput, match="^config key 'teacher.format': Input should be"):
         teacher_config("t.pt", format="pickle")
+
+
+def test_every_config_key_has_a_description():
+    """`kdforaa config --schema` and the README's table explain every key: a new field needs one."""
+    from kdforaa.config import _field_rows
+
+    missing = [key for key, _, description in _field_rows(RunConfig) if not description]
+    assert not missing, f"Field(description=...) missing for {missing}"
+
+
+def test_the_readme_table_of_config_keys_is_the_schemas():
+    """README.md's key table is written from the config fields: after changing a field, run
+    ``.venv/bin/python scripts/readme_config_table.py``."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "readme_config_table.py"
+    spec = importlib.util.spec_from_file_location("readme_config_table", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.README.read_text()
+    assert module.with_table(text, config_table()) == text, (
+        "README.md's config key table is stale: run .venv/bin/python scripts/readme_config_table.py"
+    )

@@ -17,6 +17,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -55,7 +56,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from kdforaa.config import build_section
+    from kdforaa.config import DataConfig, build_section
     from kdforaa.data.datasets import load_dataset
     from kdforaa.models.from_checkpoint import load_trained
     from kdforaa.models.resolution import check_resolution
@@ -68,7 +69,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise BadInput(f"{args.checkpoint} does not record its data set: pass --data NAME (and --root DIR)")
     recorded = trained.config.get("data", {}) if trained.config else {}
     given = {key: value for key, value in (("name", args.data), ("root", args.root)) if value}
-    data = build_section("data", **{**recorded, **given})
+    data = build_section(DataConfig, **{**recorded, **given})
     dataset = load_dataset(data, args.split)
     if (dataset.num_classes, dataset.in_channels) != (num_classes, in_channels):
         raise BadInput(
@@ -135,8 +136,8 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 def _cmd_augment_grid(args: argparse.Namespace) -> int:
     from kdforaa.analysis.augment_grid import render_grid
     from kdforaa.analysis.outliers import parse_levels
-    from kdforaa.augment import OP_NAMES, build_policy, build_single_op
-    from kdforaa.config import build_section
+    from kdforaa.augment import OP_NAMES, Policy, SingleOp, build_policy
+    from kdforaa.config import AugmentConfig, DataConfig, build_section
     from kdforaa.data.datasets import load_dataset
 
     policies = ("randaugment", "autoaugment", "trivialaugment")
@@ -146,15 +147,17 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
         raise BadInput(f"--count must be at least 1, got {args.count}")
     levels = parse_levels(args.levels)  # finite and >= 0: valid magnitudes
     single_op = args.policy in OP_NAMES
-    augment = None if single_op else build_section("augment", policy=args.policy, num_ops=args.num_ops)
-    data = build_section("data", name=args.data, root=args.root, test_limit=args.count)
+    augment = None if single_op else build_section(AugmentConfig, policy=args.policy, num_ops=args.num_ops)
+    data = build_section(DataConfig, name=args.data, root=args.root, test_limit=args.count)
     dataset = load_dataset(data, "test")
     images = dataset.images(torch.arange(min(args.count, len(dataset))))
 
-    def factory(level: float):
+    def factory(level: float) -> Policy:
         if augment is None:
-            return build_single_op(args.policy, level)
-        return build_policy(augment.model_copy(update={"magnitude": level}))
+            return SingleOp(args.policy, level)
+        policy = build_policy(augment.model_copy(update={"magnitude": level}))
+        assert policy is not None  # --policy names a policy here, never "none"
+        return policy
 
     path = render_grid(images, factory, Path(args.out), levels=levels, seed=args.seed)
     print(f"grid of {len(images)} {args.data} images under {args.policy} written to {path.resolve()}")
@@ -235,12 +238,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
-    from kdforaa.config import config_schema, config_to_dict, load_config
+    from kdforaa.config import config_schema, config_table, config_to_dict, load_config
 
-    if args.schema:
+    if args.schema or args.markdown:
+        flag = "--schema" if args.schema else "--markdown"
         if args.items:
-            raise BadInput("--schema takes no CONFIG or overrides: it describes every key")
-        print(json.dumps(config_schema(), indent=2))
+            raise BadInput(f"{flag} takes no CONFIG or overrides: it describes every key")
+        text = json.dumps(config_schema(), indent=2) + "\n" if args.schema else config_table()
+        print(text, end="")
         return 0
     config_path = args.items[0] if args.items and "=" not in args.items[0] else None
     overrides = args.items[1:] if config_path else args.items
@@ -281,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kdforaa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], **kwargs)
 
     p = command(
@@ -352,11 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a resolved config (YAML) or the schema of every config key (JSON)",
         description="--show: the config a run would use, CONFIG with its overrides and every default filled "
         "in (what the run folder's config.yaml will hold). --schema: the JSON schema of every key "
-        "(types, defaults, bounds, choices).",
+        "(types, defaults, bounds, choices, descriptions). --markdown: a table of every key, its default "
+        "and meaning (the README's).",
     )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--show", action="store_true", help="print the resolved config of CONFIG and overrides")
     what.add_argument("--schema", action="store_true", help="print the JSON schema of every config key")
+    what.add_argument("--markdown", action="store_true", help="print a Markdown table of every config key")
     p.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]", help="config file, then overrides")
     p.set_defaults(func=_cmd_config)
 
@@ -481,7 +488,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     strays = [a for a in extra if a.startswith("-") or "=" not in a]
     if strays or (extra and target is None):
         parser.error(f"unrecognized arguments: {' '.join(strays or extra)}")
-    if extra:
+    if extra and target is not None:
         setattr(args, target, list(getattr(args, target)) + extra)
     return args
 

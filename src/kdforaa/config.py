@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 import difflib
+import html
 import reprlib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -25,60 +26,123 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    name: Literal["fashion-mnist", "mnist", "cifar10", "cifar100", "folder"] = "fashion-mnist"
-    root: str | None = None
-    limit: int | None = Field(default=None, gt=0)  # use only the first N training samples
-    test_limit: int | None = Field(default=None, gt=0)  # evaluate on the first N test samples (quick checks)
-    image_size: int = Field(default=224, gt=0)  # folder data sets only: decoded to this square size
-    num_workers: int = Field(default=2, ge=0)  # folder data sets only: Pillow decoding workers
+    name: Literal["fashion-mnist", "mnist", "cifar10", "cifar100", "folder"] = Field(
+        default="fashion-mnist",
+        description="the data set: fashion-mnist, mnist, cifar10, cifar100, or folder (an ImageNet-style "
+        "folder of class subfolders)",
+    )
+    root: str | None = Field(
+        default=None,
+        description="the data set's folder; unset: $KDFORAA_DATA/<name>, then /usr/share/datasets/<name>",
+    )
+    limit: int | None = Field(default=None, gt=0, description="use only the first N training samples")
+    test_limit: int | None = Field(
+        default=None, gt=0, description="evaluate on the first N test samples only (quick checks)"
+    )
+    image_size: int = Field(
+        default=224, gt=0, description="folder data sets: images are decoded to this square size"
+    )
+    num_workers: int = Field(default=2, ge=0, description="folder data sets: Pillow decoding processes")
 
 
 class ModelConfig(_Section):
-    name: str = "resnet20"
+    name: str = Field(
+        default="resnet20",
+        description="the architecture (kdforaa models lists them); timm:<name> with timm installed",
+    )
 
 
 class AugmentConfig(_Section):
-    policy: Literal["none", "randaugment", "autoaugment", "trivialaugment"] = "none"
-    num_ops: int = Field(default=2, ge=0)
-    ops: list[str] | None = None  # randaugment: the ops it draws from (default: all 14)
-    magnitude: float = Field(default=9.0, ge=0)
-    magnitude_std: float = Field(default=0.0, ge=0)
-    autoaugment_policy: Literal["imagenet", "cifar10", "svhn"] = "imagenet"
-    crop_padding: int = Field(default=4, ge=0)  # random crop after zero padding; 0 turns it off
-    flip: bool = True  # random horizontal flip
-    cutout: int = Field(default=0, ge=0)  # side of the square cut out, in pixels; 0 turns it off
-    fill: int = Field(default=0, ge=0, le=255)
-    interpolation: Literal["nearest", "bilinear"] = "nearest"
-    # where augmentation runs: auto (native C on the CPU, Triton on CUDA when installed) | torch | native
-    # | triton; every backend gives the same images, so it is not part of a soft-label cache's identity
-    backend: Literal["auto", "torch", "native", "triton"] = "auto"
+    policy: Literal["none", "randaugment", "autoaugment", "trivialaugment"] = Field(
+        default="none", description="the per-sample policy: none, randaugment, autoaugment, trivialaugment"
+    )
+    num_ops: int = Field(default=2, ge=0, description="randaugment: ops applied to each sample")
+    ops: list[str] | None = Field(
+        default=None,
+        description="randaugment: the ops it draws from, e.g. [translate_x, rotate]; unset: the paper's 14",
+    )
+    magnitude: float = Field(
+        default=9.0,
+        ge=0,
+        description="the level of every op (0-10 scale, not capped at 10); autoaugment: its published "
+        "levels scaled by magnitude/9",
+    )
+    magnitude_std: float = Field(
+        default=0.0, ge=0, description="per-op Gaussian noise on the level (floored at 0); 0: none"
+    )
+    autoaugment_policy: Literal["imagenet", "cifar10", "svhn"] = Field(
+        default="imagenet", description="autoaugment: which published policy"
+    )
+    crop_padding: int = Field(
+        default=4, ge=0, description="random crop after zero padding by this many pixels; 0: off"
+    )
+    flip: bool = Field(default=True, description="random horizontal flip")
+    cutout: int = Field(default=0, ge=0, description="side of the Cutout square, in pixels; 0: off")
+    fill: int = Field(
+        default=0, ge=0, le=255, description="value of pixels without a source (padding, rotated-in corners)"
+    )
+    interpolation: Literal["nearest", "bilinear"] = Field(
+        default="nearest", description="resampling of geometric ops: nearest or bilinear"
+    )
+    # every backend gives the same images, so it is not part of a soft-label cache's identity
+    backend: Literal["auto", "torch", "native", "triton"] = Field(
+        default="auto",
+        description="where augmentation runs: auto (native C on the CPU, Triton on CUDA when installed), "
+        "torch, native or triton (see the README's Augmentation backends); the images are the same",
+    )
     off_last_epochs: int = Field(
-        default=0, ge=0
-    )  # the policy is off (crop/flip/cutout stay) for the last N epochs
+        default=0, ge=0, description="the policy is off for the last N epochs (crop, flip, cutout stay)"
+    )
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(default=10, gt=0)
-    batch_size: int = Field(default=128, gt=0)
-    eval_batch_size: int = Field(default=1000, gt=0)
-    eval_every: int = Field(default=1, ge=0)  # epochs between test evaluations; the last always; 0: only it
-    lr: float = Field(default=0.1, gt=0)
-    momentum: float = Field(default=0.9, ge=0)
-    nesterov: bool = True
-    weight_decay: float = Field(default=5e-4, ge=0)
-    schedule: Literal["cosine", "step", "constant"] = "cosine"
-    milestones: list[float] = [0.5, 0.75]  # step schedule: fractions of training
-    gamma: float = Field(default=0.1, gt=0)
-    warmup_epochs: float = Field(default=0.0, ge=0)
-    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
-    checkpoint_every: int = Field(default=0, ge=0)  # steps; 0 = once per epoch
-    amp: bool = True  # CUDA only
-    channels_last: bool = True  # memory format of model and batch (faster on CUDA and, measured, on CPU)
-    tensorboard: bool = False
-    on_nan: Literal["stop", "skip"] = "stop"
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = Field(default=0, ge=0)  # torch CPU threads; 0 = leave torch's default
-    sync_bn: bool = False  # SyncBatchNorm across processes under torchrun
+    epochs: int = Field(default=10, gt=0, description="training epochs")
+    batch_size: int = Field(default=128, gt=0, description="training batch size")
+    eval_batch_size: int = Field(default=1000, gt=0, description="test-set evaluation batch size")
+    eval_every: int = Field(
+        default=1,
+        ge=0,
+        description="epochs between test evaluations (the last epoch always); 0: the last only",
+    )
+    lr: float = Field(default=0.1, gt=0, description="SGD learning rate (peak, after warm-up)")
+    momentum: float = Field(default=0.9, ge=0, description="SGD momentum")
+    nesterov: bool = Field(default=True, description="Nesterov momentum")
+    weight_decay: float = Field(default=5e-4, ge=0, description="SGD weight decay")
+    schedule: Literal["cosine", "step", "constant"] = Field(
+        default="cosine", description="learning-rate schedule: cosine, step or constant"
+    )
+    milestones: list[float] = Field(
+        default=[0.5, 0.75], description="step schedule: where the rate drops, as fractions of training"
+    )
+    gamma: float = Field(default=0.1, gt=0, description="step schedule: the factor at each milestone")
+    warmup_epochs: float = Field(default=0.0, ge=0, description="linear warm-up, in epochs")
+    label_smoothing: float = Field(
+        default=0.0, ge=0, lt=1, description="label smoothing of the cross-entropy"
+    )
+    checkpoint_every: int = Field(default=0, ge=0, description="steps between checkpoints; 0: once per epoch")
+    amp: bool = Field(default=True, description="bf16 autocast (CUDA only)")
+    channels_last: bool = Field(
+        default=True,
+        description="channels-last memory format of models and batches (faster on CUDA and, measured, on "
+        "the CPU)",
+    )
+    tensorboard: bool = Field(
+        default=False,
+        description="TensorBoard logs (rank 0: train/* every step, test/* and epoch/* every epoch; the "
+        "tensorboard extra)",
+    )
+    on_nan: Literal["stop", "skip"] = Field(
+        default="stop", description="on a non-finite loss: stop, or skip the step"
+    )
+    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
+    threads: int = Field(
+        default=0,
+        ge=0,
+        description="torch CPU threads: 0 = the cores no other process is using, re-checked every 2 s "
+        "(all of them on a quiet machine); N = exactly N (runs are bit-identical only at the same thread "
+        "counts: metrics.jsonl records each epoch's)",
+    )
+    sync_bn: bool = Field(default=False, description="SyncBatchNorm across processes under torchrun")
 
 
 #: ``teacher.checkpoint`` (and ``model.name``) values that name a timm architecture: ``timm:<name>``
@@ -89,13 +153,39 @@ WEIGHT_FORMATS: tuple[str, ...] = get_args(WeightFormat)
 
 
 class TeacherConfig(_Section):
-    checkpoint: str | None = None  # a weights file (see format), or timm:<name>
-    model: str | None = None  # the checkpoint's architecture, for files that do not record it
-    format: WeightFormat = "auto"  # what teacher.checkpoint (or teacher.weights) is
-    pretrained: bool = False  # timm:<name>: load timm's pretrained weights (required)
-    weights: str | None = None  # timm:<name>: a local file of them instead of timm's cache
-    input: Literal["augmented", "clean"] = "augmented"
-    cache: str | None = None
+    # "checkpoint" although it may name a timm model: most teachers are files, and the key is in every
+    # config users have written; timm:<name> is the one non-file value (see the description)
+    checkpoint: str | None = Field(
+        default=None,
+        description="the teacher: a weights file (a run's best.pt, a RepDistiller/mdistiller checkpoint, "
+        "a state dict, a .safetensors file; see teacher.format) or timm:<name>, a timm model",
+    )
+    model: str | None = Field(
+        default=None,
+        description="the checkpoint's architecture (kdforaa models), for files that do not record it",
+    )
+    format: WeightFormat = Field(
+        default="auto",
+        description="what teacher.checkpoint (or teacher.weights) is: auto, kdforaa, repdistiller, "
+        "state_dict, safetensors",
+    )
+    pretrained: bool = Field(
+        default=False,
+        description="timm:<name> teachers: load timm's pretrained weights (required: an untrained teacher "
+        "is refused)",
+    )
+    weights: str | None = Field(
+        default=None,
+        description="timm:<name> teachers: a local file of those weights instead of timm's cache",
+    )
+    input: Literal["augmented", "clean"] = Field(
+        default="augmented",
+        description="what the teacher sees: the augmented images (as in the paper) or clean ones (ablation)",
+    )
+    cache: str | None = Field(
+        default=None,
+        description="a kdforaa cache-teacher folder to read the teacher's logits from instead of running it",
+    )
 
     @property
     def is_timm(self) -> bool:
@@ -151,23 +241,54 @@ class TeacherConfig(_Section):
 
 
 class DistillConfig(_Section):
-    method: Literal["none", "kd", "topk_kd"] = "none"
-    weight: float = Field(default=0.5, ge=0)  # lambda on the logit distillation term
-    ce_weight: float = Field(default=1.0, ge=0)
-    k: int | None = Field(default=3, gt=0)  # topk_kd: teacher classes kept; None = all
-    k_schedule: dict[float, int] | None = None  # {level: k}: k for samples augmented at >= level
-    include_label: bool = False  # topk_kd: add the ground-truth class to the teacher's top-K set
-    topk_tail: Literal["drop", "merge"] = "drop"  # topk_kd: drop the rest (paper) or keep its mass as one bin
-    temperature: float = Field(default=1.0, gt=0)
-    adjust: Literal["none", "shift", "smooth"] = "none"  # knowledge adjustment of teacher targets
-    dynamic_temperature: bool = False
-    sp: float = Field(default=0.0, ge=0)  # similarity-preserving weight (last stage)
-    hints: dict[str, float] = {}  # stage name -> feature hint weight
-    kr: float = Field(default=0.0, ge=0)  # Knowledge Representing: weight of the aggregated-map term
-    kr_sparse: float = Field(default=0.0, ge=0)  # Knowledge Representing: weight of the sparse penalty
-    kr_stages: list[str] = ["stage2", "stage3"]  # stages the two KR terms read
-    kr_groups: int = Field(default=8, gt=0)  # KR: channel groups each teacher stage is aggregated into
-    student_resolution: int | None = Field(default=None, gt=0)  # student sees NxN copies; teacher full size
+    method: Literal["none", "kd", "topk_kd"] = Field(
+        default="none", description="the logit term: none, kd (Hinton) or topk_kd (KDforAA)"
+    )
+    weight: float = Field(default=0.5, ge=0, description="λ, the weight of the logit term")
+    ce_weight: float = Field(default=1.0, ge=0, description="the weight of the cross-entropy")
+    k: int | None = Field(
+        default=3, gt=0, description="topk_kd: the teacher's classes kept (its top K); null: all"
+    )
+    k_schedule: dict[float, int] | None = Field(
+        default=None,
+        description="topk_kd: {level: k}, the k of samples augmented at that level or above (a per-sample K)",
+    )
+    include_label: bool = Field(
+        default=False, description="topk_kd: add the ground-truth class to the teacher's top-K set"
+    )
+    topk_tail: Literal["drop", "merge"] = Field(
+        default="drop",
+        description="topk_kd: drop the classes outside the top K (the paper), or merge them into one bin "
+        "whose mass the student must match",
+    )
+    temperature: float = Field(default=1.0, gt=0, description="the softmax temperature of the logit term")
+    adjust: Literal["none", "shift", "smooth"] = Field(
+        default="none", description="knowledge adjustment of the teacher's targets: none, shift or smooth"
+    )
+    dynamic_temperature: bool = Field(
+        default=False, description="per-sample temperatures around distill.temperature"
+    )
+    sp: float = Field(default=0.0, ge=0, description="similarity-preserving KD's weight (the last stage)")
+    hints: dict[str, float] = Field(
+        default={}, description="FitNets hints: {stage: weight}, one learned adapter per stage"
+    )
+    kr: float = Field(
+        default=0.0, ge=0, description="Knowledge Representing: the weight of the aggregated-map term"
+    )
+    kr_sparse: float = Field(
+        default=0.0, ge=0, description="Knowledge Representing: the weight of the sparse recoding penalty"
+    )
+    kr_stages: list[str] = Field(
+        default=["stage2", "stage3"], description="Knowledge Representing: the stages both terms read"
+    )
+    kr_groups: int = Field(
+        default=8, gt=0, description="Knowledge Representing: channel groups of each teacher stage's maps"
+    )
+    student_resolution: int | None = Field(
+        default=None,
+        gt=0,
+        description="N: the student sees NxN copies of the teacher's full-size images (train and test)",
+    )
 
     @property
     def feature_terms(self) -> bool:
@@ -209,7 +330,7 @@ class DistillConfig(_Section):
 
 
 class RunConfig(_Section):
-    seed: int = 0
+    seed: int = Field(default=0, description="seeds the model's initialisation and every per-sample key")
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     augment: AugmentConfig = AugmentConfig()
@@ -359,14 +480,18 @@ def teacher_config(spec: str | TeacherConfig, **keys: Any) -> TeacherConfig:
     teacher file): the same checks as ``teacher:`` in a config, failing with the same one-line BadInput.
     """
     tree = spec.model_dump() if isinstance(spec, TeacherConfig) else {"checkpoint": spec}
-    return build_section("teacher", **{**tree, **keys})
+    return build_section(TeacherConfig, **{**tree, **keys})
 
 
-def build_section(section: str, **values: Any) -> _Section:
-    """One section of the config (``data``, ``augment``, ...) from keyword values, e.g. a command's
-    options; a bad value is BadInput naming the dotted key."""
+_S = TypeVar("_S", bound=_Section)
+
+
+def build_section(kind: type[_S], /, **values: Any) -> _S:
+    """One section of the config (:class:`DataConfig`, :class:`AugmentConfig`, ...) from keyword values,
+    e.g. a command's options; a bad value is BadInput naming the dotted key."""
+    section = next(name for name, cls in _SECTIONS.items() if cls is kind)
     try:
-        return _SECTIONS[section].model_validate(values)
+        return kind.model_validate(values)
     except ValidationError as err:
         raise BadInput(_explain(err, section)) from None
 
@@ -386,5 +511,28 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 def config_schema() -> dict[str, Any]:
-    """The JSON schema of every key of a run config (types, defaults, bounds, choices)."""
+    """The JSON schema of every key of a run config (types, defaults, bounds, choices, descriptions)."""
     return RunConfig.model_json_schema()
+
+
+def _field_rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any, str | None]]:
+    """``(dotted key, default, description)`` of every key of ``model``, in declaration order."""
+    rows: list[tuple[str, Any, str | None]] = []
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, _Section):
+            rows.extend(_field_rows(field.annotation, f"{prefix}{name}."))
+        else:
+            rows.append((f"{prefix}{name}", field.get_default(call_default_factory=True), field.description))
+    return rows
+
+
+def config_table() -> str:
+    """A Markdown table of every config key (key, default, meaning) from the fields' descriptions: the
+    README's table (``kdforaa config --markdown``; ``scripts/readme_config_table.py`` writes it there)."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for key, default, description in _field_rows(RunConfig):
+        shown = "—" if default is None else yaml.safe_dump(default, default_flow_style=True).strip()
+        shown = shown.removesuffix("\n...").strip()  # a bare scalar ends the YAML document
+        meaning = html.escape(description or "", quote=False).replace("|", "\\|").replace("*", "\\*")
+        lines.append(f"| `{key}` | {shown} | {meaning} |")
+    return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdforaa.augment import AutoAugment, RandAugment, SingleOp, TrivialAugment, apply_params, native
-from kdforaa.augment.apply import resolve_backend
+from kdforaa.augment.apply import choose_backend
 from kdforaa.augment.op_table import OP_NAMES
 from kdforaa.augment.params import AugParams
 from kdforaa.augment.pipeline import AugmentPipeline
@@ -27,10 +27,10 @@ pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compile
 def both_paths(monkeypatch: pytest.MonkeyPatch, x: torch.Tensor, params: AugParams, **options) -> tuple:
     """``apply_params`` through the native kernels and through torch, in that order."""
     monkeypatch.delenv("KDFORAA_NATIVE", raising=False)
-    assert resolve_backend("auto", x, options.get("interpolation", "nearest")) == "native"
+    assert choose_backend("auto", x.device, options.get("interpolation", "nearest")) == "native"
     fast = apply_params(x, params, **options)
     monkeypatch.setenv("KDFORAA_NATIVE", "0")
-    assert resolve_backend("auto", x, "nearest") == "torch"
+    assert choose_backend("auto", x.device, "nearest") == "torch"
     return fast, apply_params(x, params, **options)
 
 
@@ -148,8 +148,8 @@ def test_the_result_does_not_depend_on_the_thread_count(monkeypatch, noise_rgb_3
 
 
 def test_bilinear_and_gpu_batches_stay_on_the_torch_path(noise_rgb_17x23):
-    assert resolve_backend("auto", noise_rgb_17x23, "bilinear") == "torch"
-    assert resolve_backend("auto", noise_rgb_17x23.to("meta"), "nearest") == "torch"
+    assert choose_backend("auto", noise_rgb_17x23.device, "bilinear") == "torch"
+    assert choose_backend("auto", torch.device("meta"), "nearest") == "torch"
 
 
 def test_an_explicit_backend_that_cannot_run_is_one_clear_line(noise_rgb_17x23):
@@ -179,7 +179,7 @@ def test_without_a_compiler_the_torch_path_runs_and_says_why(monkeypatch, tmp_pa
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 assert native.library() is None and native.describe() == "none"
-                assert resolve_backend("auto", noise_rgb_17x23, "nearest") == "torch"
+                assert choose_backend("auto", noise_rgb_17x23.device, "nearest") == "torch"
                 assert torch.equal(apply_params(noise_rgb_17x23, params), expected)
             (warning,) = [str(w.message) for w in caught]
             assert "slower torch path" in warning and reason in warning, warning

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 
 from kdforaa.augment.op_table import OP_NAMES
 from kdforaa.augment.params import AugParams
-from kdforaa.augment.pipeline import AugmentPipeline, build_augment, build_policy, build_single_op
-from kdforaa.augment.policies import AutoAugment, RandAugment, SingleOp, TrivialAugment
+from kdforaa.augment.pipeline import AugmentPipeline, build_augment, build_policy
+from kdforaa.augment.policies import Augmentation, AutoAugment, Policy, RandAugment, SingleOp, TrivialAugment
 from kdforaa.augment.random import make_keys
 from kdforaa.config import AugmentConfig
 from kdforaa.errors import BadInput
@@ -35,7 +35,7 @@ def test_nothing_configured_is_the_identity(images):
     params = pipeline.sample(keys_for(64))
     assert params.crop is None and params.flip is None and params.cutout is None
     assert torch.equal(pipeline.apply(images, params), images)
-    assert params.level.tolist() == [0.0] * 64
+    assert params.strongest_level.tolist() == [0.0] * 64
 
 
 def test_crop_equals_zero_padding_then_cropping(images):
@@ -94,7 +94,7 @@ def test_full_pipeline_replays_and_survives_saving(images):
     assert any("flip" in d for d in described) and any("cutout" in d for d in described)
     assert any("crop top=" in d for d in described)
     # crop, flip and cutout do not count as augmentation strength
-    assert torch.equal(params.level, pipeline.policy.sample(keys_for(64, seed=3)).level)
+    assert torch.equal(params.strongest_level, pipeline.policy.sample(keys_for(64, seed=3)).strongest_level)
 
 
 def test_same_sample_same_image_in_any_batch(images):
@@ -133,14 +133,19 @@ def test_autoaugment_default_magnitude_is_the_published_policy():
 
 
 def test_single_op_applies_one_op_with_both_signs(images):
-    policy = build_single_op("shear_x", 10.0)
-    assert isinstance(policy, SingleOp)
+    policy = SingleOp("shear_x", 10.0)
     params = policy.sample(keys_for(64))
     assert (params.ops == OP_NAMES.index("shear_x")).all() and (params.levels == 10.0).all()
     assert set(params.signs.flatten().tolist()) == {-1, 1}
     assert not torch.equal(policy.apply(images, params), images)
     with pytest.raises(ValueError, match="op='sheer_x'"):
-        build_single_op("sheer_x", 10.0)
+        SingleOp("sheer_x", 10.0)
+
+
+def test_the_pipeline_is_an_augmentation_not_a_policy():
+    """It samples for itself (policy draws plus crop, flip, cutout): it has no ``_draw`` to override."""
+    pipeline = build_augment(AugmentConfig(policy="trivialaugment"), 8, 8)
+    assert isinstance(pipeline, Augmentation) and not isinstance(pipeline, Policy)
 
 
 def test_images_of_another_size_are_rejected(images):

@@ -149,7 +149,7 @@ def test_prob_skips_ops_and_level_is_the_max_over_applied_ops():
     params = RandAugment(3, 6.0, prob=0.5, ops=["rotate", "equalize"]).sample(keys_for(range(2000)))
     assert 0.45 < params.applied.float().mean() < 0.55
     uses_rotate = (params.applied & (params.ops == OP_NAMES.index("rotate"))).any(1)
-    assert torch.equal(params.level, torch.where(uses_rotate, 6.0, 0.0))
+    assert torch.equal(params.strongest_level, torch.where(uses_rotate, 6.0, 0.0))
 
 
 def test_autoaugment_replays_the_published_tables():
@@ -191,7 +191,7 @@ def test_describe_names_ops_levels_and_signs():
     )
     assert params.describe(0) == "rotate L=15 -, solarize L=15"
     assert params.describe(1) == "identity"
-    assert params.level.tolist() == [15.0, 0.0]
+    assert params.strongest_level.tolist() == [15.0, 0.0]
 
 
 @pytest.mark.parametrize("op", sorted(GEOMETRIC_OPS))
@@ -236,7 +236,9 @@ def test_any_level_and_shape_gives_a_valid_batch(
     out = policy.apply(x, params)
     assert out.dtype == torch.uint8 and out.shape == x.shape
     assert (params.levels >= 0).all() and set(params.signs.unique().tolist()) <= {-1, 1}
-    assert ((params.level >= 0) & (params.level <= params.levels.amax(1, keepdim=True).max())).all()
+    assert (
+        (params.strongest_level >= 0) & (params.strongest_level <= params.levels.amax(1, keepdim=True).max())
+    ).all()
 
 
 @pytest.mark.parametrize(

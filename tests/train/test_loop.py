@@ -7,7 +7,7 @@ import torch
 
 from kdforaa.augment import native
 from kdforaa.augment.apply import describe_backend
-from kdforaa.checkpoint import load_checkpoint
+from kdforaa.checkpoint import load_checkpoint, save_checkpoint
 from kdforaa.config import build_config
 from kdforaa.errors import BadInput, TrainingError
 from kdforaa.train.loop import Trainer, resume_config
@@ -98,7 +98,12 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch, augment):
     with pytest.raises(KeyboardInterrupt):
         Trainer(cfg, tmp_path / "killed", progress=False).run()
     monkeypatch.undo()
-    assert load_checkpoint(tmp_path / "killed" / "last.pt")["global_step"] == 6
+    state = load_checkpoint(tmp_path / "killed" / "last.pt")
+    assert state["global_step"] == 6 and "scheduler" not in state
+    # checkpoints written before the unread "scheduler" entry was dropped still resume the same
+    save_checkpoint(
+        {**state, "scheduler": {"global_step": 6, "total_steps": 8}}, tmp_path / "killed" / "last.pt"
+    )
     resumed = Trainer(resume_config(tmp_path / "killed"), tmp_path / "killed", resume=True, progress=False)
     resumed.run()
     a, b = whole.parts.model.state_dict(), resumed.parts.model.state_dict()

@@ -46,7 +46,7 @@ def _to_pil(image: torch.Tensor, scale: int) -> Image.Image:
     return pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
 
 
-def _caption(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+def _caption(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> list[str]:
     """One op per line, at most ``CAPTION_LINES`` lines, each cut to fit ``width`` pixels."""
     parts = text.split(", ")
     if len(parts) > CAPTION_LINES:

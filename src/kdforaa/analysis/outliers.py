@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from kdforaa.analysis import report
-from kdforaa.augment import build_policy, build_single_op
+from kdforaa.augment import SingleOp, build_policy
 from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, OP_NAMES
 from kdforaa.augment.policies import (
     AUTOAUGMENT_POLICIES,
@@ -70,7 +70,9 @@ class OpSet:
             cfg = AugmentConfig(
                 policy="autoaugment", magnitude=level, autoaugment_policy=self.autoaugment_policy
             )
-            return build_policy(cfg)
+            policy = build_policy(cfg)
+            assert policy is not None  # policy="autoaugment" builds one
+            return policy
         if self.name == "trivialaugment":
             return TrivialAugment(max_level=round(level), ops=self.ops)
         return RandAugment(self.num_ops, level, ops=self.ops)
@@ -187,7 +189,7 @@ def predict_probs(
     seed: int,
     batch_size: int,
     device: torch.device | str,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], object] | None = None,
 ) -> torch.Tensor:
     """Teacher softmax ``(N,C)`` float32 (CPU) on every image of ``dataset``, augmented by ``policy``.
 
@@ -267,7 +269,7 @@ def _gallery(outliers: Sequence[Outlier], dataset: Any, seed: int, path: Path) -
     images, captions = [], []
     classes = dataset.classes
     for o in outliers:
-        policy = build_single_op(o.op, o.level)
+        policy = SingleOp(o.op, o.level)
         params = policy.sample(make_keys(seed, 0, [o.index]))
         image = policy.apply(dataset.images(torch.tensor([o.index])), params)[0]
         array = image.permute(1, 2, 0).numpy()
@@ -336,7 +338,7 @@ def analyse_outliers(
             for level in levels:
                 bar.set_postfix_str(f"{op} L={level:g}")
                 if computed is None or op not in ARGUMENT_FREE_OPS:
-                    computed = probs(build_single_op(op, level))
+                    computed = probs(SingleOp(op, level))
                     candidates += find_outliers(clean, computed, labels, op, level, gallery)
                 rows.append({"op": op, "level": level, "k": k, **stats(computed)})
             note(f"outliers: op {number}/{len(op_set.ops)} ({op}) done", enabled=progress)
@@ -387,7 +389,7 @@ def default_data(teacher: str) -> tuple[str, str | None]:
     """The data set (name, root) a kdforaa run checkpoint was trained on; Fashion-MNIST otherwise (pass
     ``--data`` for a teacher from another weights file)."""
     from kdforaa.checkpoint import load_checkpoint
-    from kdforaa.models.registry import TIMM_PREFIX
+    from kdforaa.config import TIMM_PREFIX
 
     if teacher.startswith(TIMM_PREFIX) or not Path(teacher).is_file():
         return "fashion-mnist", None

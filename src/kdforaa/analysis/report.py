@@ -11,11 +11,15 @@ import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kdforaa.errors import BadInput
+
+if TYPE_CHECKING:  # matplotlib is the optional plots extra: imported where a figure is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 Row = Mapping[str, Any]
 
@@ -69,7 +73,7 @@ def check_plotting(what: str) -> None:
         ) from None
 
 
-def figure(width: float, height: float):
+def figure(width: float, height: float) -> Figure:
     """A matplotlib ``Figure`` of ``width`` x ``height`` inches (no pyplot state); BadInput without
     matplotlib."""
     check_plotting("kdforaa")
@@ -78,7 +82,7 @@ def figure(width: float, height: float):
     return Figure(figsize=(width, height))
 
 
-def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     """Write ``fig`` to ``path`` (folders made as needed); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +124,9 @@ def heatmap(
     return save_figure(fig, path)
 
 
-def _finish_chart(fig, ax, path: str | Path, x_label: str, y_label: str, title: str, legend: bool) -> Path:
+def _finish_chart(
+    fig: Figure, ax: Axes, path: str | Path, x_label: str, y_label: str, title: str, legend: bool
+) -> Path:
     """Axis labels, title and (for several series) a legend, then lay out and save."""
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)

@@ -4,16 +4,17 @@ Modules, bottom to top: ``random`` (counter-based keys), ``geometry`` (inverse m
 batch), ``kernels`` (the colour ops' torch kernels), ``op_table`` (every op's facts, one entry per op),
 ``native_build`` (compiling the C kernels: the wheel's prebuilt library and the run-time build),
 ``native_library`` (finding and loading a kernel library), ``ops`` (the public, validated ops),
-``params`` (``AugParams``), ``native`` (calling the C kernels), ``apply`` (applying params on a
-backend), ``policies`` (AutoAugment, RandAugment, TrivialAugment), ``pipeline`` (policy + crop, flip,
-cutout, built from the config).
+``params`` (``AugParams``), ``native`` (calling the C kernels), ``triton_kernels`` (the Triton kernels
+and their launcher), ``apply`` (applying params on a backend), ``policies`` (AutoAugment, RandAugment,
+TrivialAugment), ``pipeline`` (policy + crop, flip, cutout, built from the config). The import contracts
+in ``pyproject.toml`` are the authority on this order (``tests/test_architecture.py`` compares the two).
 """
 
 from kdforaa.augment.apply import BACKENDS, apply_params
 from kdforaa.augment.op_table import OP_NAMES, OPS, OpSpec, op_argument
 from kdforaa.augment.params import AugParams
-from kdforaa.augment.pipeline import AugmentPipeline, build_augment, build_policy, build_single_op
-from kdforaa.augment.policies import AutoAugment, Policy, RandAugment, SingleOp, TrivialAugment
+from kdforaa.augment.pipeline import AugmentPipeline, build_augment, build_policy
+from kdforaa.augment.policies import Augmentation, AutoAugment, Policy, RandAugment, SingleOp, TrivialAugment
 from kdforaa.augment.random import draw_keys
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "OP_NAMES",
     "AugParams",
     "AugmentPipeline",
+    "Augmentation",
     "AutoAugment",
     "OpSpec",
     "Policy",
@@ -31,7 +33,6 @@ __all__ = [
     "apply_params",
     "build_augment",
     "build_policy",
-    "build_single_op",
     "draw_keys",
     "op_argument",
 ]

@@ -42,11 +42,6 @@ from kdforaa.errors import BadInput
 BACKENDS = ("auto", "torch", "native", "triton")
 
 
-def resolve_backend(backend: str, x: torch.Tensor, interpolation: str) -> str:
-    """The backend that runs ``x``: ``auto`` chooses; an explicit choice that cannot run is BadInput."""
-    return choose_backend(backend, x.device, interpolation)
-
-
 def choose_backend(backend: str, device: torch.device, interpolation: str) -> str:
     """The backend that runs a batch on ``device`` (see the module docstring); an explicit choice that
     cannot run there is BadInput, one line naming what to install or change."""
@@ -128,7 +123,7 @@ def apply_params(
     if len(params) != x.shape[0]:
         raise BadInput(f"params describe {len(params)} samples but x has {x.shape[0]}")
     h, w = x.shape[-2:]
-    chosen = resolve_backend(backend, x, interpolation)
+    chosen = choose_backend(backend, x.device, interpolation)
     if chosen == "triton":
         fused = _triton_pass(x, params, fill, interpolation)
         if fused is not None:
@@ -193,12 +188,13 @@ def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
     for name, rows, _ in groups:
         index, argument = all_rows[start : start + len(rows)], all_arguments[start : start + len(rows)]
         start += len(rows)
-        spec = BY_NAME[name]
+        spec, kernel = BY_NAME[name], BY_NAME[name].kernel
+        assert kernel is not None  # the groups hold colour ops, which all have one
         arguments = (argument,) if spec.level_rule is not None else ()
         if len(rows) == len(params):
-            out = spec.kernel(out, *arguments)
+            out = kernel(out, *arguments)
             continue
-        changed = spec.kernel(out.index_select(0, index), *arguments)
+        changed = kernel(out.index_select(0, index), *arguments)
         out = out.contiguous() if out is not x else x.clone(memory_format=torch.contiguous_format)
         geometry.write_rows(out, index, changed)
     return out
@@ -301,12 +297,14 @@ def _native_pass(x: torch.Tensor, params: AugParams, fill: int) -> torch.Tensor:
     return native.apply(x, *native_plan(params, *x.shape[-2:]), fill)
 
 
-def native_plan(params: AugParams, height: int, width: int) -> tuple[np.ndarray | None, ...]:
+def native_plan(
+    params: AugParams, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """The arguments of :func:`kdforaa.augment.native.apply` after the images: ``(codes, arguments,
     warps, rows, cols)``, with each moving sample's warp kind (row runs or point gathers)."""
     plan = sample_plan(params, height, width)
     warps = np.full(len(params), native.WARP_NONE, dtype=np.uint8)
-    if plan.rows is not None:
+    if plan.rows is not None and plan.cols is not None:
         runs, backward = geometry.row_runs(plan.rows[plan.moving], plan.cols[plan.moving])
         kinds = np.where(
             runs, np.where(backward, native.WARP_RUNS_BACKWARD, native.WARP_RUNS), native.WARP_GATHER

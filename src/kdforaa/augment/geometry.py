@@ -68,6 +68,7 @@ def per_sample(value: torch.Tensor | float, name: str) -> torch.Tensor:
     try:
         t = torch.as_tensor(value, dtype=torch.float64)
     except OverflowError:  # a Python int beyond float64
+        assert isinstance(value, int)  # the one argument that overflows float64
         size = f"an integer of {value.bit_length()} bits"
         raise BadInput(f"{name} must be a finite number; got {size}") from None
     if t.ndim > 1:
@@ -292,8 +293,8 @@ def warp(
         raise BadInput(f"interpolation must be one of {INTERPOLATIONS}; got {interpolation!r}")
     batch, channels, height, width = x.shape
     _check_matrix(matrix, batch)
-    matrix = matrix.detach().cpu().numpy().astype(np.float64).reshape(-1, 3, 3)
-    return _resample(x, np.broadcast_to(matrix, (batch, 3, 3)), fill, interpolation)
+    maps = matrix.detach().cpu().numpy().astype(np.float64).reshape(-1, 3, 3)
+    return _resample(x, np.broadcast_to(maps, (batch, 3, 3)), fill, interpolation)
 
 
 def moving_samples(matrix: np.ndarray) -> np.ndarray:
@@ -336,6 +337,8 @@ def _resample(
     if batch == 0:
         return torch.empty_like(x)
     rows, cols = sample_parts(matrix, height, width)
+    # (which samples, their kernel, its extra per-sample arrays, its options)
+    groups: list[tuple[np.ndarray, Callable[..., torch.Tensor], tuple[np.ndarray, ...], dict[str, bool]]]
     if interpolation == "bilinear":
         groups = [(np.ones(len(rows), dtype=bool), _bilinear, (), {})]
     else:
@@ -353,6 +356,7 @@ def _resample(
         targets = torch.from_numpy(index).to(x.device)
         out = torch.empty_like(x) if out is None else out
         write_rows(out, targets, by_pieces(resample, _RESAMPLE_PIECE, x.index_select(0, targets), *parts))
+    assert out is not None  # the groups cover every sample of a non-empty batch
     return out
 
 
@@ -362,21 +366,22 @@ def by_pieces(
     """``kernel(x, *per_sample)`` computed on consecutive pieces of at most ``values`` input values.
 
     Elementwise passes and gathers over a large batch run at the speed of memory; on a piece that stays
-    in a core's cache they run several times faster (2-4x measured on 64 images of 224x224). Each of
+    in a core's cache they run faster (docs/results.md, "Cache-sized pieces on the CPU"). Each of
     ``per_sample`` has one row per sample, or a single row that goes whole to every piece; the kernel
     returns one row per sample. Off the CPU the batch goes whole: there pieces only multiply the kernel
-    launches (a GPU profile of RandAugment at 224x224 showed ~2 000 per batch of 256, most of them this).
+    launches.
     """
     step = max(1, values // max(1, x[0].numel())) if len(x) else 1
     if len(x) <= step or x.device.type != "cpu":
         return kernel(x, *per_sample)
-    out = None
+    out: torch.Tensor | None = None
     for start in range(0, len(x), step):
         piece = slice(start, start + step)
         part = kernel(x[piece], *(a if len(a) == 1 else a[piece] for a in per_sample))
         if out is None:
             out = torch.empty((len(x), *part.shape[1:]), dtype=part.dtype, device=part.device)
         out[piece] = part  # while the piece is still in cache
+    assert out is not None  # len(x) > step: the loop ran
     return out
 
 

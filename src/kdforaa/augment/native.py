@@ -116,7 +116,7 @@ def apply(
     """
     kernels = library()
     if kernels is None:
-        raise RuntimeError("native.apply needs the native kernels: check apply.resolve_backend first")
+        raise RuntimeError("native.apply needs the native kernels: check apply.choose_backend first")
     x = x.contiguous()
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
     batch, channels, height, width = x.shape

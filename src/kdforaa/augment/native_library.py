@@ -33,8 +33,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kdforaa.augment import native_build
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr  # a loaded C function (ctypes._CFuncPtr at run time)
 
 PREBUILT = native_build.HERE / native_build.PREBUILT_NAME
 LOCK_TIMEOUT_S = 2 * native_build.COMPILE_TIMEOUT_S + 60  # a build is at most two compiler runs
@@ -61,7 +65,7 @@ class Kernels:
     ``avx2`` or ``baseline`` (prebuilt), ``native`` (``-march=native``) or ``generic`` (built here).
     """
 
-    apply: ctypes._CFuncPtr
+    apply: CFuncPtr
     source: str
     level: str
     path: Path
@@ -72,7 +76,7 @@ class Kernels:
         return f"{self.source}:{self.level}"
 
 
-def _entry(library: ctypes.CDLL, symbol: str) -> ctypes._CFuncPtr:
+def _entry(library: ctypes.CDLL, symbol: str) -> CFuncPtr:
     try:
         function = getattr(library, symbol)
     except AttributeError:
@@ -242,7 +246,7 @@ def find_kernels(choice: str = "1") -> tuple[Kernels | None, list[str]]:
     if choice == "0":
         return None, ["switched off with KDFORAA_NATIVE=0"]
     sources = {"1": (load_prebuilt, build_here), "prebuilt": (load_prebuilt,), "build": (build_here,)}[choice]
-    skipped = []
+    skipped: list[str] = []
     for source in sources:
         try:
             return source(), skipped

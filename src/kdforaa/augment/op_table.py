@@ -95,6 +95,8 @@ OPS: tuple[OpSpec, ...] = (
         kernel=kernels.solarize_add,
         native_code=6,
     ),
+    # "color" is the op's name in the papers, Pillow (ImageEnhance.Color) and users' augment.ops lists;
+    # "colour" is the kind, spelt like the rest of the code. Renaming either would break written configs.
     OpSpec("color", "colour", level_rule=_enhance, signed=True, kernel=kernels.color, native_code=7),
     OpSpec("contrast", "colour", level_rule=_enhance, signed=True, kernel=kernels.contrast, native_code=8),
     OpSpec(
@@ -133,7 +135,8 @@ OPS: tuple[OpSpec, ...] = (
 
 BY_NAME: dict[str, OpSpec] = {spec.name: spec for spec in OPS}
 
-# The sets the rest of the engine uses, all derived from the table.
+# Sets derived from the table: OP_NAMES, SIGNED_OPS and ARGUMENT_FREE_OPS are what the engine reads
+# (params, policies); COLOUR_OPS and GEOMETRIC_OPS are for callers that pick ops by kind (the tests do).
 OP_NAMES: tuple[str, ...] = tuple(spec.name for spec in OPS)
 COLOUR_OPS = frozenset(spec.name for spec in OPS if spec.kind == "colour")
 GEOMETRIC_OPS = frozenset(spec.name for spec in OPS if spec.kind == "geometric")

@@ -96,8 +96,9 @@ class AugParams:
             yield self.op_names[index], on & (chosen == index)
 
     @property
-    def level(self) -> torch.Tensor:
-        """``(B,)`` float32: the strongest level each sample was augmented with (0 if none applied)."""
+    def strongest_level(self) -> torch.Tensor:
+        """``(B,)`` float32: the strongest level each sample was augmented with (0 if none applied); one
+        number per sample, where ``levels`` has one per slot."""
         strength = torch.where(self.applied, self.levels, torch.zeros_like(self.levels))
         return torch.cat([torch.zeros(len(self), 1), strength], dim=1).amax(dim=1)
 

@@ -16,7 +16,14 @@ import torch
 from kdforaa.augment import geometry
 from kdforaa.augment import random as rnd
 from kdforaa.augment.params import AugParams
-from kdforaa.augment.policies import AutoAugment, Policy, RandAugment, SingleOp, TrivialAugment
+from kdforaa.augment.policies import (
+    RANDAUGMENT_OPS,
+    Augmentation,
+    AutoAugment,
+    Policy,
+    RandAugment,
+    TrivialAugment,
+)
 from kdforaa.config import AugmentConfig
 from kdforaa.errors import BadInput
 
@@ -24,7 +31,7 @@ from kdforaa.errors import BadInput
 AUTOAUGMENT_REFERENCE_MAGNITUDE = 9.0
 
 
-class AugmentPipeline(Policy):
+class AugmentPipeline(Augmentation):
     """``policy`` (or none), then random crop after zero padding, horizontal flip and cutout.
 
     Built for images of one size ``height x width`` (cutout boxes are drawn for that size).
@@ -86,22 +93,25 @@ def build_policy(cfg: AugmentConfig) -> Policy | None:
     ``autoaugment`` scales the published levels by ``magnitude / 9`` (so the default 9 is the published
     policy and 18 doubles every level); ``trivialaugment`` draws its own levels and ignores ``magnitude``.
     """
-    common = {"fill": cfg.fill, "interpolation": cfg.interpolation}
+    fill, interpolation = cfg.fill, cfg.interpolation
     if cfg.policy == "none":
         return None
     if cfg.policy == "randaugment":
-        ops = {"ops": cfg.ops} if cfg.ops is not None else {}
-        return RandAugment(cfg.num_ops, cfg.magnitude, cfg.magnitude_std, **ops, **common)
+        ops = RANDAUGMENT_OPS if cfg.ops is None else cfg.ops
+        return RandAugment(
+            cfg.num_ops, cfg.magnitude, cfg.magnitude_std, ops=ops, fill=fill, interpolation=interpolation
+        )
     if cfg.policy == "autoaugment":
         scale = cfg.magnitude / AUTOAUGMENT_REFERENCE_MAGNITUDE
         return AutoAugment(
-            cfg.autoaugment_policy, magnitude_scale=scale, magnitude_std=cfg.magnitude_std, **common
+            cfg.autoaugment_policy,
+            magnitude_scale=scale,
+            magnitude_std=cfg.magnitude_std,
+            fill=fill,
+            interpolation=interpolation,
         )
-    if cfg.policy == "trivialaugment":
-        return TrivialAugment(**common)
-    raise BadInput(
-        f"augment.policy={cfg.policy!r} is not accepted; use none, randaugment, autoaugment or trivialaugment"
-    )
+    # "trivialaugment": the config admits no other name (AugmentConfig.policy is a Literal)
+    return TrivialAugment(fill=fill, interpolation=interpolation)
 
 
 def build_augment(cfg: AugmentConfig, height: int, width: int) -> AugmentPipeline:
@@ -116,8 +126,3 @@ def build_augment(cfg: AugmentConfig, height: int, width: int) -> AugmentPipelin
         fill=cfg.fill,
         interpolation=cfg.interpolation,
     )
-
-
-def build_single_op(op_name: str, level: float, *, fill: int = 0, interpolation: str = "nearest") -> SingleOp:
-    """A policy applying exactly ``op_name`` at ``level`` to every sample, sign drawn per sample."""
-    return SingleOp(op_name, level, fill=fill, interpolation=interpolation)

@@ -172,25 +172,18 @@ def _jitter(levels: torch.Tensor, keys: torch.Tensor, std: float) -> torch.Tenso
     return (levels + std * noise).clamp(min=0.0)
 
 
-class Policy:
-    """Shared part of every policy: subclasses only say how ops, levels and applied flags are drawn."""
+class Augmentation:
+    """What every augmentation does with its draws: ``sample(keys)`` -> :class:`AugParams`, then
+    ``apply(x, params)`` with the shared ``fill`` and ``interpolation``. Subclasses say how to sample."""
 
     def __init__(self, *, fill: int = 0, interpolation: str = "nearest") -> None:
         geometry.check_fill(fill)
         self.fill = fill
         self.interpolation = _check_choice(interpolation, "interpolation", geometry.INTERPOLATIONS)
 
-    def _draw(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(ops, levels, applied)``, each ``(B,S)``."""
-        raise NotImplementedError
-
     def sample(self, keys: torch.Tensor) -> AugParams:
         """Per-sample parameters for ``keys`` ``(B,)`` int64; the same key always gives the same draw."""
-        op_ids, levels, applied = self._draw(rnd.check_keys(keys))
-        signs = torch.where(rnd.uniform(keys, "sign", op_ids.shape[1]) < 0.5, -1, 1).to(torch.int8)
-        signs = torch.where(_UNSIGNED[op_ids], torch.ones_like(signs), signs)
-        levels = torch.where(_ARGUMENT_FREE[op_ids], torch.zeros_like(levels), levels.to(torch.float32))
-        return AugParams(ops=op_ids, levels=levels, signs=signs, applied=applied)
+        raise NotImplementedError
 
     def apply(self, x: torch.Tensor, params: AugParams, *, backend: str = "auto") -> torch.Tensor:
         """``x`` ``(B,C,H,W) uint8`` augmented as ``params`` say (deterministic); ``backend`` is one of
@@ -203,6 +196,22 @@ class Policy:
         """Augment a batch with fresh randomness from ``generator`` (torch's default one if None)."""
         geometry.check_images(x)
         return self.apply(x, self.sample(rnd.draw_keys(x.shape[0], generator)), backend=backend)
+
+
+class Policy(Augmentation):
+    """Shared part of every policy: subclasses only say how ops, levels and applied flags are drawn."""
+
+    def _draw(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(ops, levels, applied)``, each ``(B,S)``."""
+        raise NotImplementedError
+
+    def sample(self, keys: torch.Tensor) -> AugParams:
+        """Per-sample parameters for ``keys`` ``(B,)`` int64; the same key always gives the same draw."""
+        op_ids, levels, applied = self._draw(rnd.check_keys(keys))
+        signs = torch.where(rnd.uniform(keys, "sign", op_ids.shape[1]) < 0.5, -1, 1).to(torch.int8)
+        signs = torch.where(_UNSIGNED[op_ids], torch.ones_like(signs), signs)
+        levels = torch.where(_ARGUMENT_FREE[op_ids], torch.zeros_like(levels), levels.to(torch.float32))
+        return AugParams(ops=op_ids, levels=levels, signs=signs, applied=applied)
 
 
 class RandAugment(Policy):

@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 from dataclasses import dataclass
+from http.client import HTTPResponse
 from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
@@ -80,7 +81,7 @@ def md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _resumed_from(response, offset: int) -> int:
+def _resumed_from(response: HTTPResponse, offset: int) -> int:
     """Byte offset the response body starts at: ``offset`` if the server honoured Range, else 0."""
     content_range = response.headers.get("Content-Range", "")
     return offset if response.status == 206 and content_range.startswith(f"bytes {offset}-") else 0
@@ -161,7 +162,9 @@ def unpack_tarball(
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with tar.extractfile(member) as src, open(target, "wb") as out:
+                source = tar.extractfile(member)
+                assert source is not None  # a plain file (_member_target refused anything else)
+                with source as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out, CHUNK)
         if not (scratch / folder).is_dir():
             raise BadInput(f"{archive} does not contain the folder {folder}/")

@@ -12,10 +12,18 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from kdforaa.errors import BadInput
 
-_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_DTYPES: dict[int, npt.DTypeLike] = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 MAX_IDX_BYTES = 1 << 32  # 4 GiB: the MNIST family's largest file (EMNIST's) is a fraction of that
 _MAX_HEADER = 4 + 4 * 255  # magic and up to 255 dims
 _GZIP = 16 + zlib.MAX_WBITS  # zlib's wbits for the gzip container (header, CRC and size checked)

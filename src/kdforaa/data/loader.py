@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from kdforaa.data.datasets import Dataset
+from kdforaa.data.datasets import Dataset, InMemoryDataset
 from kdforaa.data.folder import ImageFolder
 from kdforaa.errors import BadInput
 
@@ -82,7 +82,7 @@ def batches(dataset: Dataset, order: torch.Tensor, batch_size: int, num_workers:
     if batch_size <= 0:
         raise BadInput(f"batch_size must be positive, got {batch_size}")
     order = _check_order(order, len(dataset))
-    if dataset.in_memory:
+    if isinstance(dataset, InMemoryDataset):
         return _gather(dataset, order, batch_size)
     sampler: Sequence[int] = order.tolist()
     loader = DataLoader(

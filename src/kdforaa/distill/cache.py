@@ -99,7 +99,7 @@ def identify(cfg: RunConfig, teacher_checkpoint: str) -> dict[str, Any]:
             f"teacher {teacher_checkpoint} takes timm's pretrained weights from timm's cache, which a "
             "soft-label cache cannot pin: set teacher.weights=FILE (a local file of those weights)"
         )
-    path = Path(teacher.weights if teacher.is_timm else teacher_checkpoint)
+    path = Path(teacher_checkpoint if teacher.weights is None else teacher.weights)  # only timm sets weights
     if not path.is_file():
         raise BadInput(f"teacher checkpoint {path} does not exist: pass a run folder's best.pt or last.pt")
     identity: dict[str, Any] = {"inputs": teacher_inputs(cfg), "teacher_sha256": file_sha256(path)}
@@ -380,10 +380,12 @@ def build_cache(
     _write_json_atomic(folder / HEADER, header)
     device = torch.device(device)
     teacher = load_teacher(
-        cached_teacher(cfg, teacher_checkpoint), dataset.num_classes, dataset.in_channels, device
+        cached_teacher(cfg, teacher_checkpoint),
+        dataset.num_classes,
+        dataset.in_channels,
+        device,
+        channels_last=cfg.train.channels_last,
     )
-    if cfg.train.channels_last:
-        teacher.model.to(memory_format=torch.channels_last)
     views = TrainingViews(cfg, dataset.image_size, dataset.mean, dataset.std, device=device)
     steps = math.ceil(len(dataset) / batch_size) * (needed - header["epochs"])
     with progress_bar(steps, "caching teacher logits", enabled=progress) as bar:

@@ -261,9 +261,10 @@ class HintAdapter(nn.Module):
         x = self.project(x)
         if size is None or tuple(x.shape[-2:]) == tuple(size):
             return x
-        if x.shape[-2] >= size[0] and x.shape[-1] >= size[1]:
-            return F.adaptive_avg_pool2d(x, tuple(size))
-        return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+        height, width = size[0], size[1]
+        if x.shape[-2] >= height and x.shape[-1] >= width:
+            return F.adaptive_avg_pool2d(x, (height, width))
+        return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
 
 
 def hint(

@@ -15,7 +15,7 @@ from kdforaa.config import TeacherConfig, teacher_config
 from kdforaa.errors import BadInput
 from kdforaa.models.folding import fold_batch_norms
 from kdforaa.models.from_checkpoint import load_trained, model_counts
-from kdforaa.models.registry import pretrained_timm_model
+from kdforaa.models.registry import pretrained_timm_model, to_channels_last
 
 
 class Teacher:
@@ -74,7 +74,12 @@ def _check_fit(what: str, num_classes: int, in_channels: int, data_classes: int,
 
 
 def load_teacher(
-    spec: str | TeacherConfig, num_classes: int, in_channels: int, device: str | torch.device
+    spec: str | TeacherConfig,
+    num_classes: int,
+    in_channels: int,
+    device: str | torch.device,
+    *,
+    channels_last: bool = False,
 ) -> Teacher:
     """Load a frozen teacher for a data set with ``num_classes`` classes and ``in_channels`` channels.
 
@@ -89,13 +94,18 @@ def load_teacher(
     if teacher.checkpoint is None:
         raise BadInput("no teacher: set teacher.checkpoint=PATH (or timm:<name>)")
     if teacher.is_timm and teacher.weights is None:
-        model, name = pretrained_timm_model(teacher.checkpoint), teacher.checkpoint
+        model: nn.Module = pretrained_timm_model(teacher.checkpoint)
+        name = teacher.checkpoint
         what = f"{name} (timm's pretrained weights)"
         _check_fit(what, *model_counts(model), num_classes, in_channels)
     else:
-        path = teacher.weights if teacher.is_timm else teacher.checkpoint
+        # the weights file: teacher.weights (which only timm teachers may set), else the checkpoint
+        path = teacher.checkpoint if teacher.weights is None else teacher.weights
         architecture = teacher.checkpoint if teacher.is_timm else teacher.model
         trained = load_trained(path, architecture=architecture, format=teacher.format)
         _check_fit(path, trained.num_classes, trained.in_channels, num_classes, in_channels)
         model, name = trained.model, trained.name
-    return Teacher(model.to(device), name, num_classes, in_channels)
+    frozen = Teacher(model.to(device), name, num_classes, in_channels)
+    if channels_last:  # train.channels_last: the memory format of the batches the teacher will see
+        to_channels_last(frozen.model)
+    return frozen

@@ -5,6 +5,11 @@ value(s) as ``(name, weight, value)`` triples; the criterion adds ``weight · va
 cross-entropy. Names are what the metrics log shows: ``"distill"`` (the logit term), ``"sp"``,
 ``"hint:<stage>"``, ``"kr"`` and ``"kr_sparse"``.
 
+Every subclass of :class:`Term` registers itself in :data:`TERMS` when it is defined and builds itself
+from the ``distill:`` section (:meth:`Term.from_config`): the criterion asks each registered kind, in
+definition order, for its terms. A new loss is its function (:mod:`kdforaa.distill.losses`), one
+``Term`` subclass here and its config keys (:class:`kdforaa.config.DistillConfig`); nothing else.
+
 How the logit term's options combine, in this order:
 
 1. dynamic temperature (``distill.dynamic_temperature``): per-sample temperatures around
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -37,6 +43,7 @@ from kdforaa.distill.losses import (
     similarity_preserving,
     topk_kd,
 )
+from kdforaa.errors import BadInput
 
 Features = dict[str, torch.Tensor]
 POOLED = "pooled"  # the models' name for the (B, D) vector after global pooling
@@ -78,8 +85,71 @@ def sp_stage(stages: Iterable[str]) -> str:
     return (spatial or names)[-1]
 
 
-class LogitTerm(nn.Module):
+@dataclass(frozen=True)
+class StageChannels:
+    """Stage name -> channel count of each model, in network order (the models' ``stage_channels``;
+    None for a model that does not report them): what terms that read features build against."""
+
+    student: dict[str, int] | None = None
+    teacher: dict[str, int] | None = None
+
+    def of(self, key: str, stage: str) -> tuple[int, int]:
+        """``(student, teacher)`` channels at ``stage``, which config key ``key`` names; BadInput (listing
+        the model's stages) when a model lacks it or does not report its stages."""
+        counts = []
+        for side, channels in (("student", self.student), ("teacher", self.teacher)):
+            if channels is None:
+                raise BadInput(f"{key} needs a {side} model that reports its stage channels")
+            if stage not in channels:
+                raise BadInput(
+                    f"{key} names stage {stage!r}, which the {side} model does not have; "
+                    f"available stages: {', '.join(channels)}"
+                )
+            counts.append(channels[stage])
+        return counts[0], counts[1]
+
+
+#: Every kind of term, in the order the criterion adds them (the order their classes are defined).
+TERMS: list[type[Term]] = []
+
+
+class Term(nn.Module):
+    """One distillation term; subclasses register themselves in :data:`TERMS`.
+
+    ``key`` is the term's name in ``Criterion.terms`` and so in checkpoints' state dict keys (a class
+    attribute, or set per instance when a kind builds several terms); ``reads_features`` whether the
+    step must compute stage features for it.
+    """
+
+    key: str
+    reads_features: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        TERMS.append(cls)
+
+    @classmethod
+    def from_config(cls, cfg: DistillConfig, channels: StageChannels) -> list[Term]:
+        """The terms of this kind that ``cfg`` switches on (none when it is off), checked against the
+        models' ``channels`` where they read features."""
+        raise NotImplementedError
+
+    def forward(self, out: StepOutputs) -> Weighted:
+        """``(name, weight, unweighted value)`` of each value the term computes at this step."""
+        raise NotImplementedError
+
+
+class LogitTerm(Term):
     """Hinton KD or KDforAA's top-K KD on the logits (``distill.method``), weight ``distill.weight``."""
+
+    k_thresholds: torch.Tensor  # (N,) float32 k_schedule levels, ascending (buffers, registered below)
+    k_values: torch.Tensor  # (N,) int64: the k from each threshold on
+
+    key = "distill"
+
+    @classmethod
+    def from_config(cls, cfg: DistillConfig, channels: StageChannels) -> list[Term]:
+        return [cls(cfg)] if cfg.method != "none" else []
 
     def __init__(self, cfg: DistillConfig) -> None:
         super().__init__()
@@ -136,8 +206,15 @@ class LogitTerm(nn.Module):
         return [("distill", cfg.weight, value)]
 
 
-class SimilarityTerm(nn.Module):
+class SimilarityTerm(Term):
     """Similarity-preserving KD on the last stage before pooling, weight ``distill.sp``."""
+
+    key = "sp"
+    reads_features = True
+
+    @classmethod
+    def from_config(cls, cfg: DistillConfig, channels: StageChannels) -> list[Term]:
+        return [cls(cfg.sp)] if cfg.sp > 0 else []
 
     def __init__(self, weight: float) -> None:
         super().__init__()
@@ -151,12 +228,23 @@ class SimilarityTerm(nn.Module):
         return [("sp", self.weight, value)]
 
 
-class HintTerm(nn.Module):
+class HintTerm(Term):
     """A FitNets hint at one stage through its learned adapter, weight ``distill.hints[stage]``."""
+
+    reads_features = True
+
+    @classmethod
+    def from_config(cls, cfg: DistillConfig, channels: StageChannels) -> list[Term]:
+        terms: list[Term] = []
+        for stage, weight in cfg.hints.items():
+            student, teacher = channels.of("distill.hints", stage)
+            terms.append(cls(stage, weight, HintAdapter(student, teacher)))
+        return terms
 
     def __init__(self, stage: str, weight: float, adapter: HintAdapter) -> None:
         super().__init__()
         self.stage, self.weight, self.adapter = stage, weight, adapter
+        self.key = f"hint_{stage}"
 
     def forward(self, out: StepOutputs) -> Weighted:
         student, teacher = out.features()
@@ -164,9 +252,27 @@ class HintTerm(nn.Module):
         return [(f"hint:{self.stage}", self.weight, value)]
 
 
-class KnowledgeRepresentingTerm(nn.Module):
+class KnowledgeRepresentingTerm(Term):
     """Knowledge Representing's aggregation term (``distill.kr``) and, when ``distill.kr_sparse`` > 0,
     its sparse recoding penalty (:mod:`kdforaa.distill.knowledge_representing`)."""
+
+    key = "kr"
+    reads_features = True
+
+    @classmethod
+    def from_config(cls, cfg: DistillConfig, channels: StageChannels) -> list[Term]:
+        if not (cfg.kr > 0 or cfg.kr_sparse > 0):
+            return []
+        student_channels = {}
+        for stage in cfg.kr_stages:
+            student_channels[stage], teacher = channels.of("distill.kr_stages", stage)
+            if cfg.kr_groups > teacher:
+                raise BadInput(
+                    f"distill.kr_groups={cfg.kr_groups} exceeds the teacher's {teacher} channels "
+                    f"at stage {stage}: choose at most {teacher}"
+                )
+        module = KnowledgeRepresenting(student_channels, cfg.kr_stages, cfg.kr_groups)
+        return [cls(module, cfg.kr_stages, cfg.kr, cfg.kr_sparse)]
 
     def __init__(
         self, module: KnowledgeRepresenting, stages: list[str], weight: float, sparse: float

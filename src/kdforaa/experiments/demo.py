@@ -28,7 +28,7 @@ _STUDENT: dict[str, Any] = {
     "augment": {"policy": "randaugment", "num_ops": 2, "magnitude": 15.0},
     "train": {"epochs": 6, "batch_size": 128, "lr": 0.1, "eval_every": 0},
 }
-_FULL = {
+_FULL: dict[str, dict[str, Any]] = {
     "teacher": {"train": {"epochs": 15}, "model": {"name": "resnet20"}},
     "student": {"train": {"epochs": 30}},
 }

@@ -98,11 +98,18 @@ def run_step_bench(
         inputs = [views(images, indices, 0).teacher for images, _, indices in data_batches]
 
         def steps_of(trainer: Trainer) -> Callable[[], None]:
-            return lambda: [trainer.train_step(*b) for b in data_batches]
+            def run() -> None:
+                for batch in data_batches:
+                    trainer.train_step(*batch)
+
+            return run
+
+        live = kd.parts.teacher
+        assert live is not None  # kd_cfg names a teacher
 
         def teacher_alone() -> None:
             for x, (_, _, indices) in zip(inputs, data_batches, strict=True):
-                kd.parts.teacher.logits(x, epoch=0, indices=indices)
+                live.logits(x, epoch=0, indices=indices)
 
         def augment_alone() -> None:
             augment = views.pipeline(0)

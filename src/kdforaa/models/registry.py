@@ -101,9 +101,11 @@ class TimmClassifier(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model
-        pooled_channels = getattr(model, "head_hidden_size", None) or model.num_features
-        self.stage_channels = {"pooled": int(pooled_channels)}
+        # a timm model: num_features, forward_features, forward_head, get_classifier are timm's (no types)
+        timm_model: Any = model
+        self.model = timm_model
+        pooled_channels: int = getattr(timm_model, "head_hidden_size", None) or timm_model.num_features
+        self.stage_channels = {"pooled": pooled_channels}
 
     def forward(self, x: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         """``(B,C,H,W) float`` -> logits ``(B, num_classes)``, or ``(logits, {"pooled": (B, D)})``."""
@@ -181,6 +183,13 @@ def build_model(name: str, num_classes: int, in_channels: int, *, dropout: float
     if dropout > 0 and not entry.has_dropout:
         raise BadInput(f"model '{name}' has no dropout; set dropout to 0 or pick a wrn_* model")
     return entry.build(num_classes, in_channels, dropout)
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """``model`` itself, its 4-d weights now in channels-last memory order (``train.channels_last``):
+    the student and the teacher go through here alike."""
+    # torch's stubs leave out Module.to's memory_format keyword, which torch documents and accepts
+    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def describe_model(name: str) -> str:

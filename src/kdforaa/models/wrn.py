@@ -83,6 +83,7 @@ class WideResNet(FeatureClassifier):
         stages = (self.stage1, self.stage2, self.stage3)
         for name, stage in zip(FEATURE_NAMES, stages, strict=False):
             first, *rest = stage
+            assert isinstance(first, PreActBlock)  # make_stage builds PreActBlocks
             activated = first.activate(x)
             feats[name] = activated
             x = first.forward_activated(x, activated)

@@ -8,11 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdforaa.data.datasets import Dataset
 from kdforaa.data.loader import batches, normalize
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, dataset, device: torch.device, batch_size: int = 1000) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 1000
+) -> dict[str, float]:
     """Top-1 accuracy (%) and mean loss over the whole split, in a fixed order."""
     was_training = model.training
     model.eval()
@@ -29,7 +32,9 @@ def evaluate(model: nn.Module, dataset, device: torch.device, batch_size: int = 
     return {"acc": 100.0 * correct / max(1, n), "loss": loss_sum / max(1, n)}
 
 
-def inference_speed(model: nn.Module, dataset, device: torch.device, batch_size: int = 1000) -> float:
+def inference_speed(
+    model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 1000
+) -> float:
     """Images per second of an evaluation pass over (at most) the first 2048 images of ``dataset``.
 
     Everything a deployed model pays for is timed: gather, normalise, any input resize, forward. Each

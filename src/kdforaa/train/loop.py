@@ -24,7 +24,8 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm import tqdm
@@ -43,6 +44,9 @@ from kdforaa.train.parts import build_parts
 from kdforaa.train.run_folder import RunFolder
 from kdforaa.train.schedule import lr_factor
 from kdforaa.train.threads import Threads
+
+if TYPE_CHECKING:  # tensorboard is an extra: imported when train.tensorboard asks for it
+    from torch.utils.tensorboard import SummaryWriter
 
 
 class Trainer:
@@ -104,7 +108,7 @@ class Trainer:
                 "or choose another --out"
             )
 
-    def _tensorboard(self):
+    def _tensorboard(self) -> SummaryWriter:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -123,7 +127,6 @@ class Trainer:
             "model": self.parts.model.state_dict(),
             "optimizer": self.parts.optimizer.state_dict(),
             "criterion": self.parts.criterion.state_dict(),
-            "scheduler": {"global_step": self.global_step, "total_steps": self.total_steps},
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
@@ -185,12 +188,19 @@ class Trainer:
         self.stats = local
 
     # ------------------------------------------------------------------ steps
-    def _autocast(self):
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.device.type == "cuda" and self.cfg.train.amp:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _accumulate(self, terms: dict[str, torch.Tensor], logits, labels, teacher_logits, n: int) -> None:
+    def _accumulate(
+        self,
+        terms: dict[str, torch.Tensor],
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        teacher_logits: torch.Tensor | None,
+        n: int,
+    ) -> None:
         """Add the step's sums to :attr:`sums` on the device (nothing is read back; ``n`` is the host's)."""
         step = {name: value.detach().double() * n for name, value in terms.items()}
         step["correct"] = (logits.argmax(1) == labels).sum().double()
@@ -250,7 +260,7 @@ class Trainer:
             logits.float(),
             labels,
             teacher_logits=teacher_logits,
-            level=views.params.level.to(self.device, non_blocking=True),
+            level=views.params.strongest_level.to(self.device, non_blocking=True),
             student_feats=feats,
             teacher_feats=teacher_feats,
         )
@@ -276,7 +286,7 @@ class Trainer:
         self.step_in_epoch += 1
         self.global_step += 1
         if self.writer is not None:
-            self._log_step({"loss": loss.detach(), **terms})
+            self._log_step(self.writer, {"loss": loss.detach(), **terms})
 
     # ------------------------------------------------------------------ epochs
     def _epoch_record(self, seconds: float, images_seen: int, threads: float) -> dict[str, Any]:
@@ -336,7 +346,7 @@ class Trainer:
         if threading.current_thread() is not threading.main_thread():
             return {}
 
-        def on_signal(signum, frame):
+        def on_signal(signum: int, frame: FrameType | None) -> None:
             self._stop_signal = signum
             signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
 
@@ -403,12 +413,12 @@ class Trainer:
         if improved:
             self._write(self.folder.best)
 
-    def _log_step(self, terms: dict[str, torch.Tensor]) -> None:
+    def _log_step(self, writer: SummaryWriter, terms: dict[str, torch.Tensor]) -> None:
         """TensorBoard, every step: ``train/loss``, ``train/<term>`` (rank 0's own batch) and ``train/lr``,
         at the global step."""
         for name, value in terms.items():
-            self.writer.add_scalar(f"train/{name}", float(value), self.global_step)
-        self.writer.add_scalar("train/lr", self.parts.optimizer.param_groups[0]["lr"], self.global_step)
+            writer.add_scalar(f"train/{name}", float(value), self.global_step)
+        writer.add_scalar("train/lr", self.parts.optimizer.param_groups[0]["lr"], self.global_step)
 
     def _log(self, r: dict[str, Any]) -> None:
         if self.writer is not None:  # every epoch, at the global step: test/acc, test/loss, epoch/...

@@ -18,7 +18,7 @@ from kdforaa.distill.cache import SoftLabelCache
 from kdforaa.distill.criterion import Criterion, build_criterion
 from kdforaa.distill.teacher import Teacher, load_teacher
 from kdforaa.distill.views import TrainingViews
-from kdforaa.models.registry import build_model
+from kdforaa.models.registry import build_model, to_channels_last
 from kdforaa.models.resolution import couple_resolution
 from kdforaa.train import distributed as dist
 
@@ -39,12 +39,14 @@ class RunParts:
     optimizer: torch.optim.Optimizer
 
 
-def _student(cfg: RunConfig, train_set: Dataset, device: torch.device, world: dist.World):
+def _student(
+    cfg: RunConfig, train_set: Dataset, device: torch.device, world: dist.World
+) -> tuple[nn.Module, nn.Module]:
     """The student on ``device`` and the module the steps call (DDP around it when distributed)."""
     model = build_model(cfg.model.name, train_set.num_classes, train_set.in_channels).to(device)
     couple_resolution(model, cfg.distill.student_resolution, train_set.image_size)  # not the teacher
     if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     if not world.distributed:
         return model, model
     dist.init_process_group(world, device)
@@ -56,14 +58,17 @@ def _student(cfg: RunConfig, train_set: Dataset, device: torch.device, world: di
 
 def _teacher(cfg: RunConfig, train_set: Dataset, device: torch.device) -> Teacher | SoftLabelCache | None:
     """The soft-label cache when ``teacher.cache`` is set, else the live teacher (None without one)."""
+    if not cfg.teacher.checkpoint:
+        return None  # (the config refuses a teacher.cache without it)
     if cfg.teacher.cache:
         return SoftLabelCache.open(cfg.teacher.cache, cfg, cfg.teacher.checkpoint)
-    if not cfg.teacher.checkpoint:
-        return None
-    teacher = load_teacher(cfg.teacher, train_set.num_classes, train_set.in_channels, device)
-    if cfg.train.channels_last:
-        teacher.model.to(memory_format=torch.channels_last)
-    return teacher
+    return load_teacher(
+        cfg.teacher,
+        train_set.num_classes,
+        train_set.in_channels,
+        device,
+        channels_last=cfg.train.channels_last,
+    )
 
 
 def build_parts(cfg: RunConfig, device: torch.device, world: dist.World) -> RunParts:

@@ -8,18 +8,18 @@ from typing import Any
 
 from kdforaa.config import build_config
 from kdforaa.train.loop import Trainer
-from kdforaa.train.run_folder import RunFolder
+from kdforaa.train.run_folder import CONFIG, METRICS, SUMMARY, RunFolder
 
 
 def train_or_reuse(tree: dict[str, Any], out: Path) -> dict[str, Any]:
     """Train the run in ``out`` unless it finished already; resume it when it was killed."""
     folder = RunFolder(out)
-    if folder.file("summary.json").exists():
+    if folder.file(SUMMARY).exists():
         print(f"reusing finished run {out}")
-        return json.loads(folder.file("summary.json").read_text())
+        return json.loads(folder.file(SUMMARY).read_text())
     resume = folder.can_resume()
     if folder.has_run() and not resume:  # started but killed before its first checkpoint
-        for name in ("config.yaml", "metrics.jsonl"):
+        for name in (CONFIG, METRICS):
             folder.file(name).unlink(missing_ok=True)
     cfg = build_config(folder.read_config() if resume else tree)
     print(f"{'resuming' if resume else 'training'} {out}")

@@ -106,19 +106,20 @@ class Threads:
 
     def update(self) -> int:
         """Measure again when ``check_every`` seconds have passed since the last measurement."""
-        if self.adaptive and time.perf_counter() - self._last[0] >= self.check_every:
+        if self.adaptive and self._last and time.perf_counter() - self._last[0] >= self.check_every:
             self._apply(self._free_cores())
         return self.count
 
-    def _mark(self) -> None:
+    def _mark(self) -> tuple[float, float, float]:
         self._last = (time.perf_counter(), _machine_busy_seconds() or 0.0, _own_seconds())
+        return self._last
 
     def _free_cores(self) -> float:
         """Cores others left free since the last mark (and mark now): cores minus others' busy cores."""
+        assert self._last is not None, "start() marks first"
         wall, busy, own = self._last
-        self._mark()
-        elapsed = self._last[0] - wall
-        others = ((self._last[1] - busy) - (self._last[2] - own)) / max(elapsed, 1e-3)
+        now, busy_now, own_now = self._mark()
+        others = ((busy_now - busy) - (own_now - own)) / max(now - wall, 1e-3)
         return self.cores - max(0.0, others)
 
     def _threads(self, free: float) -> int:

@@ -11,7 +11,7 @@ from kdforaa.analysis.report import check_plotting
 from kdforaa.config import read_yaml_file
 from kdforaa.errors import BadInput
 from kdforaa.experiments.sweep.plan import Run, conflict, folder_state, plan, reuse_finished
-from kdforaa.experiments.sweep.report import write_report
+from kdforaa.experiments.sweep.results import write_report
 from kdforaa.experiments.sweep.scheduler import Scheduler, TrainFn
 from kdforaa.experiments.sweep.spec import load_sweep, parse_sweep
 

@@ -45,7 +45,9 @@ def _train_in_child(tree: dict[str, Any], folder: str, train_fn: TrainFn | None)
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     if train_fn is None:
-        from kdforaa.train.runner import train_or_reuse as train_fn
+        from kdforaa.train.runner import train_or_reuse
+
+        train_fn = train_or_reuse
     try:
         train_fn(tree, path)
     except BadInput as err:
@@ -150,6 +152,7 @@ class Scheduler:
                         self._start(run)
                 if self.running:
                     for sentinel in wait(list(self.running)):
+                        assert isinstance(sentinel, int)  # wait returns some of what it was given
                         self._finish(sentinel)
         except (KeyboardInterrupt, Stopped):
             # the children got the same Ctrl-C (or our SIGTERM): they checkpoint and stop; wait for them
