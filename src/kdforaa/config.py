@@ -150,15 +150,20 @@ class TeacherConfig(_Section):
         return self
 
 
+# Defaults shared with the loss functions' own (kdforaa.distill.losses), so Python and config agree.
+DEFAULT_TOP_K = 3  # topk_kd: the teacher's classes kept (the paper's K for 10 classes)
+DEFAULT_TEMPERATURE = 1.0  # the paper's T
+
+
 class DistillConfig(_Section):
     method: Literal["none", "kd", "topk_kd"] = "none"
     weight: float = Field(default=0.5, ge=0)  # lambda on the logit distillation term
     ce_weight: float = Field(default=1.0, ge=0)
-    k: int | None = Field(default=3, gt=0)  # topk_kd: teacher classes kept; None = all
+    k: int | None = Field(default=DEFAULT_TOP_K, gt=0)  # topk_kd: teacher classes kept; None = all
     k_schedule: dict[float, int] | None = None  # {level: k}: k for samples augmented at >= level
     include_label: bool = False  # topk_kd: add the ground-truth class to the teacher's top-K set
     topk_tail: Literal["drop", "merge"] = "drop"  # topk_kd: drop the rest (paper) or keep its mass as one bin
-    temperature: float = Field(default=1.0, gt=0)
+    temperature: float = Field(default=DEFAULT_TEMPERATURE, gt=0)
     adjust: Literal["none", "shift", "smooth"] = "none"  # knowledge adjustment of teacher targets
     dynamic_temperature: bool = False
     sp: float = Field(default=0.0, ge=0)  # similarity-preserving weight (last stage)

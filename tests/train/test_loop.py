@@ -151,7 +151,7 @@ class _NanCriterion(torch.nn.Module):
 
 def test_non_finite_loss_stops_with_the_step(tmp_path):
     trainer = Trainer(tiny(), tmp_path / "r", progress=False)
-    trainer.parts.criterion = _NanCriterion()
+    trainer.parts.distiller.criterion = _NanCriterion()
     with pytest.raises(TrainingError, match=r"non-finite loss at epoch 1 step 1 .*ce=nan"):
         trainer.run()
 
@@ -159,7 +159,7 @@ def test_non_finite_loss_stops_with_the_step(tmp_path):
 def test_non_finite_loss_can_be_skipped(tmp_path):
     trainer = Trainer(tiny(train={"on_nan": "skip", "epochs": 1}), tmp_path / "r", progress=False)
     before = {k: v.clone() for k, v in trainer.parts.model.state_dict().items()}
-    trainer.parts.criterion = _NanCriterion()
+    trainer.parts.distiller.criterion = _NanCriterion()
     summary = trainer.run()
     assert summary["skipped_steps"] == 4
     after = trainer.parts.model.state_dict()

@@ -49,7 +49,7 @@ class Teacher:
         return logits.clone(), {stage: value.clone() for stage, value in feats.items()}
 
     def logits(
-        self, x: torch.Tensor, *, epoch: int, indices: torch.Tensor, features: bool = False
+        self, x: torch.Tensor, *, epoch: int, indices: torch.Tensor | None, features: bool = False
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
         """``(B, num_classes)`` float32 logits for the teacher's view ``x`` of the samples ``indices``
         in ``epoch`` (which a live teacher does not need), and the stage features when asked."""

@@ -2,7 +2,8 @@
 
 Per step: uint8 batch -> per-sample keys -> augmentation on the device -> normalise (the views of
 :mod:`kdforaa.distill.views`) -> teacher logits (live, or looked up in a cache: the same call) ->
-student -> criterion -> SGD step. The run's parts come from :func:`~kdforaa.train.parts.build_parts`;
+student -> criterion (all of it one call of the run's :class:`~kdforaa.distill.distiller.Distiller`)
+-> SGD step. The run's parts come from :func:`~kdforaa.train.parts.build_parts`;
 the :class:`Trainer` holds only the loop's state (epoch, step, statistics, checkpoints). All randomness
 of the data path comes from counter-based keys, and the model's own randomness (dropout) from the torch
 RNG saved in every checkpoint, so a resumed run ends with bit-identical weights on the CPU.
@@ -10,7 +11,6 @@ RNG saved in every checkpoint, so a resumed run ends with bit-identical weights 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import signal
 import threading
@@ -173,50 +173,17 @@ class Trainer:
         self.stats = local
 
     # ------------------------------------------------------------------ steps
-    def _autocast(self):
-        if self.device.type == "cuda" and self.cfg.train.amp:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _accumulate(self, terms: dict[str, torch.Tensor], logits, labels, teacher_logits, n: int) -> None:
-        s = self.stats
-        for name, value in terms.items():
-            s[name] = s.get(name, 0.0) + float(value) * n
-        s["correct"] = s.get("correct", 0.0) + float((logits.argmax(1) == labels).sum())
-        if teacher_logits is not None:
-            s["teacher_wrong"] = s.get("teacher_wrong", 0.0) + float(
-                (teacher_logits.argmax(1) != labels).sum()
-            )
-        s["n"] = s.get("n", 0.0) + n
-
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:
         cfg, parts = self.cfg, self.parts
         labels = labels.to(self.device, non_blocking=True)
-        views = parts.views(images.to(self.device, non_blocking=True), indices, self.epoch)
-        features = parts.criterion.needs_features
-        teacher_logits = teacher_feats = None
-        if parts.teacher is not None:
-            with self._autocast():
-                teacher_logits, teacher_feats = parts.teacher.logits(
-                    views.teacher, epoch=self.epoch, indices=indices, features=features
-                )
         for group in parts.optimizer.param_groups:
             group["lr"] = cfg.train.lr * lr_factor(
                 cfg.train, self.global_step, self.total_steps, self.steps_per_epoch
             )
-        with self._autocast():
-            if features:
-                logits, feats = parts.net(views.student, return_features=True)
-            else:
-                logits, feats = parts.net(views.student), None
-        loss, terms = parts.criterion(
-            logits.float(),
-            labels,
-            teacher_logits=teacher_logits,
-            level=views.params.level.to(self.device),
-            student_feats=feats,
-            teacher_feats=teacher_feats,
+        step = parts.distiller(
+            images.to(self.device, non_blocking=True), labels, indices=indices, epoch=self.epoch
         )
+        loss, terms = step.loss, step.terms
         parts.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
             detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
@@ -230,7 +197,11 @@ class Trainer:
             loss.backward()
             parts.optimizer.step()
         self._accumulate(
-            {"loss": loss.detach(), **terms}, logits.detach(), labels, teacher_logits, labels.numel()
+            {"loss": loss.detach(), **terms},
+            step.logits.detach(),
+            labels,
+            step.teacher_logits,
+            labels.numel(),
         )
         self.step_in_epoch += 1
         self.global_step += 1
