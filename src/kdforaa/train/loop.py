@@ -173,6 +173,17 @@ class Trainer:
         self.stats = local
 
     # ------------------------------------------------------------------ steps
+    def _accumulate(self, terms: dict[str, torch.Tensor], logits, labels, teacher_logits, n: int) -> None:
+        s = self.stats
+        for name, value in terms.items():
+            s[name] = s.get(name, 0.0) + float(value) * n
+        s["correct"] = s.get("correct", 0.0) + float((logits.argmax(1) == labels).sum())
+        if teacher_logits is not None:
+            s["teacher_wrong"] = s.get("teacher_wrong", 0.0) + float(
+                (teacher_logits.argmax(1) != labels).sum()
+            )
+        s["n"] = s.get("n", 0.0) + n
+
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:
         cfg, parts = self.cfg, self.parts
         labels = labels.to(self.device, non_blocking=True)
