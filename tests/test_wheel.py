@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import kdforaa
+from readme_blocks import python_block
 
 ROOT = Path(__file__).resolve().parents[1]
 setuptools = pytest.importorskip("setuptools", reason="the wheel is built with setuptools (make test has it)")
@@ -41,6 +42,7 @@ assert shutil.which("cc") is None and shutil.which("gcc") is None, "a C compiler
 example = {example!r}
 exec(example, {{}})
 import kdforaa
+from readme_blocks import python_block
 from kdforaa.augment import RandAugment, native
 from kdforaa.augment.random import make_keys
 x = torch.randint(0, 256, (32, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
@@ -57,8 +59,7 @@ def _made(folder: Path) -> Path:
 
 def readme_example() -> str:
     """The Python block of README.md's quick start."""
-    (block,) = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-    return block
+    return python_block("Quick start")
 
 
 def build_wheel(out: Path) -> Path:
