@@ -222,7 +222,8 @@ class Trainer:
     # ------------------------------------------------------------------ epochs
     def _epoch_record(self, seconds: float, images_seen: int, threads: float) -> dict[str, Any]:
         s, n = self.stats, max(1.0, self.stats.get("n", 0.0))
-        record: dict[str, Any] = {"epoch": self.epoch, "step": self.global_step}
+        # the epoch just completed, counted from 1 as on the console
+        record: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step}
         record["lr"] = self.parts.optimizer.param_groups[0]["lr"]
         for name, value in s.items():
             if name not in ("n", "correct", "teacher_wrong"):
@@ -364,7 +365,7 @@ class Trainer:
             )
             test = f" test-acc {r['test_acc']:.2f}" if "test_acc" in r else ""
             tqdm.write(
-                f"epoch {r['epoch'] + 1}/{self.cfg.train.epochs}: loss {r.get('train_loss', math.nan):.4f} "
+                f"epoch {r['epoch']}/{self.cfg.train.epochs}: loss {r.get('train_loss', math.nan):.4f} "
                 f"train-acc {r['train_acc']:.2f}{test}{extra} "
                 f"({r['img_per_s']:.0f} img/s)"
             )
