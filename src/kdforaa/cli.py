@@ -22,6 +22,7 @@ import torch
 
 from kdforaa import __version__
 from kdforaa.errors import BadInput, Stopped, TrainingError
+from kdforaa.text import count
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE (128 + 13)
 
@@ -72,8 +73,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     dataset = load_dataset(data, args.split)
     if (dataset.num_classes, dataset.in_channels) != (num_classes, in_channels):
         raise BadInput(
-            f"checkpoint expects {num_classes} classes and {in_channels} channels, "
-            f"data set {data.name} has {dataset.num_classes} classes and {dataset.in_channels} channels"
+            f"checkpoint expects {count(num_classes, 'class', 'classes')} and "
+            f"{count(in_channels, 'channel')}, "
+            f"data set {data.name} has {count(dataset.num_classes, 'class', 'classes')} and "
+            f"{count(dataset.in_channels, 'channel')}"
         )
     side = trained.student_resolution
     if side:
@@ -98,7 +101,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     trained = load_trained(args.checkpoint, architecture=args.model)
     out = export_weights(trained, args.out, layout=args.format)
     print(
-        f"{trained.name} ({trained.num_classes} classes, {trained.in_channels} channels) weights written to "
+        f"{trained.name} ({count(trained.num_classes, 'class', 'classes')}, "
+        f"{count(trained.in_channels, 'channel')}) weights written to "
         f"{out.resolve()}"
     )
     return 0
@@ -183,7 +187,7 @@ def _cmd_cache_teacher(args: argparse.Namespace) -> int:
         device=resolve_device(args.device or cfg.train.device),
         progress=not args.quiet,
     )
-    span = f"{cache.epochs} epochs" if cache.per_epoch else "clean images (one file serves every epoch)"
+    span = count(cache.epochs, "epoch") if cache.per_epoch else "clean images (one file serves every epoch)"
     print(
         f"top-{cache.k} teacher logits of {cache.num_samples} samples x {span} cached in "
         f"{Path(args.out).resolve()}; train with teacher.cache={args.out}"

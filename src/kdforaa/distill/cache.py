@@ -47,6 +47,7 @@ from kdforaa.distill.views import TrainingViews
 from kdforaa.errors import BadInput
 from kdforaa.progress import bar as progress_bar
 from kdforaa.progress import note
+from kdforaa.text import count
 
 FORMAT = "kdforaa-soft-label-cache"
 VERSION = 1
@@ -226,7 +227,8 @@ class SoftLabelCache:
         cache = cls(folder, header)
         if cache.per_epoch and cache.epochs < cfg.train.epochs:
             raise BadInput(
-                f"cache {folder} holds {cache.epochs} epochs but train.epochs={cfg.train.epochs}: extend it "
+                f"cache {folder} holds {count(cache.epochs, 'epoch')} but train.epochs={cfg.train.epochs}: "
+                "extend it "
                 f"with 'kdforaa cache-teacher ... --epochs {cfg.train.epochs} --out {folder}'"
             )
         for epoch in range(cache.epochs if cache.per_epoch else 1):
@@ -241,7 +243,7 @@ class SoftLabelCache:
         """The memory-mapped ``(N,k)`` values and classes of ``epoch`` (one epoch kept open at a time)."""
         if epoch < 0 or (self.per_epoch and epoch >= self.epochs):
             raise BadInput(
-                f"epoch {epoch} is not in cache {self.folder}: it holds {self.epochs} epochs "
+                f"epoch {epoch} is not in cache {self.folder}: it holds {count(self.epochs, 'epoch')} "
                 f"(0..{self.epochs - 1}); extend it with kdforaa cache-teacher --epochs"
             )
         stored = epoch if self.per_epoch else 0
