@@ -161,7 +161,9 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
         return build_policy(augment.model_copy(update={"magnitude": level}))
 
     path = render_grid(images, factory, Path(args.out), levels=levels, seed=args.seed)
-    print(f"grid of {len(images)} {args.data} images under {args.policy} written to {path.resolve()}")
+    print(
+        f"grid of {count(len(images), args.data + ' image')} under {args.policy} written to {path.resolve()}"
+    )
     return 0
 
 
@@ -477,11 +479,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_override_habits(tokens: list[str], argv: list[str]) -> None:
+    """Hydra's and yacs's ways of writing an override among ``tokens`` (``--train.epochs=1``,
+    ``--train.epochs 1``, ``train.epochs 1``) are BadInput showing kdforaa's: ``train.epochs=1``.
+    ``argv``, the whole command line, supplies the value that follows a key."""
+    from kdforaa.config import config_keys
+
+    keys = set(config_keys())
+    for token in tokens:
+        key, sep, value = token.removeprefix("--").partition("=")
+        if key not in keys or (sep and not token.startswith("--")) or Path(token).is_file():
+            continue
+        written = token
+        if not sep:
+            after = argv[argv.index(token) + 1 :]
+            value = after[0] if after and "=" not in after[0] and not after[0].startswith("-") else ""
+            written = f"{token} {value}".strip()
+        raise BadInput(f"override {written!r} is not kdforaa's form: write {key}={value or 'VALUE'}")
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     """Parse, letting ``key=value`` overrides stand anywhere (``train CONFIG --out DIR a.b=1``)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     target = "items" if hasattr(args, "items") else "overrides" if hasattr(args, "overrides") else None
+    for tokens in (extra, getattr(args, target, []) if target else []):
+        _check_override_habits(list(tokens), sys.argv[1:] if argv is None else list(argv))
     strays = [a for a in extra if a.startswith("-") or "=" not in a]
     if strays or (extra and target is None):
         parser.error(f"unrecognized arguments: {' '.join(strays or extra)}")
@@ -522,7 +545,11 @@ def _details_on_stderr(enabled: bool) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+    try:
+        args = _parse(argv)
+    except BadInput as err:
+        print(f"kdforaa: error: {_first_line(err)}", file=sys.stderr)
+        return 2
     debug = getattr(args, "debug", False)
     try:
         with _details_on_stderr(debug):
