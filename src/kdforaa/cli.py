@@ -45,7 +45,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise BadInput("missing --out DIR: the run folder to write (or --resume DIR to continue one)")
         # a worker restarted by torchrun --max-restarts continues the run its group began
         out, resume = args.out, restarted_by_torchrun() and RunFolder(args.out).can_resume()
-    cfg = resume_config(out) if resume else load_config(config_path, overrides)
+    cfg = resume_config(out) if resume else load_config(_config_file(config_path), overrides)
     summary = Trainer(cfg, out, resume=resume, progress=not args.quiet, world=world).run()
     if world.is_main:
         print(
@@ -248,11 +248,41 @@ def _cmd_config(args: argparse.Namespace) -> int:
             raise BadInput("--schema takes no CONFIG or overrides: it describes every key")
         print(json.dumps(config_schema(), indent=2))
         return 0
+    if args.example is not None:
+        return _print_example(args.example, args.items)
     config_path = args.items[0] if args.items and "=" not in args.items[0] else None
     overrides = args.items[1:] if config_path else args.items
-    cfg = load_config(config_path, overrides)
+    cfg = load_config(_config_file(config_path), overrides)
     print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
     return 0
+
+
+def _print_example(name: str, items: list[str]) -> int:
+    """``config --example NAME``: the example's text as shipped; without NAME, every example's name."""
+    from kdforaa.examples import example_names, example_path
+
+    if items:
+        raise BadInput(
+            "--example takes no overrides: write the example to a file, then pass it with overrides"
+        )
+    if not name:
+        print("\n".join(example_names()))
+        return 0
+    print(example_path(name).read_text(), end="")
+    return 0
+
+
+def _config_file(path: str | None) -> str | None:
+    """``path``, unless it is missing and names one of the example configs: then how to get that example."""
+    from kdforaa.examples import example_name, example_names
+
+    if path is None or Path(path).exists() or example_name(path) not in example_names():
+        return path
+    name = example_name(path)
+    raise BadInput(
+        f"no config file {path} here; it is one of kdforaa's examples: "
+        f"kdforaa config --example {name} > {Path(path).name}, then pass {Path(path).name}"
+    )
 
 
 def _cmd_bench_step(args: argparse.Namespace) -> int:
@@ -358,11 +388,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a resolved config (YAML) or the schema of every config key (JSON)",
         description="--show: the config a run would use, CONFIG with its overrides and every default filled "
         "in (what the run folder's config.yaml will hold). --schema: the JSON schema of every key "
-        "(types, defaults, bounds, choices).",
+        "(types, defaults, bounds, choices). --example NAME: one of the example configs that come with "
+        "kdforaa (kdforaa config --example fashion_mnist/teacher > teacher.yaml).",
     )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--show", action="store_true", help="print the resolved config of CONFIG and overrides")
     what.add_argument("--schema", action="store_true", help="print the JSON schema of every config key")
+    what.add_argument(
+        "--example",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="print the example config NAME (e.g. fashion_mnist/teacher), as shipped; without NAME list them",
+    )
     p.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]", help="config file, then overrides")
     p.set_defaults(func=_cmd_config)
 
