@@ -98,7 +98,6 @@ def policy_from_string(spec: str, *, fill: int = 0, interpolation: str = "neares
             f"an augmentation string must be a non-empty str like 'rand-m9-n2-mstd0.5', got {spec!r}"
         )
     name = spec.split("-")[0]
-    common = {"fill": fill, "interpolation": interpolation}
     if name == "rand":
         values = _sections(spec, _RAND_KEYS)
         cap = values.get("mmax", TIMM_LEVEL_CAP)
@@ -109,7 +108,8 @@ def policy_from_string(spec: str, *, fill: int = 0, interpolation: str = "neares
             magnitude_max=cap,
             prob=values.get("p", 0.5),
             ops=TIMM_RAND_OPS,
-            **common,
+            fill=fill,
+            interpolation=interpolation,
         )
     if name in _AUTOAUGMENT_NAMES:
         values = _sections(spec, ("mstd",))
@@ -117,10 +117,11 @@ def policy_from_string(spec: str, *, fill: int = 0, interpolation: str = "neares
             _AUTOAUGMENT_NAMES[name],
             magnitude_std=_noise(spec, values),
             magnitude_max=TIMM_LEVEL_CAP,
-            **common,
+            fill=fill,
+            interpolation=interpolation,
         )
     if name == "trivialaugment":
         _sections(spec, ())
-        return TrivialAugment(**common)
+        return TrivialAugment(fill=fill, interpolation=interpolation)
     why = {"augmix": "AugMix blends several augmented copies", "3a": "its ops include blur and greyscale"}
     raise _unsupported(spec, name, why.get(name, "unknown policy"))

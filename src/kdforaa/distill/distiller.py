@@ -33,11 +33,16 @@ class ImageFacts(Protocol):
     """What the distiller needs to know of the data: a kdforaa data set has these attributes; for your
     own data, pass a :class:`DataFacts`."""
 
-    num_classes: int
-    in_channels: int
-    image_size: tuple[int, int]
-    mean: Sequence[float]
-    std: Sequence[float]
+    @property
+    def num_classes(self) -> int: ...
+    @property
+    def in_channels(self) -> int: ...
+    @property
+    def image_size(self) -> tuple[int, int]: ...
+    @property
+    def mean(self) -> Sequence[float]: ...
+    @property
+    def std(self) -> Sequence[float]: ...
 
 
 @dataclass(frozen=True)
