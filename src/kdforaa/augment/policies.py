@@ -11,6 +11,7 @@ parameters. Ops are chosen independently per sample. A policy only says how ops,
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Literal, overload
 
 import torch
 
@@ -236,6 +237,39 @@ class Policy:
         """``x`` ``(B,C,H,W) uint8`` augmented as ``params`` say (deterministic); ``backend`` is one of
         :data:`~kdforaa.augment.apply.BACKENDS` (the same bytes from each)."""
         return apply_params(x, params, fill=self.fill, interpolation=self.interpolation, backend=backend)
+
+    @overload
+    def __call__(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        keys: torch.Tensor | None = None,
+        backend: str = "auto",
+        return_params: Literal[False] = False,
+    ) -> torch.Tensor: ...
+
+    @overload
+    def __call__(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        keys: torch.Tensor | None = None,
+        backend: str = "auto",
+        return_params: Literal[True],
+    ) -> tuple[torch.Tensor, AugParams]: ...
+
+    @overload
+    def __call__(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        keys: torch.Tensor | None = None,
+        backend: str = "auto",
+        return_params: bool,
+    ) -> torch.Tensor | tuple[torch.Tensor, AugParams]: ...
 
     def __call__(
         self,
