@@ -206,7 +206,8 @@ def _float_images(x: object) -> bool:
 def out_of_range_floats(draw: st.DrawFn) -> torch.Tensor:
     """A float batch of a valid shape holding one value outside [0, 1] (or NaN)."""
     x = torch.zeros(draw(st.integers(1, 3)), draw(st.sampled_from([1, 3])), 4, 4)
-    bad = st.floats(max_value=-0.5**20, width=32) | st.floats(min_value=1 + 0.5**20, width=32) | st.just(math.nan)
+    below, above = st.floats(max_value=-(0.5**20), width=32), st.floats(min_value=1 + 0.5**20, width=32)
+    bad = below | above | st.just(math.nan)
     x[0, 0, 0, 0] = draw(bad)
     return x
 
