@@ -37,11 +37,11 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
                 f"float images must hold values in [0, 1], got {low:.4g}..{high:.4g}: augment before "
                 "normalising (or pass uint8 images)"
             )
-    return (x.to(_working_dtype(x.dtype)) * 255).round().to(torch.uint8)
+    return x.to(_working_dtype(x.dtype)).mul(255).round_().to(torch.uint8)
 
 
 def to_float(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 bytes as floats ``u / 255`` in ``dtype``: the inverse of :func:`to_uint8`."""
     if not dtype.is_floating_point:
         raise BadInput(f"dtype must be a floating-point dtype, got {dtype}")
-    return (x.to(_working_dtype(dtype)) / 255).to(dtype)
+    return x.to(_working_dtype(dtype)).div_(255).to(dtype)
