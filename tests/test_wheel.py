@@ -42,7 +42,6 @@ assert shutil.which("cc") is None and shutil.which("gcc") is None, "a C compiler
 example = {example!r}
 exec(example, {{}})
 import kdforaa
-from readme_blocks import python_block
 from kdforaa.augment import RandAugment, native
 from kdforaa.augment.random import make_keys
 x = torch.randint(0, 256, (32, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)

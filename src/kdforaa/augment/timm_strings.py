@@ -11,10 +11,10 @@ key followed by its number. What maps onto kdforaa's policies:
 - ``trivialaugment`` (no sections): TrivialAugment-wide, as torchvision names it; timm has no string
   for it.
 
-Levels are read on kdforaa's level table (docs/architecture.md), which is timm's "increasing" form: for
-rotate, shear, translate and the four enhance ops it gives timm's arguments, while posterize and
-solarize always grow stronger with the level, so ``inc0``, ``inc1`` and the ``r`` variants, which differ
-only in those two ops' direction in timm, build the same policy here. Everything else (``augmix``,
+Levels are read on kdforaa's level table (docs/architecture.md): rotate, shear and translate get timm's
+arguments; the four enhance ops those of timm's increasing variants (factor 1 ± 0.09·m; timm's ``inc0``,
+``original`` and ``v0`` use 0.1 + 0.18·m); posterize and solarize always grow stronger with the level.
+So ``inc0`` and ``inc1``, and the ``r`` variants, build the same policy here. Everything else (``augmix``,
 ``3a``, ``w`` weighted op choice, ``mstd`` above 100 for uniform levels) is BadInput naming the part.
 """
 
