@@ -3,7 +3,8 @@
 ``kdforaa/augment/kdforaa_kernels.so`` (``.dylib``, ``.dll``) holds every CPU level of the kernels and
 picks one when loaded (``src/kdforaa/augment/native_build.py`` has the commands); it has no Python C-API
 and is loaded with ctypes, so the wheel is specific to the platform but not to the Python version
-(``py3-none-<platform>``). An install from it needs no C compiler. Everything else is in pyproject.toml.
+(``py3-none-<platform>``). An install from it needs no C compiler. The step also copies the example
+configs (``configs/``) into the package. Everything else is in pyproject.toml.
 
 ``$KDFORAA_PREBUILT``: unset or ``auto`` builds the library when ``$CC`` (default ``cc``) works and
 otherwise makes the wheel without it, with a warning (the kernels are then built on first use where a
@@ -33,10 +34,15 @@ _spec.loader.exec_module(native_build)
 
 
 class BuildWithKernels(build_py):
-    """``build_py``, then the prebuilt kernel library into the build's ``kdforaa/augment``."""
+    """``build_py``, then the example configs into the build's ``kdforaa/configs`` (package data, so that
+    ``kdforaa config --example`` finds them after an install) and the prebuilt kernel library into its
+    ``kdforaa/augment``."""
 
     def run(self) -> None:
         super().run()
+        examples = HERE / "configs"  # an sdist has them too (MANIFEST.in)
+        if not self.editable_mode and examples.is_dir():  # an editable install reads the checkout's
+            shutil.copytree(examples, Path(self.build_lib) / "kdforaa" / "configs", dirs_exist_ok=True)
         mode = os.environ.get("KDFORAA_PREBUILT", "auto")
         if mode not in ("auto", "require", "0"):
             raise SystemExit(f"KDFORAA_PREBUILT={mode!r} is not one of auto, require, 0")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import kdforaa
+from readme_blocks import python_block
 
 ROOT = Path(__file__).resolve().parents[1]
 setuptools = pytest.importorskip("setuptools", reason="the wheel is built with setuptools (make test has it)")
@@ -57,16 +58,16 @@ def _made(folder: Path) -> Path:
 
 def readme_example() -> str:
     """The Python block of README.md's quick start."""
-    (block,) = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-    return block
+    return python_block("Quick start")
 
 
 def build_wheel(out: Path) -> Path:
     """``pip wheel`` of a copy of the checkout (the build writes ``build/`` beside its sources)."""
     project = _made(out / "project")
-    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE", "MANIFEST.in"):
         shutil.copy2(ROOT / name, project / name)
     shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    shutil.copytree(ROOT / "configs", project / "configs")
     env = {**os.environ, "KDFORAA_PREBUILT": "require"}
     command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
     subprocess.run([*command, "-w", str(out / "dist"), str(project)], check=True, env=env, timeout=600)
@@ -102,6 +103,8 @@ def test_the_wheel_runs_the_readme_example_on_its_prebuilt_kernels_without_a_com
         "kdforaa/augment/kdforaa_kernels.so",
         "kdforaa/py.typed",
         "kdforaa/augment/native_kernels.c",
+        "kdforaa/configs/fashion_mnist/teacher.yaml",  # the examples, for the quick start anywhere
+        "kdforaa/configs/sweeps/common/student.yaml",
     } <= names
     assert "License-Expression: MIT" in metadata and "Requires-Dist: matplotlib" in metadata
     assert re.search(r"Requires-Dist: matplotlib\S*; extra == \"plots\"", metadata)
@@ -134,3 +137,8 @@ def test_the_wheel_runs_the_readme_example_on_its_prebuilt_kernels_without_a_com
         [str(python.parent / "kdforaa"), "--version"], env=bare, capture_output=True, text=True, timeout=120
     )
     assert version.stdout.strip() == f"kdforaa {kdforaa.__version__}"
+    example = subprocess.run(  # from a folder with no configs/ in sight
+        [str(python.parent / "kdforaa"), "config", "--example", "fashion_mnist/teacher"],
+        env=bare, cwd=home, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert example.stdout == (ROOT / "configs" / "fashion_mnist" / "teacher.yaml").read_text(), example.stderr

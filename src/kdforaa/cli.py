@@ -23,6 +23,7 @@ import torch
 
 from kdforaa import __version__
 from kdforaa.errors import BadInput, Stopped, TrainingError
+from kdforaa.text import count
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE (128 + 13)
 
@@ -45,7 +46,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise BadInput("missing --out DIR: the run folder to write (or --resume DIR to continue one)")
         # a worker restarted by torchrun --max-restarts continues the run its group began
         out, resume = args.out, restarted_by_torchrun() and RunFolder(args.out).can_resume()
-    cfg = resume_config(out) if resume else load_config(config_path, overrides)
+    cfg = resume_config(out) if resume else load_config(_config_file(config_path), overrides)
     summary = Trainer(cfg, out, resume=resume, progress=not args.quiet, world=world).run()
     if world.is_main:
         print(
@@ -73,8 +74,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     dataset = load_dataset(data, args.split)
     if (dataset.num_classes, dataset.in_channels) != (num_classes, in_channels):
         raise BadInput(
-            f"checkpoint expects {num_classes} classes and {in_channels} channels, "
-            f"data set {data.name} has {dataset.num_classes} classes and {dataset.in_channels} channels"
+            f"checkpoint expects {count(num_classes, 'class', 'classes')} and "
+            f"{count(in_channels, 'channel')}, "
+            f"data set {data.name} has {count(dataset.num_classes, 'class', 'classes')} and "
+            f"{count(dataset.in_channels, 'channel')}"
         )
     side = trained.student_resolution
     if side:
@@ -99,7 +102,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     trained = load_trained(args.checkpoint, architecture=args.model)
     out = export_weights(trained, args.out, layout=args.format)
     print(
-        f"{trained.name} ({trained.num_classes} classes, {trained.in_channels} channels) weights written to "
+        f"{trained.name} ({count(trained.num_classes, 'class', 'classes')}, "
+        f"{count(trained.in_channels, 'channel')}) weights written to "
         f"{out.resolve()}"
     )
     return 0
@@ -160,7 +164,9 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
         return policy
 
     path = render_grid(images, factory, Path(args.out), levels=levels, seed=args.seed)
-    print(f"grid of {len(images)} {args.data} images under {args.policy} written to {path.resolve()}")
+    print(
+        f"grid of {count(len(images), args.data + ' image')} under {args.policy} written to {path.resolve()}"
+    )
     return 0
 
 
@@ -186,7 +192,7 @@ def _cmd_cache_teacher(args: argparse.Namespace) -> int:
         device=resolve_device(args.device or cfg.train.device),
         progress=not args.quiet,
     )
-    span = f"{cache.epochs} epochs" if cache.per_epoch else "clean images (one file serves every epoch)"
+    span = count(cache.epochs, "epoch") if cache.per_epoch else "clean images (one file serves every epoch)"
     print(
         f"top-{cache.k} teacher logits of {cache.num_samples} samples x {span} cached in "
         f"{Path(args.out).resolve()}; train with teacher.cache={args.out}"
@@ -247,11 +253,41 @@ def _cmd_config(args: argparse.Namespace) -> int:
         text = json.dumps(config_schema(), indent=2) + "\n" if args.schema else config_table()
         print(text, end="")
         return 0
+    if args.example is not None:
+        return _print_example(args.example, args.items)
     config_path = args.items[0] if args.items and "=" not in args.items[0] else None
     overrides = args.items[1:] if config_path else args.items
-    cfg = load_config(config_path, overrides)
+    cfg = load_config(_config_file(config_path), overrides)
     print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
     return 0
+
+
+def _print_example(name: str, items: list[str]) -> int:
+    """``config --example NAME``: the example's text as shipped; without NAME, every example's name."""
+    from kdforaa.examples import example_names, example_path
+
+    if items:
+        raise BadInput(
+            "--example takes no overrides: write the example to a file, then pass it with overrides"
+        )
+    if not name:
+        print("\n".join(example_names()))
+        return 0
+    print(example_path(name).read_text(), end="")
+    return 0
+
+
+def _config_file(path: str | None) -> str | None:
+    """``path``, unless it is missing and names one of the example configs: then how to get that example."""
+    from kdforaa.examples import example_name, example_names
+
+    if path is None or Path(path).exists() or example_name(path) not in example_names():
+        return path
+    name = example_name(path)
+    raise BadInput(
+        f"no config file {path} here; it is one of kdforaa's examples: "
+        f"kdforaa config --example {name} > {Path(path).name}, then pass {Path(path).name}"
+    )
 
 
 def _cmd_bench_step(args: argparse.Namespace) -> int:
@@ -358,12 +394,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="--show: the config a run would use, CONFIG with its overrides and every default filled "
         "in (what the run folder's config.yaml will hold). --schema: the JSON schema of every key "
         "(types, defaults, bounds, choices, descriptions). --markdown: a table of every key, its default "
-        "and meaning (the README's).",
+        "and meaning (the README's). --example NAME: one of the example configs that come with "
+        "kdforaa (kdforaa config --example fashion_mnist/teacher > teacher.yaml).",
     )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--show", action="store_true", help="print the resolved config of CONFIG and overrides")
     what.add_argument("--schema", action="store_true", help="print the JSON schema of every config key")
     what.add_argument("--markdown", action="store_true", help="print a Markdown table of every config key")
+    what.add_argument(
+        "--example",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="print the example config NAME (e.g. fashion_mnist/teacher), as shipped; without NAME list them",
+    )
     p.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]", help="config file, then overrides")
     p.set_defaults(func=_cmd_config)
 
@@ -480,11 +524,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_override_habits(tokens: list[str], argv: list[str]) -> None:
+    """Hydra's and yacs's ways of writing an override among ``tokens`` (``--train.epochs=1``,
+    ``--train.epochs 1``, ``train.epochs 1``) are BadInput showing kdforaa's: ``train.epochs=1``.
+    ``argv``, the whole command line, supplies the value that follows a key."""
+    from kdforaa.config import config_keys
+
+    keys = set(config_keys())
+    for token in tokens:
+        key, sep, value = token.removeprefix("--").partition("=")
+        if key not in keys or (sep and not token.startswith("--")) or Path(token).is_file():
+            continue
+        written = token
+        if not sep:
+            after = argv[argv.index(token) + 1 :]
+            value = after[0] if after and "=" not in after[0] and not after[0].startswith("-") else ""
+            written = f"{token} {value}".strip()
+        raise BadInput(f"override {written!r} is not kdforaa's form: write {key}={value or 'VALUE'}")
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     """Parse, letting ``key=value`` overrides stand anywhere (``train CONFIG --out DIR a.b=1``)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     target = "items" if hasattr(args, "items") else "overrides" if hasattr(args, "overrides") else None
+    for tokens in (extra, getattr(args, target, []) if target else []):
+        _check_override_habits(list(tokens), sys.argv[1:] if argv is None else list(argv))
     strays = [a for a in extra if a.startswith("-") or "=" not in a]
     if strays or (extra and target is None):
         parser.error(f"unrecognized arguments: {' '.join(strays or extra)}")
@@ -525,7 +590,11 @@ def _details_on_stderr(enabled: bool) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+    try:
+        args = _parse(argv)
+    except BadInput as err:
+        print(f"kdforaa: error: {_first_line(err)}", file=sys.stderr)
+        return 2
     debug = getattr(args, "debug", False)
     try:
         with _details_on_stderr(debug):

@@ -240,6 +240,11 @@ class TeacherConfig(_Section):
         return self
 
 
+# Defaults shared with the loss functions' own (kdforaa.distill.losses), so Python and config agree.
+DEFAULT_TOP_K = 3  # topk_kd: the teacher's classes kept (the paper's K for 10 classes)
+DEFAULT_TEMPERATURE = 1.0  # the paper's T
+
+
 class DistillConfig(_Section):
     method: Literal["none", "kd", "topk_kd"] = Field(
         default="none", description="the logit term: none, kd (Hinton) or topk_kd (KDforAA)"
@@ -247,7 +252,7 @@ class DistillConfig(_Section):
     weight: float = Field(default=0.5, ge=0, description="λ, the weight of the logit term")
     ce_weight: float = Field(default=1.0, ge=0, description="the weight of the cross-entropy")
     k: int | None = Field(
-        default=3, gt=0, description="topk_kd: the teacher's classes kept (its top K); null: all"
+        default=DEFAULT_TOP_K, gt=0, description="topk_kd: the teacher's classes kept (its top K); null: all"
     )
     k_schedule: dict[float, int] | None = Field(
         default=None,
@@ -261,7 +266,9 @@ class DistillConfig(_Section):
         description="topk_kd: drop the classes outside the top K (the paper), or merge them into one bin "
         "whose mass the student must match",
     )
-    temperature: float = Field(default=1.0, gt=0, description="the softmax temperature of the logit term")
+    temperature: float = Field(
+        default=DEFAULT_TEMPERATURE, gt=0, description="the softmax temperature of the logit term"
+    )
     adjust: Literal["none", "shift", "smooth"] = Field(
         default="none", description="knowledge adjustment of the teacher's targets: none, shift or smooth"
     )

@@ -265,7 +265,8 @@ def test_bad_options_are_value_errors_naming_the_argument(make, match):
 @pytest.mark.parametrize(
     ("x", "match"),
     [
-        (torch.zeros(2, 3, 8, 8), "uint8"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.int32), "uint8"),
+        (torch.full((2, 3, 8, 8), 2.0), r"values in \[0, 1\], got 2\.\.2"),
         (torch.zeros(3, 8, 8, dtype=torch.uint8), r"\(B,C,H,W\)"),
         (torch.zeros(2, 4, 8, 8, dtype=torch.uint8), "channels"),
     ],

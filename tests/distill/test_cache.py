@@ -294,7 +294,7 @@ def test_cli_caches_and_says_where(tmp_path, teacher_file, capsys) -> None:
     code, stdout, _ = run_cli(capsys, *argv, "--epochs", "1", "--out", str(out), "--k", "4", "--quiet")
     assert code == 0
     assert (
-        stdout.strip().splitlines()[-1].startswith("top-4 teacher logits of 96 samples x 1 epochs cached in")
+        stdout.strip().splitlines()[-1].startswith("top-4 teacher logits of 96 samples x 1 epoch cached in")
     )
     assert str(out.resolve()) in stdout
     cache = SoftLabelCache.open(out, config("train.epochs=1"), str(teacher_file))

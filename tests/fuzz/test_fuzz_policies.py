@@ -198,9 +198,24 @@ def test_invalid_policy_settings_are_refused(setting, value):
     assert_refused(build)
 
 
+def _float_images(x: object) -> bool:
+    return isinstance(x, torch.Tensor) and x.is_floating_point()
+
+
+@st.composite
+def out_of_range_floats(draw: st.DrawFn) -> torch.Tensor:
+    """A float batch of a valid shape holding one value outside [0, 1] (or NaN)."""
+    x = torch.zeros(draw(st.integers(1, 3)), draw(st.sampled_from([1, 3])), 4, 4)
+    below, above = st.floats(max_value=-(0.5**20), width=32), st.floats(min_value=1 + 0.5**20, width=32)
+    bad = below | above | st.just(math.nan)
+    x[0, 0, 0, 0] = draw(bad)
+    return x
+
+
 @fuzz(100)
-@given(policy=policies(), x=invalid_batches())
+@given(policy=policies(), x=invalid_batches().filter(lambda x: not _float_images(x)) | out_of_range_floats())
 def test_invalid_image_batches_are_refused(policy, x):
+    """Float batches in [0, 1] are taken (as their bytes); every other dtype, shape or range is refused."""
     assert_refused(lambda: policy(x))
 
 

@@ -184,7 +184,7 @@ def test_cli_exports_and_says_what(trained_run: Path, tmp_path: Path, capsys) ->
     out = tmp_path / "w.safetensors"
     code, stdout, _ = run(capsys, "export", str(trained_run), "--out", str(out))
     assert code == 0
-    assert stdout.strip() == f"resnet8 (10 classes, 1 channels) weights written to {out.resolve()}"
+    assert stdout.strip() == f"resnet8 (10 classes, 1 channel) weights written to {out.resolve()}"
     assert_same_tensors(load_file(out), load_trained(str(trained_run)).model.state_dict())
 
 

@@ -227,7 +227,7 @@ def test_eval_of_a_foreign_checkpoint_takes_model_and_data(tmp_path: Path, make_
         (): "does not record its architecture: set teacher.model=NAME (kdforaa eval/export: --model NAME)",
         ("--model", "resnet8"): "c.pth does not record its data set: pass --data NAME (and --root DIR)",
         ("--model", "resnet8", "--format", "state_dict", "--data", "fashion-mnist"): "not a plain state dict",
-        ("--model", "resnet8", "--data", "cifar10", "--root", str(cifar)): "and 1 channels, data set cifar10",
+        ("--model", "resnet8", "--data", "cifar10", "--root", str(cifar)): "and 1 channel, data set cifar10",
     }
     for extra, message in refusals.items():
         assert main([*argv, *extra]) == 2, extra

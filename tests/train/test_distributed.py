@@ -47,7 +47,7 @@ def test_two_processes_train_and_rank0_writes(two_process_run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["epochs"] == 2 and summary["steps"] == 24
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [0, 1]
+    assert [r["epoch"] for r in records] == [1, 2]
     assert result.stdout.count("run folder:") == 1  # one process speaks
 
 

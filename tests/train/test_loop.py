@@ -46,7 +46,7 @@ def test_run_folder_contents(teacher_run):
         "summary.json",
     }
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [0, 1]
+    assert [r["epoch"] for r in records] == [1, 2]  # counted as on the console
     assert all(0 <= r["test_acc"] <= 100 and r["img_per_s"] > 0 for r in records)
     assert summary["epochs"] == 2 and summary["world_size"] == 1 and summary["steps"] == 8
     assert summary["final_test_acc"] == records[-1]["test_acc"]
@@ -61,7 +61,7 @@ def test_run_folder_contents(teacher_run):
     assert not (out / ".lock").exists()
 
 
-@pytest.mark.parametrize("every,evaluated", [(0, [2]), (2, [1, 2])])
+@pytest.mark.parametrize("every,evaluated", [(0, [3]), (2, [2, 3])])
 def test_eval_every_thins_test_evaluation_but_always_scores_the_last_epoch(tmp_path, every, evaluated):
     summary = Trainer(tiny(train={"epochs": 3, "eval_every": every}), tmp_path / "r", progress=False).run()
     records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
@@ -156,7 +156,7 @@ class _NanCriterion(torch.nn.Module):
 
 def test_non_finite_loss_stops_with_the_step(tmp_path):
     trainer = Trainer(tiny(), tmp_path / "r", progress=False)
-    trainer.parts.criterion = _NanCriterion()
+    trainer.parts.distiller.criterion = _NanCriterion()
     with pytest.raises(TrainingError, match=r"non-finite loss at epoch 1 step 1 .*ce=nan"):
         trainer.run()
 
@@ -164,7 +164,7 @@ def test_non_finite_loss_stops_with_the_step(tmp_path):
 def test_non_finite_loss_can_be_skipped(tmp_path):
     trainer = Trainer(tiny(train={"on_nan": "skip", "epochs": 1}), tmp_path / "r", progress=False)
     before = {k: v.clone() for k, v in trainer.parts.model.state_dict().items()}
-    trainer.parts.criterion = _NanCriterion()
+    trainer.parts.distiller.criterion = _NanCriterion()
     summary = trainer.run()
     assert summary["skipped_steps"] == 4
     after = trainer.parts.model.state_dict()

@@ -145,7 +145,8 @@ def error_bar_lines(
     y_label: str,
     title: str,
 ) -> Path:
-    """One line per series of ``(x, mean, std or None)`` points, with the std as error bars."""
+    """One line per series of ``(x, mean, std or None)`` points, with the std as error bars; the x ticks
+    are at the points' x values (a sweep's grid values)."""
     fig = figure(6.4, 4.2)
     ax = fig.subplots()
     for label, points in series.items():
@@ -154,6 +155,8 @@ def error_bar_lines(
         means = [p[1] for p in points]
         stds = [0.0 if p[2] is None else p[2] for p in points]
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
+    ticks = sorted({p[0] for points in series.values() for p in points})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.grid(True, alpha=0.3)
     return _finish_chart(fig, ax, path, x_label, y_label, title, legend=len(series) > 1)
 

@@ -5,23 +5,29 @@ batch), ``kernels`` (the colour ops' torch kernels), ``op_table`` (every op's fa
 ``native_build`` (compiling the C kernels: the wheel's prebuilt library and the run-time build),
 ``native_library`` (finding and loading a kernel library), ``ops`` (the public, validated ops),
 ``params`` (``AugParams``), ``native`` (calling the C kernels), ``triton_kernels`` (the Triton kernels
-and their launcher), ``apply`` (applying params on a backend), ``policies`` (AutoAugment, RandAugment,
-TrivialAugment), ``pipeline`` (policy + crop, flip, cutout, built from the config). The import contracts
-in ``pyproject.toml`` are the authority on this order (``tests/test_architecture.py`` compares the two).
+and their launcher), ``apply`` (applying params on a backend), ``pixels`` (the exact float <-> uint8
+conversion), ``policies`` (AutoAugment, RandAugment, TrivialAugment), ``pipeline`` (policy + crop, flip,
+cutout, built from the config), ``timm_strings`` (policies from timm-style strings), ``module`` (any
+policy as an ``nn.Module``). The import contracts in ``pyproject.toml`` are the authority on this order
+(``tests/test_architecture.py`` compares the two).
 """
 
 from kdforaa.augment.apply import BACKENDS, apply_params
+from kdforaa.augment.module import Augment
 from kdforaa.augment.op_table import OP_NAMES, OPS, OpSpec, op_argument
 from kdforaa.augment.params import AugParams
 from kdforaa.augment.pipeline import AugmentPipeline, build_augment, build_policy
+from kdforaa.augment.pixels import to_float, to_uint8
 from kdforaa.augment.policies import Augmentation, AutoAugment, Policy, RandAugment, SingleOp, TrivialAugment
-from kdforaa.augment.random import draw_keys
+from kdforaa.augment.random import draw_keys, make_keys
+from kdforaa.augment.timm_strings import policy_from_string
 
 __all__ = [
     "BACKENDS",
     "OPS",
     "OP_NAMES",
     "AugParams",
+    "Augment",
     "AugmentPipeline",
     "Augmentation",
     "AutoAugment",
@@ -34,5 +40,9 @@ __all__ = [
     "build_augment",
     "build_policy",
     "draw_keys",
+    "make_keys",
     "op_argument",
+    "policy_from_string",
+    "to_float",
+    "to_uint8",
 ]

@@ -60,6 +60,11 @@ class AugmentPipeline(Augmentation):
         self.height, self.width = height, width
         self.crop_padding, self.flip, self.cutout = crop_padding, bool(flip), cutout
 
+    def settings(self) -> dict[str, object]:
+        mine: dict[str, object] = {"policy": self.policy, "height": self.height, "width": self.width}
+        mine |= {"crop_padding": self.crop_padding, "flip": self.flip, "cutout": self.cutout}
+        return mine | super().settings()
+
     def sample(self, keys: torch.Tensor) -> AugParams:
         """The policy's parameters plus per-sample crop shift, flip flag and cutout box."""
         keys = rnd.check_keys(keys)

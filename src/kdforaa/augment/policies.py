@@ -11,10 +11,11 @@ parameters. Ops are chosen independently per sample. A policy only says how ops,
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Literal, overload
 
 import torch
 
-from kdforaa.augment import geometry
+from kdforaa.augment import geometry, pixels
 from kdforaa.augment import random as rnd
 from kdforaa.augment.apply import apply_params
 from kdforaa.augment.op_table import (
@@ -132,6 +133,34 @@ AUTOAUGMENT_POLICIES: dict[str, tuple[SubPolicy, ...]] = {
         (("shear_y", 0.8, 5), ("autocontrast", 0.7, None)),
         (("shear_x", 0.7, 2), ("invert", 0.1, None)),
     ),
+    # ImageNet policy of the TPU EfficientNet code (timm's "v0"), levels on our scale as published.
+    "v0": (
+        (("equalize", 0.8, None), ("shear_y", 0.8, 4)),
+        (("color", 0.4, 9), ("equalize", 0.6, None)),
+        (("color", 0.4, 1), ("rotate", 0.6, 8)),
+        (("solarize", 0.8, 3), ("equalize", 0.4, None)),
+        (("solarize", 0.4, 2), ("solarize", 0.6, 2)),
+        (("color", 0.2, 0), ("equalize", 0.8, None)),
+        (("equalize", 0.4, None), ("solarize_add", 0.8, 3)),
+        (("shear_x", 0.2, 9), ("rotate", 0.6, 8)),
+        (("color", 0.6, 1), ("equalize", 1.0, None)),
+        (("invert", 0.4, None), ("rotate", 0.6, 0)),
+        (("equalize", 1.0, None), ("shear_y", 0.6, 3)),
+        (("color", 0.4, 7), ("equalize", 0.6, None)),
+        (("posterize", 0.4, 6), ("autocontrast", 0.4, None)),
+        (("solarize", 0.6, 8), ("color", 0.6, 9)),
+        (("solarize", 0.2, 4), ("rotate", 0.8, 9)),
+        (("rotate", 1.0, 7), ("translate_y", 0.8, 9)),
+        (("shear_x", 0.0, 0), ("solarize", 0.8, 4)),
+        (("shear_y", 0.8, 0), ("color", 0.6, 4)),
+        (("color", 1.0, 0), ("rotate", 0.6, 2)),
+        (("equalize", 0.8, None), ("equalize", 0.0, None)),
+        (("equalize", 1.0, None), ("autocontrast", 0.6, None)),
+        (("shear_y", 0.4, 7), ("solarize_add", 0.6, 7)),
+        (("posterize", 0.8, 2), ("solarize", 0.6, 10)),
+        (("solarize", 0.6, 8), ("equalize", 0.6, None)),
+        (("color", 0.8, 6), ("rotate", 0.4, 5)),
+    ),
 }
 
 
@@ -164,12 +193,24 @@ def _op_set(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(check_op_name(op, "ops") for op in names)
 
 
-def _jitter(levels: torch.Tensor, keys: torch.Tensor, std: float) -> torch.Tensor:
-    """Per-sample, per-slot level drawn from N(level, std), floored at 0 (std = 0: unchanged)."""
+def _ops_setting(ops: tuple[str, ...]) -> dict[str, object]:
+    """``{"ops": ops}`` for a repr, or nothing when they are the paper's 14 (the default)."""
+    return {} if ops == RANDAUGMENT_OPS else {"ops": list(ops)}
+
+
+def _jitter(
+    levels: torch.Tensor, keys: torch.Tensor, std: float, ceiling: float | None = None
+) -> torch.Tensor:
+    """Per-sample, per-slot level drawn from N(level, std), floored at 0 and capped at ``ceiling`` when
+    one is given (std = 0: unchanged)."""
     if std == 0:
         return levels
     noise = rnd.normal(keys, "level", levels.shape[1]).to(torch.float32)
-    return (levels + std * noise).clamp(min=0.0)
+    return (levels + std * noise).clamp(min=0.0, max=ceiling)
+
+
+def _check_ceiling(value: float | None) -> float | None:
+    return None if value is None else _check_level(value, "magnitude_max")
 
 
 class Augmentation:
@@ -190,12 +231,79 @@ class Augmentation:
         :data:`~kdforaa.augment.apply.BACKENDS` (the same bytes from each)."""
         return apply_params(x, params, fill=self.fill, interpolation=self.interpolation, backend=backend)
 
+    @overload
     def __call__(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, *, backend: str = "auto"
-    ) -> torch.Tensor:
-        """Augment a batch with fresh randomness from ``generator`` (torch's default one if None)."""
-        geometry.check_images(x)
-        return self.apply(x, self.sample(rnd.draw_keys(x.shape[0], generator)), backend=backend)
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        keys: torch.Tensor | None = None,
+        backend: str = "auto",
+        return_params: Literal[False] = False,
+    ) -> torch.Tensor: ...
+
+    @overload
+    def __call__(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        keys: torch.Tensor | None = None,
+        backend: str = "auto",
+        return_params: Literal[True],
+    ) -> tuple[torch.Tensor, AugParams]: ...
+
+    @overload
+    def __call__(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        keys: torch.Tensor | None = None,
+        backend: str = "auto",
+        return_params: bool,
+    ) -> torch.Tensor | tuple[torch.Tensor, AugParams]: ...
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        keys: torch.Tensor | None = None,
+        backend: str = "auto",
+        return_params: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, AugParams]:
+        """Augment a ``(B,C,H,W)`` batch: uint8 in, uint8 out; float in ``[0, 1]`` in, the same float
+        dtype out (converted exactly as :mod:`kdforaa.augment.pixels` says, so the bytes are those of
+        the uint8 path). On the batch's device.
+
+        Each sample's randomness comes from its key: ``keys`` ``(B,)`` int64 (e.g.
+        ``make_keys(seed, epoch, indices)``, reproducible), else fresh keys from ``generator`` (on its
+        own device) or torch's default generator of ``x``'s device. ``return_params=True`` returns
+        ``(images, params)``: the :class:`AugParams` drawn, whose ``params.strongest_level`` is each sample's
+        ``(B,)`` strongest level (for a per-sample K schedule).
+        """
+        if keys is not None and generator is not None:
+            raise BadInput("pass keys or a generator, not both: keys already fix every random draw")
+        floating = isinstance(x, torch.Tensor) and x.is_floating_point()
+        images = pixels.to_uint8(x) if floating else x
+        geometry.check_images(images)
+        if keys is None:
+            keys = rnd.draw_keys(images.shape[0], generator, images.device)
+        elif len(rnd.check_keys(keys)) != images.shape[0]:
+            raise BadInput(f"keys has {len(keys)} entries for a batch of {images.shape[0]} images")
+        params = self.sample(keys)
+        out = self.apply(images, params, backend=backend)
+        if floating:
+            out = pixels.to_float(out, x.dtype)
+        return (out, params) if return_params else out
+
+    def settings(self) -> dict[str, object]:
+        """What this policy was built with, by argument name (its ``repr`` shows them)."""
+        return {"fill": self.fill, "interpolation": self.interpolation}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.settings().items())})"
 
 
 class Policy(Augmentation):
@@ -217,8 +325,9 @@ class Policy(Augmentation):
 class RandAugment(Policy):
     """RandAugment (Cubuk et al. 2020): ``num_ops`` ops drawn uniformly per sample, all at ``magnitude``.
 
-    ``magnitude_std > 0`` draws each op's level from N(magnitude, std) floored at 0; ``prob`` < 1
-    applies each drawn op with that probability (timm uses 0.5); ``ops`` replaces the paper's 14 ops.
+    ``magnitude_std > 0`` draws each op's level from N(magnitude, std) floored at 0 and, when
+    ``magnitude_max`` is set, capped there (timm caps at 10); ``prob`` < 1 applies each drawn op with
+    that probability (timm uses 0.5); ``ops`` replaces the paper's 14 ops.
     """
 
     def __init__(
@@ -227,6 +336,7 @@ class RandAugment(Policy):
         magnitude: float = 9.0,
         magnitude_std: float = 0.0,
         *,
+        magnitude_max: float | None = None,
         prob: float = 1.0,
         ops: Sequence[str] = RANDAUGMENT_OPS,
         fill: int = 0,
@@ -240,15 +350,23 @@ class RandAugment(Policy):
         self.num_ops = num_ops
         self.magnitude = _check_level(magnitude, "magnitude")
         self.magnitude_std = _check_level(magnitude_std, "magnitude_std")
+        self.magnitude_max = _check_ceiling(magnitude_max)
         self.prob = prob
         self.ops = _op_set(ops)
         self._ids = _op_ids(self.ops)
 
     def _draw(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         op_ids = self._ids[rnd.integers(keys, "op", len(self._ids), self.num_ops)]
-        levels = _jitter(torch.full(op_ids.shape, self.magnitude), keys, self.magnitude_std)
+        levels = _jitter(
+            torch.full(op_ids.shape, self.magnitude), keys, self.magnitude_std, self.magnitude_max
+        )
         applied = rnd.uniform(keys, "apply", self.num_ops) < self.prob
         return op_ids, levels, applied
+
+    def settings(self) -> dict[str, object]:
+        mine: dict[str, object] = {"num_ops": self.num_ops, "magnitude": self.magnitude}
+        mine |= {"magnitude_std": self.magnitude_std, "magnitude_max": self.magnitude_max, "prob": self.prob}
+        return mine | _ops_setting(self.ops) | super().settings()
 
 
 class AutoAugment(Policy):
@@ -256,7 +374,8 @@ class AutoAugment(Policy):
 
     The published magnitudes (levels 0..9 on the 0..10 scale) go through our level table, in the
     increasing convention (as torchvision reads them). ``magnitude_scale`` multiplies every level, so
-    2.0 pushes a published level 9 to 18; ``magnitude_std`` adds per-sample Gaussian noise to levels.
+    2.0 pushes a published level 9 to 18; ``magnitude_std`` adds per-sample Gaussian noise to levels
+    (floored at 0, capped at ``magnitude_max`` when set).
     """
 
     def __init__(
@@ -265,6 +384,7 @@ class AutoAugment(Policy):
         *,
         magnitude_scale: float = 1.0,
         magnitude_std: float = 0.0,
+        magnitude_max: float | None = None,
         fill: int = 0,
         interpolation: str = "nearest",
     ) -> None:
@@ -272,6 +392,7 @@ class AutoAugment(Policy):
         self.policy = _check_choice(policy, "policy", tuple(AUTOAUGMENT_POLICIES))
         self.magnitude_scale = _check_level(magnitude_scale, "magnitude_scale")
         self.magnitude_std = _check_level(magnitude_std, "magnitude_std")
+        self.magnitude_max = _check_ceiling(magnitude_max)
         table = AUTOAUGMENT_POLICIES[policy]
         self._ids = torch.stack([_op_ids([op for op, _, _ in sub]) for sub in table])
         self._probs = torch.tensor([[p for _, p, _ in sub] for sub in table], dtype=torch.float64)
@@ -279,9 +400,15 @@ class AutoAugment(Policy):
 
     def _draw(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         chosen = rnd.integers(keys, "subpolicy", len(self._ids))[:, 0]
-        levels = _jitter(self._levels[chosen] * self.magnitude_scale, keys, self.magnitude_std)
+        levels = self._levels[chosen] * self.magnitude_scale
+        levels = _jitter(levels, keys, self.magnitude_std, self.magnitude_max)
         applied = rnd.uniform(keys, "apply", 2) < self._probs[chosen]
         return self._ids[chosen], levels, applied
+
+    def settings(self) -> dict[str, object]:
+        mine = {"policy": self.policy, "magnitude_scale": self.magnitude_scale}
+        mine |= {"magnitude_std": self.magnitude_std, "magnitude_max": self.magnitude_max}
+        return mine | super().settings()
 
 
 class TrivialAugment(Policy):
@@ -313,6 +440,9 @@ class TrivialAugment(Policy):
         levels = rnd.integers(keys, "level", self.max_level + 1).to(torch.float32)
         return op_ids, levels, torch.ones_like(op_ids, dtype=torch.bool)
 
+    def settings(self) -> dict[str, object]:
+        return {"max_level": self.max_level} | _ops_setting(self.ops) | super().settings()
+
 
 class SingleOp(Policy):
     """Exactly one named op at a fixed level on every sample, with a random sign where signed.
@@ -329,3 +459,6 @@ class SingleOp(Policy):
         op_ids = torch.full((len(keys), 1), OP_NAMES.index(self.op), dtype=torch.int64)
         levels = torch.full((len(keys), 1), self.level)
         return op_ids, levels, torch.ones_like(op_ids, dtype=torch.bool)
+
+    def settings(self) -> dict[str, object]:
+        return {"op": self.op, "level": self.level} | super().settings()

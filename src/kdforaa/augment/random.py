@@ -83,6 +83,16 @@ def check_keys(keys: torch.Tensor) -> torch.Tensor:
     return keys
 
 
-def draw_keys(batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``(B,)`` int64 keys drawn from a torch generator, for plain use without sample indices."""
-    return torch.randint(-(2**63), 2**63 - 1, (batch_size,), dtype=torch.int64, generator=generator)
+def draw_keys(
+    batch_size: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """``(B,)`` int64 keys drawn from a torch generator, for plain use without sample indices.
+
+    The keys are drawn on ``generator``'s own device (a CUDA generator draws on its GPU), or, without
+    one, from torch's default generator of ``device`` (the CPU's when None). Where they are drawn does
+    not matter afterwards: policies read keys on the host.
+    """
+    where = generator.device if generator is not None else torch.device(device or "cpu")
+    return torch.randint(
+        -(2**63), 2**63 - 1, (batch_size,), dtype=torch.int64, generator=generator, device=where
+    )

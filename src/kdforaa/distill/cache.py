@@ -47,6 +47,7 @@ from kdforaa.distill.views import TrainingViews
 from kdforaa.errors import BadInput
 from kdforaa.progress import bar as progress_bar
 from kdforaa.progress import note
+from kdforaa.text import count
 
 FORMAT = "kdforaa-soft-label-cache"
 VERSION = 1
@@ -226,7 +227,8 @@ class SoftLabelCache:
         cache = cls(folder, header)
         if cache.per_epoch and cache.epochs < cfg.train.epochs:
             raise BadInput(
-                f"cache {folder} holds {cache.epochs} epochs but train.epochs={cfg.train.epochs}: extend it "
+                f"cache {folder} holds {count(cache.epochs, 'epoch')} but train.epochs={cfg.train.epochs}: "
+                "extend it "
                 f"with 'kdforaa cache-teacher ... --epochs {cfg.train.epochs} --out {folder}'"
             )
         for epoch in range(cache.epochs if cache.per_epoch else 1):
@@ -241,7 +243,7 @@ class SoftLabelCache:
         """The memory-mapped ``(N,k)`` values and classes of ``epoch`` (one epoch kept open at a time)."""
         if epoch < 0 or (self.per_epoch and epoch >= self.epochs):
             raise BadInput(
-                f"epoch {epoch} is not in cache {self.folder}: it holds {self.epochs} epochs "
+                f"epoch {epoch} is not in cache {self.folder}: it holds {count(self.epochs, 'epoch')} "
                 f"(0..{self.epochs - 1}); extend it with kdforaa cache-teacher --epochs"
             )
         stored = epoch if self.per_epoch else 0
@@ -264,7 +266,7 @@ class SoftLabelCache:
         return self._loaded[1], self._loaded[2]
 
     def logits(
-        self, x: torch.Tensor, *, epoch: int, indices: torch.Tensor, features: bool = False
+        self, x: torch.Tensor, *, epoch: int, indices: torch.Tensor | None, features: bool = False
     ) -> tuple[torch.Tensor, None]:
         """Teacher logits ``(B, num_classes)`` float32 for the ``(B,)`` sample ``indices`` of ``epoch``,
         on the device of ``x`` (the teacher's view, which a cache does not need to look at).
@@ -275,6 +277,8 @@ class SoftLabelCache:
         """
         if features:
             raise ValueError("a soft-label cache holds logits only: feature terms need a live teacher")
+        if indices is None:
+            raise BadInput("a soft-label cache is read by sample index: pass the samples' indices")
         device = x.device
         values, classes = self._arrays(epoch)
         idx = torch.as_tensor(indices).cpu().numpy().astype(np.int64, copy=False)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdforaa.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_K
 from kdforaa.errors import BadInput
 
 Reduction = Literal["mean", "none"]
@@ -65,7 +66,7 @@ def _tempered_kl(
 def kd(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
-    temperature: Temperature = 4.0,
+    temperature: Temperature = DEFAULT_TEMPERATURE,
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """Hinton's distillation loss ``T² · KL(softmax(t/T) ‖ softmax(s/T))``.
@@ -124,8 +125,8 @@ def _merged_tail_kl(
 def topk_kd(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
-    k: int | torch.Tensor | None = 5,
-    temperature: Temperature = 1.0,
+    k: int | torch.Tensor | None = DEFAULT_TOP_K,
+    temperature: Temperature = DEFAULT_TEMPERATURE,
     reduction: Reduction = "mean",
     *,
     include_label: torch.Tensor | None = None,

@@ -16,6 +16,7 @@ from kdforaa.errors import BadInput
 from kdforaa.models.folding import fold_batch_norms
 from kdforaa.models.from_checkpoint import load_trained, model_counts
 from kdforaa.models.registry import pretrained_timm_model, to_channels_last
+from kdforaa.text import count
 
 
 class Teacher:
@@ -49,7 +50,7 @@ class Teacher:
         return logits.clone(), {stage: value.clone() for stage, value in feats.items()}
 
     def logits(
-        self, x: torch.Tensor, *, epoch: int, indices: torch.Tensor, features: bool = False
+        self, x: torch.Tensor, *, epoch: int, indices: torch.Tensor | None, features: bool = False
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
         """``(B, num_classes)`` float32 logits for the teacher's view ``x`` of the samples ``indices``
         in ``epoch`` (which a live teacher does not need), and the stage features when asked."""
@@ -63,7 +64,8 @@ def _check_fit(what: str, num_classes: int, in_channels: int, data_classes: int,
     """A teacher must predict the data set's classes from its kind of images (one line otherwise)."""
     if num_classes != data_classes:
         raise BadInput(
-            f"teacher {what} predicts {num_classes} classes but the data set has {data_classes}: "
+            f"teacher {what} predicts {count(num_classes, 'class', 'classes')} but the data set has "
+            f"{data_classes}: "
             "use a teacher trained on the same data set"
         )
     if in_channels != data_channels:

@@ -82,8 +82,13 @@ class TrainingViews:
     def __call__(self, images: torch.Tensor, indices: torch.Tensor, epoch: int) -> StepViews:
         """The views of ``images`` ``(B,C,H,W)`` uint8 (on the training device), the samples ``indices``
         ``(B,)`` of ``epoch``."""
+        return self.with_keys(images, make_keys(self.seed, epoch, indices), epoch)
+
+    def with_keys(self, images: torch.Tensor, keys: torch.Tensor, epoch: int) -> StepViews:
+        """The views of ``images`` augmented with the per-sample ``keys`` ``(B,)`` int64 (the run's own
+        are ``make_keys(seed, epoch, indices)``); ``epoch`` picks the pipeline."""
         augment = self.pipeline(epoch)
-        params = augment.sample(make_keys(self.seed, epoch, indices))
+        params = augment.sample(keys)
         student = self.input(augment.apply(images, params, backend=self.backend))
         teacher = student if self.teacher_sees == "augmented" else self.input(images)
         return StepViews(params, student, teacher)

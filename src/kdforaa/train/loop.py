@@ -2,7 +2,8 @@
 
 Per step: uint8 batch -> per-sample keys -> augmentation on the device -> normalise (the views of
 :mod:`kdforaa.distill.views`) -> teacher logits (live, or looked up in a cache: the same call) ->
-student -> criterion -> SGD step. The run's parts come from :func:`~kdforaa.train.parts.build_parts`;
+student -> criterion (all of it one call of the run's :class:`~kdforaa.distill.distiller.Distiller`)
+-> SGD step. The run's parts come from :func:`~kdforaa.train.parts.build_parts`;
 the :class:`Trainer` holds only the loop's state (epoch, step, statistics, checkpoints). All randomness
 of the data path comes from counter-based keys, and the model's own randomness (dropout) from the torch
 RNG saved in every checkpoint, so a resumed run ends with bit-identical weights on the CPU.
@@ -17,7 +18,6 @@ still reads the loss every step.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import signal
 import threading
@@ -188,11 +188,6 @@ class Trainer:
         self.stats = local
 
     # ------------------------------------------------------------------ steps
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.device.type == "cuda" and self.cfg.train.amp:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def _accumulate(
         self,
         terms: dict[str, torch.Tensor],
@@ -239,31 +234,14 @@ class Trainer:
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:
         cfg, parts = self.cfg, self.parts
         labels = labels.to(self.device, non_blocking=True)
-        views = parts.views(images.to(self.device, non_blocking=True), indices, self.epoch)
-        features = parts.criterion.needs_features
-        teacher_logits = teacher_feats = None
-        if parts.teacher is not None:
-            with self._autocast():
-                teacher_logits, teacher_feats = parts.teacher.logits(
-                    views.teacher, epoch=self.epoch, indices=indices, features=features
-                )
         for group in parts.optimizer.param_groups:
             group["lr"] = cfg.train.lr * lr_factor(
                 cfg.train, self.global_step, self.total_steps, self.steps_per_epoch
             )
-        with self._autocast():
-            if features:
-                logits, feats = parts.net(views.student, return_features=True)
-            else:
-                logits, feats = parts.net(views.student), None
-        loss, terms = parts.criterion(
-            logits.float(),
-            labels,
-            teacher_logits=teacher_logits,
-            level=views.params.strongest_level.to(self.device, non_blocking=True),
-            student_feats=feats,
-            teacher_feats=teacher_feats,
+        step = parts.distiller(
+            images.to(self.device, non_blocking=True), labels, indices=indices, epoch=self.epoch
         )
+        loss, terms = step.loss, step.terms
         parts.optimizer.zero_grad(set_to_none=True)
         if self.deferred_checks:
             self._defer_finite_check(loss)
@@ -281,7 +259,11 @@ class Trainer:
             loss.backward()
             parts.optimizer.step()
         self._accumulate(
-            {"loss": loss.detach(), **terms}, logits.detach(), labels, teacher_logits, labels.numel()
+            {"loss": loss.detach(), **terms},
+            step.logits.detach(),
+            labels,
+            step.teacher_logits,
+            labels.numel(),
         )
         self.step_in_epoch += 1
         self.global_step += 1
@@ -291,7 +273,8 @@ class Trainer:
     # ------------------------------------------------------------------ epochs
     def _epoch_record(self, seconds: float, images_seen: int, threads: float) -> dict[str, Any]:
         s, n = self.stats, max(1.0, self.stats.get("n", 0.0))
-        record: dict[str, Any] = {"epoch": self.epoch, "step": self.global_step}
+        # the epoch just completed, counted from 1 as on the console
+        record: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step}
         record["lr"] = self.parts.optimizer.param_groups[0]["lr"]
         for name, value in s.items():
             if name not in ("n", "correct", "teacher_wrong"):
@@ -434,7 +417,7 @@ class Trainer:
             )
             test = f" test-acc {r['test_acc']:.2f}" if "test_acc" in r else ""
             tqdm.write(
-                f"epoch {r['epoch'] + 1}/{self.cfg.train.epochs}: loss {r.get('train_loss', math.nan):.4f} "
+                f"epoch {r['epoch']}/{self.cfg.train.epochs}: loss {r.get('train_loss', math.nan):.4f} "
                 f"train-acc {r['train_acc']:.2f}{test}{extra} "
                 f"({r['img_per_s']:.0f} img/s)"
             )

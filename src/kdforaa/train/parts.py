@@ -1,4 +1,5 @@
-"""The parts of a training run, built from its config: data, student, views, teacher, criterion, optimizer.
+"""The parts of a training run, built from its config: data, student, distiller (views, teacher, criterion),
+optimizer.
 
 :func:`build_parts` is the factory the training loop starts from. The order of construction is fixed
 (every part that draws from torch's generator draws after ``torch.manual_seed(cfg.seed)`` in the same
@@ -15,8 +16,9 @@ from torch import nn
 from kdforaa.config import RunConfig
 from kdforaa.data.datasets import Dataset, load_dataset
 from kdforaa.distill.cache import SoftLabelCache
-from kdforaa.distill.criterion import Criterion, build_criterion
-from kdforaa.distill.teacher import Teacher, load_teacher
+from kdforaa.distill.criterion import Criterion
+from kdforaa.distill.distiller import Distiller
+from kdforaa.distill.teacher import Teacher
 from kdforaa.distill.views import TrainingViews
 from kdforaa.models.registry import build_model, to_channels_last
 from kdforaa.models.resolution import couple_resolution
@@ -26,17 +28,27 @@ from kdforaa.train import distributed as dist
 @dataclass
 class RunParts:
     """Everything a run trains with. ``model`` is the student itself (its state_dict is checkpointed);
-    ``net`` is what the steps call (DDP around ``model`` under torchrun, else ``model``); ``teacher`` is
-    a live teacher, a soft-label cache (both answer ``logits(...)``) or None."""
+    ``net`` is what the steps call (DDP around ``model`` under torchrun, else ``model``); ``distiller``
+    runs a step: the views, the teacher (live, a soft-label cache, or None) and the criterion."""
 
     train_set: Dataset
     test_set: Dataset
     model: nn.Module
     net: nn.Module
-    views: TrainingViews
-    teacher: Teacher | SoftLabelCache | None
-    criterion: Criterion
+    distiller: Distiller
     optimizer: torch.optim.Optimizer
+
+    @property
+    def views(self) -> TrainingViews:
+        return self.distiller.views
+
+    @property
+    def teacher(self) -> Teacher | SoftLabelCache | None:
+        return self.distiller.teacher
+
+    @property
+    def criterion(self) -> Criterion:
+        return self.distiller.criterion
 
 
 def _student(
@@ -56,42 +68,19 @@ def _student(
     return model, torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def _teacher(cfg: RunConfig, train_set: Dataset, device: torch.device) -> Teacher | SoftLabelCache | None:
-    """The soft-label cache when ``teacher.cache`` is set, else the live teacher (None without one)."""
-    if not cfg.teacher.checkpoint:
-        return None  # (the config refuses a teacher.cache without it)
-    if cfg.teacher.cache:
-        return SoftLabelCache.open(cfg.teacher.cache, cfg, cfg.teacher.checkpoint)
-    return load_teacher(
-        cfg.teacher,
-        train_set.num_classes,
-        train_set.in_channels,
-        device,
-        channels_last=cfg.train.channels_last,
-    )
-
-
 def build_parts(cfg: RunConfig, device: torch.device, world: dist.World) -> RunParts:
     """The parts of a run of ``cfg`` on ``device``; seeds torch's generator with ``cfg.seed`` first."""
     torch.manual_seed(cfg.seed)
     train_set, test_set = load_dataset(cfg.data, "train"), load_dataset(cfg.data, "test")
     model, net = _student(cfg, train_set, device, world)
-    views = TrainingViews(cfg, train_set.image_size, train_set.mean, train_set.std, device=device)
-    teacher = _teacher(cfg, train_set, device)
-    criterion = build_criterion(
-        cfg.distill,
-        train_set.num_classes,
-        label_smoothing=cfg.train.label_smoothing,
-        student_channels=getattr(model, "stage_channels", None),
-        teacher_channels=teacher.stage_channels if isinstance(teacher, Teacher) else None,
-    ).to(device)
+    distiller = Distiller.from_config(cfg, model, train_set, device=device, wrapper=net)
     t = cfg.train
     optimizer = torch.optim.SGD(
-        list(model.parameters()) + list(criterion.parameters()),
+        list(model.parameters()) + list(distiller.criterion.parameters()),
         lr=t.lr,
         momentum=t.momentum,
         nesterov=t.nesterov and t.momentum > 0,
         weight_decay=t.weight_decay,
         foreach=True,  # torch picks this on CUDA only; on the CPU too it is faster, with the same bits
     )
-    return RunParts(train_set, test_set, model, net, views, teacher, criterion, optimizer)
+    return RunParts(train_set, test_set, model, net, distiller, optimizer)

@@ -141,14 +141,20 @@ class RunFolder:
             os.fsync(fh.fileno())
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The per-epoch records; ``epoch`` counts from 1, as the console does. Files written before
+        kdforaa counted from 1 hold an epoch 0: their epochs are read shifted by one."""
         path = self.file(METRICS)
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if any(r.get("epoch") == 0 for r in records):
+            records = [{**r, "epoch": r["epoch"] + 1} for r in records]
+        return records
 
     def keep_metrics_before(self, epoch: int) -> None:
-        """On resume: drop records of epochs the checkpoint has not completed (they will be rewritten)."""
-        kept = [r for r in self.read_metrics() if r["epoch"] < epoch]
+        """On resume from a checkpoint that completed ``epoch`` epochs: drop the records of later epochs
+        (they will be rewritten)."""
+        kept = [r for r in self.read_metrics() if r["epoch"] <= epoch]
         self.file(METRICS).write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     def write_summary(self, summary: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from kdforaa.experiments.sweep.plan import Run, conflict, folder_state, plan, re
 from kdforaa.experiments.sweep.results import write_report
 from kdforaa.experiments.sweep.scheduler import Scheduler, TrainFn
 from kdforaa.experiments.sweep.spec import load_sweep, parse_sweep
+from kdforaa.text import count
 
 SAVED_SPEC = "sweep.yaml"  # the resolved sweep, written into the output folder for --report-only
 
@@ -55,7 +56,8 @@ def run_sweep(
         todo = sum(folder_state(r.folder) != "finished" for r in (*needed, *runs))
         where = out.resolve()
         print(
-            f"dry run: {len(runs)} runs + {len(needed)} teacher runs planned under {where}, {todo} to train"
+            f"dry run: {count(len(runs), 'run')} + {count(len(needed), 'teacher run')} planned under "
+            f"{where}, {todo} to train"
         )
         return 0
     if sweep.plots:
@@ -66,7 +68,8 @@ def run_sweep(
     (out / SAVED_SPEC).write_text(yaml.safe_dump(sweep.spec, sort_keys=False))
     reuse_finished([*needed, *runs], [Path(p) for p in reuse_from])
     print(
-        f"sweep: {len(runs)} runs + {len(needed)} teacher runs, {jobs} at a time; each run takes the CPU "
+        f"sweep: {count(len(runs), 'run')} + {count(len(needed), 'teacher run')}, {jobs} at a time; "
+        "each run takes the CPU "
         "cores the others leave free (unless its config sets train.threads)"
     )
     outcomes = Scheduler(jobs, train_fn, len(needed) + len(runs)).run_all(
@@ -93,6 +96,6 @@ def report_only(out: str | Path) -> dict[str, Path]:
     needed = [t for t in teachers if any(r.teacher == t.name for r in runs)]
     files = write_report(sweep, needed, runs, out)
     finished = sum(folder_state(r.folder) == "finished" for r in runs)
-    print(f"{finished} of {len(runs)} runs finished")
+    print(f"{finished} of {count(len(runs), 'run')} finished")
     print(f"sweep results: {files['markdown'].resolve()} (table), {files['results'].resolve()} (all runs)")
     return files

@@ -70,6 +70,16 @@ def _pm(mean: float | None, std: float | None, n: int) -> str:
     return f"{mean:.2f} ± {std:.2f} (n={n})" if std is not None else f"{mean:.2f} (n={n})"
 
 
+def seeds_phrase(summary: Sequence[dict[str, Any]]) -> str:
+    """What a grid point's number is: ``"n=1"`` when every point has one run, else ``"mean ± std over
+    seeds, n=3"`` (``n=2–3`` where points differ); the runs that did not finish are not counted."""
+    counts = sorted({s["n"] for s in summary if s["n"]})
+    if not counts:
+        return "no finished runs"
+    n = f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]}–{counts[-1]}"
+    return n if counts[-1] == 1 else f"mean ± std over seeds, {n}"
+
+
 def _rounded(value: float | None, digits: int) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -110,7 +120,7 @@ def _markdown(
         "inference (img/s)",
     ]
     parts += [
-        "Mean ± standard deviation over seeds (times and speeds: means).",
+        f"Per grid point: {seeds_phrase(summary)} (times and speeds: means).",
         "",
         markdown_table(cells, [*keys, "final", "best", "time", "epoch", "speed"], headers),
     ]
@@ -142,7 +152,7 @@ def _plot(
         out / safe_name(f"{y}_vs_{x}{suffix}.png"),
         x_label=x,
         y_label=f"{y.replace('_', ' ')} (%)",
-        title=f"{y.replace('_', ' ')} vs {x} (mean ± std over seeds)",
+        title=f"{y.replace('_', ' ')} vs {x} ({seeds_phrase(summary)})",
     )
 
 
