@@ -25,7 +25,9 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    name: Literal["fashion-mnist", "mnist", "cifar10", "cifar100", "folder"] = "fashion-mnist"
+    name: Literal["fashion-mnist", "mnist", "cifar10", "cifar100", "fashion-mnist-pairs", "folder"] = (
+        "fashion-mnist"
+    )
     root: str | None = None
     limit: int | None = Field(default=None, gt=0)  # use only the first N training samples
     test_limit: int | None = Field(default=None, gt=0)  # evaluate on the first N test samples (quick checks)
@@ -233,6 +235,15 @@ class RunConfig(_Section):
         if distill.needs_teacher and not teacher.checkpoint:
             what = f"distill.method={distill.method}" if distill.method != "none" else "a feature term"
             raise ValueError(f"{what} needs a teacher: set teacher.checkpoint=PATH")
+        return self
+
+    @model_validator(mode="after")
+    def _label_preserving_flip(self) -> RunConfig:
+        if self.data.name == "fashion-mnist-pairs" and self.augment.flip:
+            raise ValueError(
+                "augment.flip mirrors a fashion-mnist-pairs image, which swaps its two items and so "
+                "changes its class: set augment.flip=false"
+            )
         return self
 
 
