@@ -12,13 +12,13 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageOps
+from test_ops import solarize_add_reference
 
 from kdforaa.augment.apply import inverse_maps
 from kdforaa.augment.op_table import GEOMETRIC_OPS, op_argument
 from kdforaa.augment.pipeline import AugmentPipeline
 from kdforaa.augment.policies import AutoAugment, RandAugment, SingleOp, TrivialAugment
 from kdforaa.augment.random import make_keys
-from test_ops import solarize_add_reference
 
 PILLOW_COLOUR = {
     "autocontrast": lambda img, a: ImageOps.autocontrast(img),
@@ -82,9 +82,10 @@ def test_translate_x_moves_a_pair_by_a_share_of_its_width(fashion_pairs, pillow)
     params = SingleOp("translate_x", 10.0).sample(make_keys(0, 0, torch.arange(8)))
     out = SingleOp("translate_x", 10.0).apply(fashion_pairs, params)
     shift = params.signs[:, 0].double() * 25.2
+    nearest = Image.Resampling.NEAREST
     expected = pillow.apply(
         fashion_pairs,
-        lambda img, s: img.transform((56, 28), Image.Transform.AFFINE, (1, 0, s, 0, 1, 0), Image.Resampling.NEAREST),
+        lambda img, s: img.transform((56, 28), Image.Transform.AFFINE, (1, 0, s, 0, 1, 0), nearest),
         shift,
     )
     assert torch.equal(out, expected)
