@@ -40,9 +40,9 @@ study: $(STAMP) data
 
 # The many-class study of docs/results.md ("Many classes"): 100 classes of Fashion-MNIST pairs, about two
 # hours on 2 quiet cores. Resumable: run it again after an interruption and finished runs are skipped,
-# killed ones resume. The lambda sweep comes second, at the K the top-K sweep found best; then the
-# teacher's outliers per level.
-MANY_SWEEPS := topk_k methods k_schedule
+# killed ones resume. methods goes first: its CE runs train beside the shared teacher. The lambda sweep
+# comes last, at the K the top-K sweep found best; then the teacher's outliers per level.
+MANY_SWEEPS := methods topk_k k_schedule
 MANY := runs/study-many
 study-many: $(STAMP) data
 	for s in $(MANY_SWEEPS); do \
