@@ -44,11 +44,11 @@ def test_the_many_class_sweeps_plan(tmp_path, file, runs, levels):
         assert teacher.folder == (tmp_path / "study-many" / "teachers" / "resnet20_pairs").resolve()
         assert teacher.tree["data"].get("limit") is None  # the teacher sees all 30 000 training pairs
     assert {r.tree["augment"]["magnitude"] for r in planned} == levels
+    assert len({r.seed for r in planned}) == (1 if file == "pilot.yaml" else 3)
     for run in planned:
         assert run.tree["data"]["name"] == "fashion-mnist-pairs" and run.tree["model"]["name"] == "resnet8"
         assert run.tree["augment"]["flip"] is False and run.tree["augment"]["policy"] == "randaugment"
-        assert run.tree["data"]["limit"] == (4000 if file != "pilot.yaml" else 4000)
-        assert len({r.seed for r in planned}) == (3 if file != "pilot.yaml" else 1)
+        assert run.tree["data"]["limit"] == 4000 and run.tree["train"]["batch_size"] == 32
 
 
 COLUMNS = ["run", "augment.magnitude", "distill.k", "seed", "status", "final_test_acc"]
