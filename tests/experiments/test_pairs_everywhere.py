@@ -108,3 +108,13 @@ def test_a_sweep_of_pairs_runs_trains_its_teacher_then_its_student(tmp_path):
     assert run_sweep(path, tmp_path / "out") == 0
     rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open(newline="")))
     assert [row["status"] for row in rows] == ["finished"]
+
+
+@pytest.mark.parametrize("name", ["resnet8", "resnet20"])
+def test_the_study_models_pool_a_28x56_pair_into_100_logits(name):
+    from kdforaa.models.registry import build_model
+
+    model = build_model(name, 100, 1).eval()
+    with torch.no_grad():
+        logits, features = model(torch.zeros(2, 1, 28, 56), return_features=True)
+    assert logits.shape == (2, 100) and features["stage3"].shape[-2:] == (7, 14)
