@@ -86,7 +86,10 @@ def test_the_lambda_stage_runs_at_the_best_k_and_shares_its_lambda_half_runs(tmp
     written = tmp_path / "study-many" / "lambda_best_k.yaml"
     assert script.main([str(topk), str(MANY / "lambda.yaml"), str(written)]) == 0
     assert "best K = 20" in capsys.readouterr().out
-    _, lambda_runs = plan(load_sweep(written), tmp_path / "study-many" / "lambda")
+    lambda_teachers, lambda_runs = plan(load_sweep(written), tmp_path / "study-many" / "lambda")
+    assert [t.folder for t in lambda_teachers] == [
+        (tmp_path / "study-many" / "teachers" / "resnet20_pairs").resolve()
+    ]
     assert {r.tree["distill"]["k"] for r in lambda_runs} == {20} and len(lambda_runs) == 24
     assert all(r.name.startswith("k20-lambda") for r in lambda_runs)
     # its lambda = 0.5 runs are the top-K sweep's K = 20 runs: --reuse-from copies them, not retrains
