@@ -239,11 +239,15 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _label_preserving_flip(self) -> RunConfig:
+        """A mirrored pair swaps its two items, and so its class: on fashion-mnist-pairs augment.flip
+        defaults to false, and true is refused."""
         if self.data.name == "fashion-mnist-pairs" and self.augment.flip:
-            raise ValueError(
-                "augment.flip mirrors a fashion-mnist-pairs image, which swaps its two items and so "
-                "changes its class: set augment.flip=false"
-            )
+            if "flip" in self.augment.model_fields_set:
+                raise ValueError(
+                    "augment.flip mirrors a fashion-mnist-pairs image, which swaps its two items and so "
+                    "changes its class: set augment.flip=false"
+                )
+            self.augment.flip = False
         return self
 
 

@@ -105,7 +105,9 @@ def test_the_name_is_accepted_everywhere_a_data_set_is_named():
     assert "fashion-mnist-pairs" in NAMES
 
 
-def test_a_flip_would_change_the_class_so_it_is_refused():
+def test_a_flip_would_change_the_class_so_it_is_off_and_refused():
     with pytest.raises(BadInput, match="flip mirrors a fashion-mnist-pairs image.*augment.flip=false"):
-        load_config(None, ["data.name=fashion-mnist-pairs"])
+        load_config(None, ["data.name=fashion-mnist-pairs", "augment.flip=true"])
+    assert load_config(None, ["data.name=fashion-mnist-pairs"]).augment.flip is False  # the default
     assert load_config(None, ["data.name=fashion-mnist-pairs", "augment.flip=false"]).augment.flip is False
+    assert load_config(None, []).augment.flip is True  # other data sets keep theirs
