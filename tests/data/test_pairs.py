@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fakedata import write_idx
-from kdforaa.config import DataConfig, load_config
+from kdforaa.config import DataConfig, RunConfig, load_config
 from kdforaa.data.datasets import FASHION_MNIST_CLASSES, NAMES, load_dataset
 from kdforaa.data.pairs import pair_class_names, pair_indices
 from kdforaa.errors import BadInput
@@ -111,3 +111,5 @@ def test_a_flip_would_change_the_class_so_it_is_off_and_refused():
     assert load_config(None, ["data.name=fashion-mnist-pairs"]).augment.flip is False  # the default
     assert load_config(None, ["data.name=fashion-mnist-pairs", "augment.flip=false"]).augment.flip is False
     assert load_config(None, []).augment.flip is True  # other data sets keep theirs
+    assert RunConfig(data=DataConfig(name="fashion-mnist-pairs")).augment.flip is False
+    assert RunConfig().augment.flip is True  # the shared default section was not changed
