@@ -5,7 +5,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kdforaa-installed
 
-.PHONY: demo test bench study lint typecheck data wheel gpu-kit clean
+.PHONY: demo test bench study study-many lint typecheck data wheel gpu-kit clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,22 @@ study: $(STAMP) data
 	for s in $(SWEEPS); do \
 	  $(BIN)/kdforaa sweep configs/sweeps/$$s.yaml --out runs/study/$$s --jobs 2 --reuse-from runs/study || exit 1; \
 	done
+
+# The many-class study of docs/results.md ("Many classes"): 100 classes of Fashion-MNIST pairs, about two
+# hours on 2 quiet cores. Resumable: run it again after an interruption and finished runs are skipped,
+# killed ones resume. methods goes first: its CE runs train beside the shared teacher. The lambda sweep
+# comes last, at the K the top-K sweep found best; then the teacher's outliers per level.
+MANY_SWEEPS := methods topk_k k_schedule
+MANY := runs/study-many
+study-many: $(STAMP) data
+	for s in $(MANY_SWEEPS); do \
+	  $(BIN)/kdforaa sweep configs/sweeps/many_class/$$s.yaml --out $(MANY)/$$s --jobs 2 --reuse-from $(MANY) || exit 1; \
+	done
+	$(BIN)/python scripts/many_class_best_k.py $(MANY)/topk_k configs/sweeps/many_class/lambda.yaml \
+	  $(MANY)/lambda_best_k.yaml
+	$(BIN)/kdforaa sweep $(MANY)/lambda_best_k.yaml --out $(MANY)/lambda --jobs 2 --reuse-from $(MANY)
+	test -f $(MANY)/outliers/policy_stats.csv || $(BIN)/kdforaa outliers --quiet \
+	  --teacher $(MANY)/teachers/resnet20_pairs/best.pt --out $(MANY)/outliers --limit 1000 --levels 0,10,15 --k 5
 
 # the same checks as .pre-commit-config.yaml
 LINTED := src tests benchmarks scripts setup.py

@@ -26,10 +26,10 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    name: Literal["fashion-mnist", "mnist", "cifar10", "cifar100", "folder"] = Field(
+    name: Literal["fashion-mnist", "mnist", "cifar10", "cifar100", "fashion-mnist-pairs", "folder"] = Field(
         default="fashion-mnist",
-        description="the data set: fashion-mnist, mnist, cifar10, cifar100, or folder (an ImageNet-style "
-        "folder of class subfolders)",
+        description="the data set: fashion-mnist, mnist, cifar10, cifar100, fashion-mnist-pairs (100 classes: "
+        "two Fashion-MNIST items side by side), or folder (an ImageNet-style folder of class subfolders)",
     )
     root: str | None = Field(
         default=None,
@@ -361,6 +361,19 @@ class RunConfig(_Section):
         if distill.needs_teacher and not teacher.checkpoint:
             what = f"distill.method={distill.method}" if distill.method != "none" else "a feature term"
             raise ValueError(f"{what} needs a teacher: set teacher.checkpoint=PATH")
+        return self
+
+    @model_validator(mode="after")
+    def _label_preserving_flip(self) -> RunConfig:
+        """A mirrored pair swaps its two items, and so its class: on fashion-mnist-pairs augment.flip
+        defaults to false, and true is refused."""
+        if self.data.name == "fashion-mnist-pairs" and self.augment.flip:
+            if "flip" in self.augment.model_fields_set:
+                raise ValueError(
+                    "augment.flip mirrors a fashion-mnist-pairs image, which swaps its two items and so "
+                    "changes its class: set augment.flip=false"
+                )
+            self.augment.flip = False
         return self
 
 

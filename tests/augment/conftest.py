@@ -6,7 +6,8 @@ Image batches are uint8 ``(B,C,H,W)`` tensors, each built once per session:
 - ``fashion_rgb``: 8 "composed RGB" images, ``(8,3,28,28)``, whose R, G and B channels are three
   different Fashion-MNIST images (so channels differ in content and histogram);
 - ``noise_rgb_17x23`` and ``noise_rgb_31x32``: uniform random RGB images of odd sizes, ``(6,3,H,W)``;
-- ``image_batch``: parametrised over all four, for tests that should hold on every kind.
+- ``fashion_pairs``: 8 real Fashion-MNIST pairs (two test items side by side), ``(8,1,28,56)``;
+- ``image_batch``: parametrised over all five, for tests that should hold on every kind.
 
 ``pillow`` runs a per-image Pillow function over a batch (mode "L" for one channel, "RGB" for three)
 and turns the result back into a batch: the reference every op is compared against.
@@ -57,9 +58,18 @@ def noise_rgb_31x32() -> torch.Tensor:
     return _noise(31, 32, seed=31)
 
 
-@pytest.fixture(params=["fashion_grey", "fashion_rgb", "noise_rgb_17x23", "noise_rgb_31x32"])
+@pytest.fixture(scope="session")
+def fashion_pairs() -> torch.Tensor:
+    """``(8,1,28,56)`` uint8: the first 8 test images of the 100-class fashion-mnist-pairs data set."""
+    from kdforaa.config import DataConfig
+    from kdforaa.data.datasets import load_dataset
+
+    return load_dataset(DataConfig(name="fashion-mnist-pairs", test_limit=8), "test").data
+
+
+@pytest.fixture(params=["fashion_grey", "fashion_rgb", "noise_rgb_17x23", "noise_rgb_31x32", "fashion_pairs"])
 def image_batch(request: pytest.FixtureRequest) -> torch.Tensor:
-    """Each of the four session batches in turn."""
+    """Each of the five session batches in turn."""
     return request.getfixturevalue(request.param)
 
 

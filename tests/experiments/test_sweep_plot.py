@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from kdforaa.experiments.sweep.report import seeds_phrase
+from kdforaa.experiments.sweep.results import seeds_phrase
 
 from kdforaa.analysis import report
 

@@ -1,7 +1,9 @@
 """Data sets by name: where their files are found, how they are read, what they expose.
 
-Small data sets (Fashion-MNIST, MNIST, CIFAR-10/100) are read once into one ``(N,C,H,W) uint8``
-tensor plus ``(N,) int64`` labels, so a batch is an index gather with no per-sample Python work.
+Small data sets (Fashion-MNIST, MNIST, CIFAR-10/100, and Fashion-MNIST pairs: 100 classes of two
+items side by side, built from Fashion-MNIST's files by :mod:`kdforaa.data.pairs`) are read once into
+one ``(N,C,H,W) uint8`` tensor plus ``(N,) int64`` labels, so a batch is an index gather with no
+per-sample Python work.
 Image folders stream from disk (:mod:`kdforaa.data.folder`). Both expose the same attributes:
 ``classes``, ``num_classes``, ``in_channels``, ``image_size`` (H, W), ``mean``/``std`` (per channel,
 for :func:`kdforaa.data.loader.normalize`), ``labels``, ``len()``, ``images(indices)`` and
@@ -13,24 +15,26 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, get_args
 
 import numpy as np
 import torch
 
-from kdforaa.data import cifar
+from kdforaa.config import DataConfig
+from kdforaa.data import cifar, pairs
 from kdforaa.data.folder import ImageFolder
 from kdforaa.data.idx import read_idx
 from kdforaa.errors import BadInput
-
-if TYPE_CHECKING:
-    from kdforaa.config import DataConfig
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 IDX_PREFIXES = {"train": "train", "test": "t10k"}
 IDX_KINDS = ("images-idx3-ubyte", "labels-idx1-ubyte")
 CIFAR_NAMES = ("cifar10", "cifar100")
-NAMES = ("fashion-mnist", "mnist", *CIFAR_NAMES, "folder")
+PAIRS_NAME = "fashion-mnist-pairs"
+#: every data set name, as ``data.name`` accepts them
+NAMES: tuple[str, ...] = get_args(DataConfig.model_fields["name"].annotation)
+#: the seed of the pair draw per split (fixed: the pairs are part of the data set, not of a run)
+PAIR_SEEDS = {"train": 0, "test": 1}
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
@@ -171,6 +175,18 @@ def _load_cifar(name: str, root: str | None, split: str) -> InMemoryDataset:
     return InMemoryDataset(torch.from_numpy(images), torch.from_numpy(labels), tuple(classes), mean, std)
 
 
+def _load_pairs(root: str | None, split: str) -> InMemoryDataset:
+    """Fashion-MNIST pairs (:mod:`kdforaa.data.pairs`) built from Fashion-MNIST's ``split``: ``(P,1,28,56)``,
+    100 classes; ``root`` is where Fashion-MNIST's files are."""
+    base = _load_idx("fashion-mnist", root, split)
+    images, labels = base.data.numpy(), base.labels.numpy()
+    left, right = pairs.pair_indices(labels, base.num_classes, PAIR_SEEDS[split])
+    data = torch.from_numpy(pairs.side_by_side(images, left, right))
+    targets = torch.from_numpy(pairs.pair_labels(labels, left, right, base.num_classes))
+    classes = pairs.pair_class_names(base.classes)
+    return InMemoryDataset(data, targets, classes, base.mean, base.std)
+
+
 def load_dataset(cfg: DataConfig, split: str) -> Dataset:
     """The ``split`` ("train" or "test"; for folders "test" is ``val/``) of data set ``cfg.name``.
 
@@ -184,6 +200,8 @@ def load_dataset(cfg: DataConfig, split: str) -> Dataset:
         dataset: Dataset = _load_idx(cfg.name, cfg.root, split)
     elif cfg.name in CIFAR_NAMES:
         dataset = _load_cifar(cfg.name, cfg.root, split)
+    elif cfg.name == PAIRS_NAME:
+        dataset = _load_pairs(cfg.root, split)
     elif cfg.name == "folder":
         if cfg.root is None:
             raise BadInput("data.name=folder needs data.root: a folder with train/<class>/ and val/<class>/")

@@ -1,0 +1,108 @@
+"""The many-class study (`make study-many`): its sweeps plan, and its second stage picks the best K."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from kdforaa.experiments.sweep import load_sweep, plan
+from kdforaa.experiments.sweep.plan import _config_key
+
+ROOT = Path(__file__).resolve().parents[2]
+MANY = ROOT / "configs" / "sweeps" / "many_class"
+
+
+def load_script():
+    path = ROOT / "scripts" / "many_class_best_k.py"
+    spec = importlib.util.spec_from_file_location("many_class_best_k", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("file", "runs", "levels"),
+    [
+        ("topk_k.yaml", 63, {0, 10, 15}),
+        ("methods.yaml", 27, {0, 10, 15}),
+        ("k_schedule.yaml", 6, {10, 15}),
+        ("lambda.yaml", 24, {10, 15}),
+        ("pilot.yaml", 4, {0, 10}),
+    ],
+)
+def test_the_many_class_sweeps_plan(tmp_path, file, runs, levels):
+    """Every run validates; students are resnet8 on 28x56 pairs without a flip; one shared teacher."""
+    teachers, planned = plan(load_sweep(MANY / file), tmp_path / "study-many" / "sweep")
+    assert len(planned) == runs and [t.name for t in teachers] == ["teacher"]
+    teacher = teachers[0]
+    assert teacher.tree["model"]["name"] == "resnet20" and teacher.tree["augment"]["policy"] == "none"
+    if file != "pilot.yaml":
+        assert teacher.folder == (tmp_path / "study-many" / "teachers" / "resnet20_pairs").resolve()
+        assert teacher.tree["data"].get("limit") is None  # the teacher sees all 30 000 training pairs
+    assert {r.tree["augment"]["magnitude"] for r in planned} == levels
+    assert len({r.seed for r in planned}) == (1 if file == "pilot.yaml" else 3)
+    for run in planned:
+        assert run.tree["data"]["name"] == "fashion-mnist-pairs" and run.tree["model"]["name"] == "resnet8"
+        assert run.tree["augment"]["flip"] is False and run.tree["augment"]["policy"] == "randaugment"
+        assert run.tree["data"]["limit"] == 4000 and run.tree["train"]["batch_size"] == 32
+
+
+COLUMNS = ["run", "augment.magnitude", "distill.k", "seed", "status", "final_test_acc"]
+
+
+def write_results(
+    folder: Path, levels: list[int], ks: list[int], best: int, missing: int | None = None
+) -> None:
+    """A top-K sweep's results.csv: ``best`` 5 points above the other K; seed 2 of ``missing`` unfinished."""
+    folder.mkdir(parents=True)
+    with (folder / "results.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, COLUMNS)
+        writer.writeheader()
+        for level in levels:
+            for k in ks:
+                for seed in range(3):
+                    finished = not (k == missing and seed == 2)
+                    accuracy = 60.0 + (5.0 if k == best else 0.0) + seed
+                    writer.writerow(
+                        {
+                            "run": f"k{k}-m{level}-s{seed}",
+                            "augment.magnitude": level,
+                            "distill.k": k,
+                            "seed": seed,
+                            "status": "finished" if finished else "unfinished",
+                            "final_test_acc": accuracy if finished else "",
+                        }
+                    )
+
+
+def test_the_lambda_stage_runs_at_the_best_k_and_shares_its_lambda_half_runs(tmp_path, capsys):
+    script = load_script()
+    topk = tmp_path / "study-many" / "topk_k"
+    write_results(topk, [0, 10, 15], [1, 3, 5, 10, 20, 50, 100], best=20)
+    written = tmp_path / "study-many" / "lambda_best_k.yaml"
+    assert script.main([str(topk), str(MANY / "lambda.yaml"), str(written)]) == 0
+    assert "best K = 20" in capsys.readouterr().out
+    lambda_teachers, lambda_runs = plan(load_sweep(written), tmp_path / "study-many" / "lambda")
+    assert [t.folder for t in lambda_teachers] == [
+        (tmp_path / "study-many" / "teachers" / "resnet20_pairs").resolve()
+    ]
+    assert {r.tree["distill"]["k"] for r in lambda_runs} == {20} and len(lambda_runs) == 24
+    assert all(r.name.startswith("k20-lambda") for r in lambda_runs)
+    # its lambda = 0.5 runs are the top-K sweep's K = 20 runs: --reuse-from copies them, not retrains
+    _, topk_runs = plan(load_sweep(MANY / "topk_k.yaml"), topk)
+    shared = {_config_key(r.tree) for r in topk_runs} & {_config_key(r.tree) for r in lambda_runs}
+    assert len(shared) == 6
+    assert {json.loads(key)["distill"]["weight"] for key in shared} == {0.5}
+
+
+def test_the_lambda_stage_waits_for_the_top_k_sweep(tmp_path, capsys):
+    script = load_script()
+    topk = tmp_path / "topk_k"
+    write_results(topk, [10, 15], [5, 20], best=5, missing=20)
+    assert script.main([str(topk), str(MANY / "lambda.yaml"), str(tmp_path / "out.yaml")]) == 2
+    assert "has not finished at levels 10, 15 (K [20])" in capsys.readouterr().err
+    assert not (tmp_path / "out.yaml").exists()
