@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import pytest
-from kdforaa.experiments.sweep.results import seeds_phrase
 
 from kdforaa.analysis import report
+from kdforaa.experiments.sweep.results import seeds_phrase
 
 pytest.importorskip("matplotlib", reason="the plots extra draws the figures (make test installs it)")
 
