@@ -28,8 +28,9 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     name: Literal["fashion-mnist", "mnist", "cifar10", "cifar100", "fashion-mnist-pairs", "folder"] = Field(
         default="fashion-mnist",
-        description="the data set: fashion-mnist, mnist, cifar10, cifar100, fashion-mnist-pairs (100 classes: "
-        "two Fashion-MNIST items side by side), or folder (an ImageNet-style folder of class subfolders)",
+        description="the data set: fashion-mnist, mnist, cifar10, cifar100, fashion-mnist-pairs (100 "
+        "classes: two Fashion-MNIST items side by side), or folder (an ImageNet-style folder of class "
+        "subfolders)",
     )
     root: str | None = Field(
         default=None,
