@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from kdforaa import __version__
+from kdforaa.atomic import write_with
 from kdforaa.errors import BadInput
 
 MARKER = "kdforaa"
@@ -22,25 +21,8 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: str 
     With ``keep_previous``, the file being replaced is moved there first, so a good older checkpoint
     survives even if the newest one is later found damaged.
     """
-    path = Path(path)
     state = {MARKER: __version__, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if keep_previous is not None and path.exists():
-            os.replace(path, keep_previous)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_with(path, lambda fh: torch.save(state, fh), keep_previous=keep_previous)
 
 
 def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:

@@ -17,11 +17,11 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-
-import torch
+from typing import NoReturn
 
 from kdforaa import __version__
-from kdforaa.errors import BadInput, Stopped, TrainingError
+from kdforaa.console import error_line, one_line_warnings, print_error, signals_as_exceptions
+from kdforaa.errors import BadInput, Stopped, Terminated, TrainingError
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE (128 + 13)
 
@@ -133,6 +133,8 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_augment_grid(args: argparse.Namespace) -> int:
+    import torch
+
     from kdforaa.analysis.augment_grid import render_grid
     from kdforaa.analysis.outliers import parse_levels
     from kdforaa.augment import OP_NAMES, build_policy, build_single_op
@@ -250,6 +252,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_step(args: argparse.Namespace) -> int:
+    import torch
+
     from kdforaa.experiments.step_bench import format_step_bench, run_step_bench
 
     if args.threads < 0:
@@ -263,16 +267,24 @@ def _cmd_bench_step(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one BadInput line (exit 2), not a usage block on stderr."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("kdforaa").strip()
+        raise BadInput(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --debug is accepted before or after the command
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--debug",
         action="store_true",
         default=argparse.SUPPRESS,
         help="on an internal error print its traceback; log details such as which augmentation kernels run",
     )
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kdforaa",
         description="Train image classifiers under strong per-sample augmentation, with knowledge "
         "distillation that circumvents augmentation outliers (KDforAA).",
@@ -518,31 +530,35 @@ def _details_on_stderr(enabled: bool) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
-    debug = getattr(args, "debug", False)
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
-        with _details_on_stderr(debug):
-            code = args.func(args)
-        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        with signals_as_exceptions(), one_line_warnings(enabled=not debug):
+            args = _parse(argv)
+            with _details_on_stderr(debug):
+                code = args.func(args)
+            sys.stdout.flush()  # a reader that went away shows here, not at exit
         return code
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except BadInput as err:
-        print(f"kdforaa: error: {_first_line(err)}", file=sys.stderr)
+        print_error(err)
         return 2
     except KeyboardInterrupt:
-        print("kdforaa: interrupted", file=sys.stderr)
+        print_error("interrupted (Ctrl-C)")
         return 130
-    except Stopped as err:
-        print(f"kdforaa: {err}", file=sys.stderr)
+    except Terminated as err:
+        print_error("terminated (SIGTERM)")
         return 128 + err.signum
-    except TrainingError as err:
-        print(f"kdforaa: {err}", file=sys.stderr)
-        return 1
+    except (Stopped, TrainingError) as err:
+        print_error(err)
+        return 128 + err.signum if isinstance(err, Stopped) else 1
     except Exception as err:
         if debug:
             traceback.print_exc()
         hint = "" if debug else " (run again with --debug for the traceback)"
-        print(f"kdforaa: internal error: {type(err).__name__}: {_first_line(err)}{hint}", file=sys.stderr)
+        print(
+            error_line(f"internal error: {type(err).__name__}: {_first_line(err)}{hint}"),
+            file=sys.stderr,
+        )
         return 1
