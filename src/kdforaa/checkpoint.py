@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 from kdforaa import __version__
 from kdforaa.atomic import write_with
 from kdforaa.errors import BadInput
+from kdforaa.limits import INFLATION_ALLOWANCE, MAX_INFLATION, MAX_ZIP_MEMBERS
 
 MARKER = "kdforaa"
 
@@ -25,6 +27,28 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: str 
     write_with(path, lambda fh: torch.save(state, fh), keep_previous=keep_previous)
 
 
+def _check_declared_sizes(path: Path) -> None:
+    """Refuse a torch zip whose members declare more bytes than :data:`~kdforaa.limits.MAX_INFLATION`
+    times the file (plus an allowance), before anything is inflated: torch's reader allocates what each
+    member declares, so a 1 MB file could otherwise take gigabytes (torch itself stores members
+    uncompressed, so its own files inflate by a ratio near 1)."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # the legacy format reads no more than the file holds
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load names what is wrong with it
+    size = path.stat().st_size
+    bound = MAX_INFLATION * size + INFLATION_ALLOWANCE
+    declared = sum(member.file_size for member in members)
+    if len(members) > MAX_ZIP_MEMBERS or declared > bound:
+        raise BadInput(
+            f"checkpoint {path} declares {declared:,} bytes in {len(members):,} members, more than a "
+            f"{size:,}-byte torch file can hold ({bound:,}): it is damaged or not a checkpoint"
+        )
+
+
 def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
     """What a torch file holds (a kdforaa checkpoint or anyone else's), read with ``weights_only=True``.
 
@@ -34,6 +58,7 @@ def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"checkpoint {path} does not exist: pass a run folder's last.pt or best.pt")
+    _check_declared_sizes(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:

@@ -22,6 +22,7 @@ from typing import NoReturn
 from kdforaa import __version__
 from kdforaa.console import error_line, one_line_warnings, print_error, signals_as_exceptions
 from kdforaa.errors import BadInput, Stopped, Terminated, TrainingError
+from kdforaa.limits import MAX_THREADS, check_range
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE (128 + 13)
 
@@ -109,8 +110,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise BadInput(f"--seeds must be at least 1, got {args.seeds}")
-    if args.threads < 0:
-        raise BadInput(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
+    check_range("--threads", args.threads, 0, MAX_THREADS, "give 0 (torch's choice) or a core count")
     run_demo(Path(args.out), full=args.full, seeds=args.seeds, threads=args.threads)
     return 0
 
@@ -256,8 +256,7 @@ def _cmd_bench_step(args: argparse.Namespace) -> int:
 
     from kdforaa.experiments.step_bench import format_step_bench, run_step_bench
 
-    if args.threads < 0:
-        raise BadInput(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
+    check_range("--threads", args.threads, 0, MAX_THREADS, "give 0 (torch's choice) or a core count")
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run_step_bench(

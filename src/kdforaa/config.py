@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kdforaa.errors import BadInput
+from kdforaa.limits import MAX_THREADS
 
 
 class _Section(BaseModel):
@@ -77,7 +78,7 @@ class TrainConfig(_Section):
     tensorboard: bool = False
     on_nan: Literal["stop", "skip"] = "stop"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = Field(default=0, ge=0)  # torch CPU threads; 0 = leave torch's default
+    threads: int = Field(default=0, ge=0, le=MAX_THREADS)  # torch CPU threads; 0 = leave torch's default
     sync_bn: bool = False  # SyncBatchNorm across processes under torchrun
 
 

@@ -106,6 +106,13 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self.file(CONFIG), yaml.safe_dump(tree, sort_keys=False))
 
+    def forget_unstarted_run(self) -> None:
+        """Remove the config and metrics of a run that ended before its first checkpoint (nothing to
+        resume), so the same ``--out`` can start it again; a run with a checkpoint keeps everything."""
+        if not self.can_resume():
+            for name in (CONFIG, METRICS):
+                self.file(name).unlink(missing_ok=True)
+
     def lock(self) -> None:
         """Refuse a second process on the same folder; a lock left by a dead process is taken over."""
         self.path.mkdir(parents=True, exist_ok=True)
