@@ -23,6 +23,7 @@ from kdforaa import __version__
 from kdforaa.console import error_line, one_line_warnings, print_error, signals_as_exceptions
 from kdforaa.errors import BadInput, Stopped, Terminated, TrainingError
 from kdforaa.limits import MAX_THREADS, check_range
+from kdforaa.paths import check_output_file, check_output_folder
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE (128 + 13)
 
@@ -238,6 +239,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
     from kdforaa.config import config_schema, config_to_dict, load_config
+    from kdforaa.train.preflight import check_run
 
     if args.schema:
         if args.items:
@@ -247,6 +249,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
     config_path = args.items[0] if args.items and "=" not in args.items[0] else None
     overrides = args.items[1:] if config_path else args.items
     cfg = load_config(config_path, overrides)
+    check_run(cfg)  # what train checks before its first step: a config shown here, train accepts
     print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
     return 0
 
@@ -497,6 +500,43 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _image_suffixes() -> set[str]:
+    """File extensions Pillow can write an image to (``.png``, ``.jpg``, ...)."""
+    from PIL import Image
+
+    Image.init()
+    return {suffix for suffix, kind in Image.registered_extensions().items() if kind in Image.SAVE}
+
+
+# what each command writes to --out (or --resume, --root): a folder, or a file with one of some suffixes
+_OUTPUTS: dict[str, str] = {
+    "train": "folder",
+    "demo": "folder",
+    "cache-teacher": "folder",
+    "outliers": "folder",
+    "sweep": "folder",
+    "data": "folder",
+    "export": "file",
+    "augment-grid": "image",
+}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every output path the command line names can be written, checked before the command starts."""
+    kind = _OUTPUTS.get(args.command)
+    for option in ("out", "resume", "root") if kind == "folder" else ("out",):
+        path = getattr(args, option, None)
+        if not path or (option == "root" and args.command != "data"):
+            continue
+        what = f"--{option}"
+        if kind == "folder":
+            check_output_folder(path, what)
+        elif kind == "file":
+            check_output_file(path, what)
+        elif kind == "image":
+            check_output_file(path, what, _image_suffixes())
+
+
 def _first_line(err: BaseException) -> str:
     return str(err).splitlines()[0] if str(err).strip() else type(err).__name__
 
@@ -533,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with signals_as_exceptions(), one_line_warnings(enabled=not debug):
             args = _parse(argv)
+            _check_outputs(args)
             with _details_on_stderr(debug):
                 code = args.func(args)
             sys.stdout.flush()  # a reader that went away shows here, not at exit

@@ -361,7 +361,11 @@ def build_cache(
     _write_json_atomic(folder / HEADER, header)
     device = torch.device(device)
     teacher = load_teacher(
-        cached_teacher(cfg, teacher_checkpoint), dataset.num_classes, dataset.in_channels, device
+        cached_teacher(cfg, teacher_checkpoint),
+        dataset.num_classes,
+        dataset.in_channels,
+        device,
+        dataset.image_size,
     )
     if cfg.train.channels_last:
         teacher.model.to(memory_format=torch.channels_last)

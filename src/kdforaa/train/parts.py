@@ -60,7 +60,9 @@ def _teacher(cfg: RunConfig, train_set: Dataset, device: torch.device) -> Teache
         return SoftLabelCache.open(cfg.teacher.cache, cfg, cfg.teacher.checkpoint)
     if not cfg.teacher.checkpoint:
         return None
-    teacher = load_teacher(cfg.teacher, train_set.num_classes, train_set.in_channels, device)
+    teacher = load_teacher(
+        cfg.teacher, train_set.num_classes, train_set.in_channels, device, train_set.image_size
+    )
     if cfg.train.channels_last:
         teacher.model.to(memory_format=torch.channels_last)
     return teacher
