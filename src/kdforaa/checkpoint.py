@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,9 @@ def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") 
         raise BadInput(f"checkpoint {path} does not exist: pass a run folder's last.pt or best.pt")
     _check_declared_sizes(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on a file's format: the result or refusal says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if "GLOBAL" in str(err):  # a pickled object the safe unpickler will not build
             raise BadInput(

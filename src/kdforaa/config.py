@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kdforaa.errors import BadInput
-from kdforaa.limits import MAX_THREADS
+from kdforaa.limits import MAX_AUGMENT_OPS, MAX_SIDE, MAX_THREADS, MAX_WORKERS
 
 
 class _Section(BaseModel):
@@ -30,8 +30,12 @@ class DataConfig(_Section):
     root: str | None = None
     limit: int | None = Field(default=None, gt=0)  # use only the first N training samples
     test_limit: int | None = Field(default=None, gt=0)  # evaluate on the first N test samples (quick checks)
-    image_size: int = Field(default=224, gt=0)  # folder data sets only: decoded to this square size
-    num_workers: int = Field(default=2, ge=0)  # folder data sets only: Pillow decoding workers
+    image_size: int = Field(
+        default=224, gt=0, le=MAX_SIDE
+    )  # folder data sets only: decoded to this square size
+    num_workers: int = Field(
+        default=2, ge=0, le=MAX_WORKERS
+    )  # folder data sets only: Pillow decoding workers
 
 
 class ModelConfig(_Section):
@@ -40,14 +44,14 @@ class ModelConfig(_Section):
 
 class AugmentConfig(_Section):
     policy: Literal["none", "randaugment", "autoaugment", "trivialaugment"] = "none"
-    num_ops: int = Field(default=2, ge=0)
+    num_ops: int = Field(default=2, ge=0, le=MAX_AUGMENT_OPS)
     ops: list[str] | None = None  # randaugment: the ops it draws from (default: all 14)
     magnitude: float = Field(default=9.0, ge=0)
     magnitude_std: float = Field(default=0.0, ge=0)
     autoaugment_policy: Literal["imagenet", "cifar10", "svhn"] = "imagenet"
-    crop_padding: int = Field(default=4, ge=0)  # random crop after zero padding; 0 turns it off
+    crop_padding: int = Field(default=4, ge=0, le=MAX_SIDE)  # random crop after zero padding; 0 turns it off
     flip: bool = True  # random horizontal flip
-    cutout: int = Field(default=0, ge=0)  # side of the square cut out, in pixels; 0 turns it off
+    cutout: int = Field(default=0, ge=0, le=MAX_SIDE)  # side of the square cut out, in pixels; 0 turns it off
     fill: int = Field(default=0, ge=0, le=255)
     interpolation: Literal["nearest", "bilinear"] = "nearest"
     # where augmentation runs: auto (native C on the CPU, Triton on CUDA when installed) | torch | native
@@ -168,7 +172,9 @@ class DistillConfig(_Section):
     kr_sparse: float = Field(default=0.0, ge=0)  # Knowledge Representing: weight of the sparse penalty
     kr_stages: list[str] = ["stage2", "stage3"]  # stages the two KR terms read
     kr_groups: int = Field(default=8, gt=0)  # KR: channel groups each teacher stage is aggregated into
-    student_resolution: int | None = Field(default=None, gt=0)  # student sees NxN copies; teacher full size
+    student_resolution: int | None = Field(
+        default=None, gt=0, le=MAX_SIDE
+    )  # student sees NxN copies; teacher full size
 
     @property
     def feature_terms(self) -> bool:

@@ -13,13 +13,17 @@ from kdforaa.errors import BadInput
 
 #: ``train.threads`` (and ``--threads``): torch's and OpenMP's pools crash or fail far above it
 MAX_THREADS = 1024
+#: ``data.num_workers``: decoding processes
+MAX_WORKERS = 256
+#: ``augment.num_ops``: ops drawn per image (RandAugment uses 1-3)
+MAX_AUGMENT_OPS = 100
 #: runs in one sweep (grid points x seeds): planning checks each one (about 0.5 ms apiece)
 MAX_SWEEP_RUNS = 10_000
 #: classes a weights file may declare (ImageNet-21k has 21 841)
 MAX_CLASSES = 100_000
 #: input channels a weights file may declare
 MAX_CHANNELS = 64
-#: image sides (``H``, ``W``, a student's resolution) a weights file may declare
+#: image sides (``H``, ``W``, a student's resolution) a weights file or a config may declare
 MAX_SIDE = 8192
 #: how far a checkpoint's zip members may inflate beyond the file's own size (torch stores them
 #: uncompressed: a ratio near 1), plus a fixed allowance for small files

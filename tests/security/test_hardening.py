@@ -182,6 +182,9 @@ def test_a_fifo_in_an_image_folder_is_refused_before_anything_reads_it(make_imag
     [
         "train.threads=100000",
         "train.threads=20000",
+        "data.num_workers=100000",
+        "augment.policy=randaugment augment.num_ops=1000000000",
+        "data.name=folder data.image_size=1000000",
         "model.name=resnet9",
         "augment.policy=randaugment augment.ops=[Sharpen]",
         "distill.student_resolution=29",
