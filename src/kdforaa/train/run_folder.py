@@ -157,7 +157,7 @@ class RunFolder:
     def keep_metrics_before(self, epoch: int) -> None:
         """On resume: drop records of epochs the checkpoint has not completed (they will be rewritten)."""
         kept = [r for r in self.read_metrics() if r["epoch"] < epoch]
-        self.file(METRICS).write_text("".join(json.dumps(r) + "\n" for r in kept))
+        atomic.write_text(self.file(METRICS), "".join(json.dumps(r) + "\n" for r in kept))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic.write_text(self.file(SUMMARY), json.dumps(summary, indent=2) + "\n")
