@@ -230,7 +230,11 @@ def _digest_file(library: Path) -> Path:
 def record_digest(library: Path) -> None:
     """Write the SHA-256 of the ``library`` just built beside it (``<name>.sha256``, atomically)."""
     text = _file_digest(library) + "\n"
-    native_build.write_atomically(_digest_file(library), lambda partial: partial.write_text(text))
+
+    def write(partial: Path) -> None:
+        partial.write_text(text)
+
+    native_build.write_atomically(_digest_file(library), write)
 
 
 def intact(library: Path) -> bool:

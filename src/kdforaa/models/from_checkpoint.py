@@ -150,6 +150,7 @@ def load_strictly(
         return layout.theirs(key) or key
 
     for key, value in expected.items():
+        problem: str | None
         if key not in weights:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             problem = f"{file_key(key)} is missing{more}"

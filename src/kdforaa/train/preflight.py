@@ -39,7 +39,7 @@ def check_run(cfg: RunConfig) -> None:
     TrainingViews(cfg, train_set.image_size, train_set.mean, train_set.std, device=torch.device("cpu"))
     teacher: Teacher | SoftLabelCache | None = None
     if cfg.teacher.cache:
-        teacher = SoftLabelCache.open(cfg.teacher.cache, cfg, cfg.teacher.checkpoint)
+        teacher = SoftLabelCache.open(cfg.teacher.cache, cfg, str(cfg.teacher.checkpoint))  # set: validated
     elif cfg.teacher.checkpoint:
         teacher = load_teacher(
             cfg.teacher, train_set.num_classes, train_set.in_channels, "cpu", train_set.image_size
