@@ -524,6 +524,8 @@ _OUTPUTS: dict[str, str] = {
 def _check_outputs(args: argparse.Namespace) -> None:
     """Every output path the command line names can be written, checked before the command starts."""
     kind = _OUTPUTS.get(args.command)
+    if kind is None:
+        return
     for option in ("out", "resume", "root") if kind == "folder" else ("out",):
         path = getattr(args, option, None)
         if not path or (option == "root" and args.command != "data"):
