@@ -354,3 +354,20 @@ def test_a_signal_while_starting_or_loading_data_is_quiet(signum, tmp_path):
     leftovers = [p for p in out.rglob("*")] if out.exists() else []
     assert not [p for p in leftovers if p.name.endswith(".tmp")]
     assert not (out / "config.yaml").exists() or (out / "last.pt").exists()
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_its_out_reusable(monkeypatch, tmp_path, capsys):
+    from kdforaa.errors import TrainingError
+    from kdforaa.train.loop import Trainer
+
+    def fail(self, *args):
+        raise TrainingError("non-finite loss at epoch 1 step 1 (injected)")
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "train_step", fail)
+        code, _, err = run(capsys, "train", *TINY_TRAIN_ARGS, "--out", str(out), "--quiet")
+    assert code == 1 and one_line_error(err) == "kdforaa: error: non-finite loss at epoch 1 step 1 (injected)"
+    assert not (out / "config.yaml").exists() and not (out / ".lock").exists()
+    code, _, err = run(capsys, "train", *TINY_TRAIN_ARGS, "--out", str(out), "--quiet")
+    assert code == 0, err
