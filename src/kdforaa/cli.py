@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import statistics
 import sys
 import traceback
@@ -20,7 +21,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from kdforaa import __version__
-from kdforaa.console import error_line, one_line_warnings, print_error, signals_as_exceptions
+from kdforaa.console import (
+    error_line,
+    one_line_warnings,
+    print_error,
+    signal_received,
+    signals_as_exceptions,
+)
 from kdforaa.errors import BadInput, Stopped, Terminated, TrainingError
 from kdforaa.limits import MAX_THREADS, check_range
 from kdforaa.paths import check_output_file, check_output_folder
@@ -583,19 +590,19 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except (KeyboardInterrupt, Terminated):
+        return _ended_by_signal()
     except BadInput as err:
+        if signal_received():  # the signal's exception was swallowed on the way and became this
+            return _ended_by_signal()
         print_error(err)
         return 2
-    except KeyboardInterrupt:
-        print_error("interrupted (Ctrl-C)")
-        return 130
-    except Terminated as err:
-        print_error("terminated (SIGTERM)")
-        return 128 + err.signum
     except (Stopped, TrainingError) as err:
         print_error(err)
         return 128 + err.signum if isinstance(err, Stopped) else 1
     except Exception as err:
+        if signal_received():
+            return _ended_by_signal()
         if debug:
             traceback.print_exc()
         hint = "" if debug else " (run again with --debug for the traceback)"
@@ -604,3 +611,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _ended_by_signal() -> int:
+    """One line and the shell's code for the signal that ended the command (130 for Ctrl-C, 143 for
+    SIGTERM)."""
+    signum = signal_received() or signal.SIGINT
+    print_error("interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated (SIGTERM)")
+    return 128 + signum

@@ -86,12 +86,27 @@ def one_line_warnings(enabled: bool = True) -> Iterator[None]:
         warnings.showwarning = previous
 
 
-def _raise_terminated(creator: int) -> Any:
+_received: list[int] = []  # the signals that arrived inside signals_as_exceptions, in order
+
+
+def signal_received() -> int | None:
+    """The first signal that arrived inside :func:`signals_as_exceptions`, or None: when library code
+    swallowed the exception it raised (an import that catches everything, say) and some other error
+    followed, the command still reports the signal, not the error it caused."""
+    return _received[0] if _received else None
+
+
+def _raising(creator: int) -> Any:
     def handler(signum: int, frame: FrameType | None) -> None:
-        if os.getpid() != creator:  # a forked worker inherited the handler: die as SIGTERM would
+        if os.getpid() != creator:  # a forked worker inherited the handler: die as the signal would
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
+        _received.append(signum)
+        # a second one ends the process at once, as without a handler (in case the first was swallowed)
+        signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise Terminated(signum)
 
     return handler
@@ -99,17 +114,20 @@ def _raise_terminated(creator: int) -> Any:
 
 @contextlib.contextmanager
 def signals_as_exceptions() -> Iterator[None]:
-    """Inside the block SIGTERM raises :class:`~kdforaa.errors.Terminated` in the main thread (and
-    Ctrl-C ``KeyboardInterrupt``, Python's default); the previous handlers come back afterwards."""
+    """Inside the block SIGTERM raises :class:`~kdforaa.errors.Terminated` in the main thread and
+    Ctrl-C ``KeyboardInterrupt``, each remembered (:func:`signal_received`); a signal the parent set to
+    be ignored (a background job's SIGINT) stays ignored. The previous handlers come back afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {
-        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated(os.getpid())),
-        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
-    }
+    _received.clear()
+    handler = _raising(os.getpid())
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, handler)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
