@@ -586,6 +586,8 @@ def main(argv: list[str] | None = None) -> int:
             with _details_on_stderr(debug):
                 code = args.func(args)
             sys.stdout.flush()  # a reader that went away shows here, not at exit
+        if signal_received():  # library code swallowed the signal's exception and the command went on
+            return _ended_by_signal()
         return code
     except BrokenPipeError:
         _silence_stdout()
