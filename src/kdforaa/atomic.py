@@ -51,7 +51,7 @@ def sync_folder(folder: Path) -> None:
 
 
 def _sync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDWR)  # Windows flushes only a handle that may write
     try:
         os.fsync(fd)
     finally:
