@@ -154,10 +154,20 @@ def test_overrides_may_follow_the_options(tmp_path, capsys):
     assert "seed: 3" in (out / "config.yaml").read_text()
 
 
-def test_stray_option_is_refused(tmp_path):
-    with pytest.raises(SystemExit) as exc:
-        main(["train", "--out", str(tmp_path / "r"), "--bogus"])
-    assert exc.value.code == 2
+def test_stray_option_is_refused(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--bogus")
+    assert code == 2
+    assert one_line_error(err) == "kdforaa: error: unrecognized arguments: --bogus (see kdforaa --help)"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["nonsense"], ["train", "--out"], ["eval"], ["sweep", "--jobs", "many"], ["config"]],
+)
+def test_usage_mistakes_are_one_line_exit_2(argv, capsys):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert one_line_error(err).startswith("kdforaa: error: ")
 
 
 def test_bench_step_reports_all_configurations(capsys):
@@ -240,7 +250,7 @@ def test_an_internal_value_error_is_exit_1_with_its_traceback_under_debug(monkey
     code, _, err = run(capsys, "models")
     assert code == 1 and "Traceback" not in err
     assert one_line_error(err) == (
-        "kdforaa: internal error: ValueError: a bug, not the user's input "
+        "kdforaa: error: internal error: ValueError: a bug, not the user's input "
         "(run again with --debug for the traceback)"
     )
     for argv in (["--debug", "models"], ["models", "--debug"]):

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from kdforaa import __version__
+from kdforaa.atomic import write_with
 from kdforaa.errors import BadInput
+from kdforaa.limits import INFLATION_ALLOWANCE, MAX_INFLATION, MAX_ZIP_MEMBERS
 
 MARKER = "kdforaa"
 
@@ -22,25 +24,30 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: str 
     With ``keep_previous``, the file being replaced is moved there first, so a good older checkpoint
     survives even if the newest one is later found damaged.
     """
-    path = Path(path)
     state = {MARKER: __version__, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    write_with(path, lambda fh: torch.save(state, fh), keep_previous=keep_previous)
+
+
+def _check_declared_sizes(path: Path) -> None:
+    """Refuse a torch zip whose members declare more bytes than :data:`~kdforaa.limits.MAX_INFLATION`
+    times the file (plus an allowance), before anything is inflated: torch's reader allocates what each
+    member declares, so a 1 MB file could otherwise take gigabytes (torch itself stores members
+    uncompressed, so its own files inflate by a ratio near 1)."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if keep_previous is not None and path.exists():
-            os.replace(path, keep_previous)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        if not zipfile.is_zipfile(path):
+            return  # the legacy format reads no more than the file holds
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load names what is wrong with it
+    size = path.stat().st_size
+    bound = MAX_INFLATION * size + INFLATION_ALLOWANCE
+    declared = sum(member.file_size for member in members)
+    if len(members) > MAX_ZIP_MEMBERS or declared > bound:
+        raise BadInput(
+            f"checkpoint {path} declares {declared:,} bytes in {len(members):,} members, more than a "
+            f"{size:,}-byte torch file can hold ({bound:,}): it is damaged or not a checkpoint"
+        )
 
 
 def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
@@ -52,8 +59,11 @@ def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"checkpoint {path} does not exist: pass a run folder's last.pt or best.pt")
+    _check_declared_sizes(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on a file's format: the result or refusal says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if "GLOBAL" in str(err):  # a pickled object the safe unpickler will not build
             raise BadInput(

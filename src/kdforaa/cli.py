@@ -12,17 +12,25 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import statistics
 import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import Any, NoReturn
 
 from kdforaa import __version__
-from kdforaa.errors import BadInput, Stopped, TrainingError
+from kdforaa.console import (
+    error_line,
+    one_line_warnings,
+    print_error,
+    signal_received,
+    signals_as_exceptions,
+)
+from kdforaa.errors import BadInput, Stopped, Terminated, TrainingError
+from kdforaa.limits import MAX_THREADS, check_range
+from kdforaa.paths import check_output_file, check_output_folder
 from kdforaa.text import count
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE (128 + 13)
@@ -114,8 +122,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise BadInput(f"--seeds must be at least 1, got {args.seeds}")
-    if args.threads < 0:
-        raise BadInput(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
+    check_range("--threads", args.threads, 0, MAX_THREADS, "give 0 (torch's choice) or a core count")
     run_demo(Path(args.out), full=args.full, seeds=args.seeds, threads=args.threads)
     return 0
 
@@ -138,6 +145,8 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_augment_grid(args: argparse.Namespace) -> int:
+    import torch
+
     from kdforaa.analysis.augment_grid import render_grid
     from kdforaa.analysis.outliers import parse_levels
     from kdforaa.augment import OP_NAMES, Policy, SingleOp, build_policy
@@ -245,6 +254,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
     from kdforaa.config import config_schema, config_table, config_to_dict, load_config
+    from kdforaa.train.preflight import check_run
 
     if args.schema or args.markdown:
         flag = "--schema" if args.schema else "--markdown"
@@ -258,6 +268,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
     config_path = args.items[0] if args.items and "=" not in args.items[0] else None
     overrides = args.items[1:] if config_path else args.items
     cfg = load_config(_config_file(config_path), overrides)
+    check_run(cfg)  # what train checks before its first step: a config shown here, train accepts
     print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
     return 0
 
@@ -291,10 +302,11 @@ def _config_file(path: str | None) -> str | None:
 
 
 def _cmd_bench_step(args: argparse.Namespace) -> int:
+    import torch
+
     from kdforaa.experiments.step_bench import format_step_bench, run_step_bench
 
-    if args.threads < 0:
-        raise BadInput(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
+    check_range("--threads", args.threads, 0, MAX_THREADS, "give 0 (torch's choice) or a core count")
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run_step_bench(
@@ -304,16 +316,24 @@ def _cmd_bench_step(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one BadInput line (exit 2), not a usage block on stderr."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("kdforaa").strip()
+        raise BadInput(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --debug is accepted before or after the command
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--debug",
         action="store_true",
         default=argparse.SUPPRESS,
         help="on an internal error print its traceback; log details such as which augmentation kernels run",
     )
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kdforaa",
         description="Train image classifiers under strong per-sample augmentation, with knowledge "
         "distillation that circumvents augmentation outliers (KDforAA).",
@@ -558,6 +578,45 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _image_suffixes() -> set[str]:
+    """File extensions Pillow can write an image to (``.png``, ``.jpg``, ...)."""
+    from PIL import Image
+
+    Image.init()
+    return {suffix for suffix, kind in Image.registered_extensions().items() if kind in Image.SAVE}
+
+
+# what each command writes to --out (or --resume, --root): a folder, or a file with one of some suffixes
+_OUTPUTS: dict[str, str] = {
+    "train": "folder",
+    "demo": "folder",
+    "cache-teacher": "folder",
+    "outliers": "folder",
+    "sweep": "folder",
+    "data": "folder",
+    "export": "file",
+    "augment-grid": "image",
+}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every output path the command line names can be written, checked before the command starts."""
+    kind = _OUTPUTS.get(args.command)
+    if kind is None:
+        return
+    for option in ("out", "resume", "root") if kind == "folder" else ("out",):
+        path = getattr(args, option, None)
+        if not path or (option == "root" and args.command != "data"):
+            continue
+        what = f"--{option}"
+        if kind == "folder":
+            check_output_folder(path, what)
+        elif kind == "file":
+            check_output_file(path, what)
+        elif kind == "image":
+            check_output_file(path, what, _image_suffixes())
+
+
 def _first_line(err: BaseException) -> str:
     return str(err).splitlines()[0] if str(err).strip() else type(err).__name__
 
@@ -590,35 +649,46 @@ def _details_on_stderr(enabled: bool) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
-        args = _parse(argv)
-    except BadInput as err:
-        print(f"kdforaa: error: {_first_line(err)}", file=sys.stderr)
-        return 2
-    debug = getattr(args, "debug", False)
-    try:
-        with _details_on_stderr(debug):
-            code = args.func(args)
-        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        with signals_as_exceptions(), one_line_warnings(enabled=not debug):
+            args = _parse(argv)
+            _check_outputs(args)
+            with _details_on_stderr(debug):
+                code = args.func(args)
+            sys.stdout.flush()  # a reader that went away shows here, not at exit
+        if signal_received():  # library code swallowed the signal's exception and the command went on
+            return _ended_by_signal()
         return code
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except (KeyboardInterrupt, Terminated):
+        return _ended_by_signal()
     except BadInput as err:
-        print(f"kdforaa: error: {_first_line(err)}", file=sys.stderr)
+        if signal_received():  # the signal's exception was swallowed on the way and became this
+            return _ended_by_signal()
+        print_error(err)
         return 2
-    except KeyboardInterrupt:
-        print("kdforaa: interrupted", file=sys.stderr)
-        return 130
-    except Stopped as err:
-        print(f"kdforaa: {err}", file=sys.stderr)
-        return 128 + err.signum
-    except TrainingError as err:
-        print(f"kdforaa: {err}", file=sys.stderr)
-        return 1
+    except (Stopped, TrainingError) as err:
+        print_error(err)
+        return 128 + err.signum if isinstance(err, Stopped) else 1
     except Exception as err:
+        if signal_received():
+            return _ended_by_signal()
         if debug:
             traceback.print_exc()
         hint = "" if debug else " (run again with --debug for the traceback)"
-        print(f"kdforaa: internal error: {type(err).__name__}: {_first_line(err)}{hint}", file=sys.stderr)
+        print(
+            error_line(f"internal error: {type(err).__name__}: {_first_line(err)}{hint}"),
+            file=sys.stderr,
+        )
         return 1
+
+
+def _ended_by_signal() -> int:
+    """One line and the shell's code for the signal that ended the command (130 for Ctrl-C, 143 for
+    SIGTERM)."""
+    signum = signal_received() or signal.SIGINT
+    print_error("interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated (SIGTERM)")
+    return 128 + signum

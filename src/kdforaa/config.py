@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kdforaa.errors import BadInput
+from kdforaa.limits import MAX_AUGMENT_OPS, MAX_SIDE, MAX_THREADS, MAX_WORKERS
 
 
 class _Section(BaseModel):
@@ -41,9 +42,11 @@ class DataConfig(_Section):
         default=None, gt=0, description="evaluate on the first N test samples only (quick checks)"
     )
     image_size: int = Field(
-        default=224, gt=0, description="folder data sets: images are decoded to this square size"
+        default=224, gt=0, le=MAX_SIDE, description="folder data sets: images are decoded to this square size"
     )
-    num_workers: int = Field(default=2, ge=0, description="folder data sets: Pillow decoding processes")
+    num_workers: int = Field(
+        default=2, ge=0, le=MAX_WORKERS, description="folder data sets: Pillow decoding processes"
+    )
 
 
 class ModelConfig(_Section):
@@ -57,7 +60,9 @@ class AugmentConfig(_Section):
     policy: Literal["none", "randaugment", "autoaugment", "trivialaugment"] = Field(
         default="none", description="the per-sample policy: none, randaugment, autoaugment, trivialaugment"
     )
-    num_ops: int = Field(default=2, ge=0, description="randaugment: ops applied to each sample")
+    num_ops: int = Field(
+        default=2, ge=0, le=MAX_AUGMENT_OPS, description="randaugment: ops applied to each sample"
+    )
     ops: list[str] | None = Field(
         default=None,
         description="randaugment: the ops it draws from, e.g. [translate_x, rotate]; unset: the paper's 14",
@@ -75,10 +80,12 @@ class AugmentConfig(_Section):
         default="imagenet", description="autoaugment: which published policy"
     )
     crop_padding: int = Field(
-        default=4, ge=0, description="random crop after zero padding by this many pixels; 0: off"
+        default=4, ge=0, le=MAX_SIDE, description="random crop after zero padding by this many pixels; 0: off"
     )
     flip: bool = Field(default=True, description="random horizontal flip")
-    cutout: int = Field(default=0, ge=0, description="side of the Cutout square, in pixels; 0: off")
+    cutout: int = Field(
+        default=0, ge=0, le=MAX_SIDE, description="side of the Cutout square, in pixels; 0: off"
+    )
     fill: int = Field(
         default=0, ge=0, le=255, description="value of pixels without a source (padding, rotated-in corners)"
     )
@@ -139,6 +146,7 @@ class TrainConfig(_Section):
     threads: int = Field(
         default=0,
         ge=0,
+        le=MAX_THREADS,
         description="torch CPU threads: 0 = the cores no other process is using, re-checked every 2 s "
         "(all of them on a quiet machine); N = exactly N (runs are bit-identical only at the same thread "
         "counts: metrics.jsonl records each epoch's)",
@@ -295,6 +303,7 @@ class DistillConfig(_Section):
     student_resolution: int | None = Field(
         default=None,
         gt=0,
+        le=MAX_SIDE,
         description="N: the student sees NxN copies of the teacher's full-size images (train and test)",
     )
 

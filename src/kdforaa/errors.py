@@ -15,3 +15,12 @@ class Stopped(Exception):
     def __init__(self, signum: int, message: str):
         super().__init__(message)
         self.signum = signum
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (outside training, which checkpoints first): unwinds like ``KeyboardInterrupt``,
+    past ``except Exception``, so temporary files are removed on the way out (exit 128 + signum)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum

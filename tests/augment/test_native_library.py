@@ -4,6 +4,7 @@ behind, and no POSIX-only call where Windows would lack it."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import torch
 
 from kdforaa.augment import RandAugment, native, native_build, native_library
 from kdforaa.augment.random import make_keys
+from kdforaa.errors import BadInput
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc) on this machine")
 
@@ -127,11 +129,63 @@ def test_without_os_getuid_or_a_cache_folder_the_build_goes_to_a_folder_removed_
     assert list(scratch.iterdir()) == []
 
 
-def test_an_unknown_choice_falls_back_to_torch_with_one_warning(monkeypatch):
+def test_an_unknown_choice_is_an_error_not_a_silent_fallback(monkeypatch):
     monkeypatch.setenv("KDFORAA_NATIVE", "fastest")
     native.reset()
     try:
-        with pytest.warns(UserWarning, match="KDFORAA_NATIVE='fastest' is not one of 1, 0, prebuilt, build"):
-            assert native.library() is None
+        with pytest.raises(BadInput, match="KDFORAA_NATIVE='fastest' is not one of 1, 0, prebuilt, build"):
+            native.library()
     finally:
         native.reset()
+
+
+def _truncate(library: Path) -> None:
+    library.write_bytes(library.read_bytes()[:4000])
+
+
+def _junk(library: Path) -> None:
+    library.write_bytes(b"\177ELF" + bytes(range(256)) * 40)
+
+
+def _another_library(library: Path) -> None:
+    library.write_bytes(Path(sys.executable).resolve().read_bytes()[:200_000])
+
+
+def test_a_truncated_junk_or_foreign_library_in_the_cache_is_built_again_before_it_is_loaded(tmp_path):
+    """A library cut short kills the process that maps it with SIGBUS, so every cached library is checked
+    against the SHA-256 recorded beside it first; one that fails is built again, not skipped for the
+    slower torch path. A copying compiler stands in for cc, so each build costs a copy."""
+    good = tmp_path / "good.so"
+    native_build.build_for_this_cpu(shutil.which("cc"), good)
+    log, compiler = tmp_path / "compiles.log", tmp_path / "copy-cc"
+    compiler.write_text(
+        "#!/bin/sh\n"
+        f'echo "$$" >> "{log}"\n'
+        'out=""; prev=""; for a in "$@"; do [ "$prev" = "-o" ] && out="$a"; prev="$a"; done\n'
+        f'cp "{good}" "$out"\n'
+    )
+    compiler.chmod(0o755)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "CC": str(compiler), "KDFORAA_NATIVE": "build"}
+    name, path, equal = finished(run_child(env))
+    library = Path(path)
+    assert (name, equal) == ("built:native", "True")
+    assert (
+        library.with_name(library.name + ".sha256").read_text().strip()
+        == hashlib.sha256(good.read_bytes()).hexdigest()
+    )
+    for damage in (_truncate, _junk, _another_library):
+        damage(library)
+        assert finished(run_child(env)) == [name, path, "True"], damage.__name__
+        assert library.read_bytes() == good.read_bytes()
+    assert len(log.read_text().split()) == 4  # the first build, then one per damaged library
+
+
+def test_a_library_is_intact_only_with_the_digest_recorded_beside_it(tmp_path):
+    good = tmp_path / "good.so"
+    good.write_bytes(b"\177ELF" + bytes(1000))
+    good.chmod(0o700)
+    assert not native_library.intact(good)  # no digest beside it
+    native_library.record_digest(good)
+    assert native_library.intact(good)
+    good.with_name("good.so.sha256").write_text("0" * 64)
+    assert not native_library.intact(good)

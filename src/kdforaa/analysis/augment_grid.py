@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from kdforaa import atomic
 from kdforaa.augment.geometry import check_images
 from kdforaa.augment.policies import Policy
 from kdforaa.augment.random import make_keys
@@ -96,5 +97,6 @@ def render_grid(
                 draw.text((left, top + h * scale + line * LINE), text, fill="black", font=font)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    with atomic.replacing(path, private=False) as partial:  # the name's extension picks the format
+        canvas.save(partial, format=Image.registered_extensions().get(path.suffix.lower()))
     return path

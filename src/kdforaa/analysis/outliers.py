@@ -441,7 +441,7 @@ def run_outliers(
         root = root or checkpoint_root
     dataset = load_dataset(DataConfig(name=data, root=root, test_limit=limit), "test")
     dev = resolve_device(device)
-    frozen = load_teacher(teacher, dataset.num_classes, dataset.in_channels, dev)
+    frozen = load_teacher(teacher, dataset.num_classes, dataset.in_channels, dev, dataset.image_size)
     if len(dataset) < 2 * group_size:
         print(
             f"note: {len(dataset)} images make fewer than two groups of --group-size {group_size}: "

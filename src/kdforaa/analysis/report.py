@@ -8,6 +8,7 @@ pyplot, so nothing here touches global plotting state or needs a display.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kdforaa import atomic
 from kdforaa.errors import BadInput
 
 if TYPE_CHECKING:  # matplotlib is the optional plots extra: imported where a figure is drawn
@@ -35,11 +37,12 @@ def write_csv(rows: Sequence[Row], columns: Sequence[str], path: str | Path) -> 
     """Write ``rows`` (missing keys -> empty cells) with a header of ``columns``; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([csv_cell(row.get(column)) for column in columns])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([csv_cell(row.get(column)) for column in columns])
+    atomic.write_text(path, text.getvalue())
     return path
 
 
@@ -86,7 +89,8 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     """Write ``fig`` to ``path`` (folders made as needed); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with atomic.replacing(path, private=False) as partial:  # the name's extension picks the format
+        fig.savefig(partial, dpi=dpi, format=path.suffix.removeprefix(".") or "png")
     return path
 
 

@@ -12,8 +12,10 @@ Where the kernels come from, in this order (:func:`find_kernels`):
    takes a lock (``flock``; ``msvcrt.locking`` on Windows), which the system releases when its holder
    exits, even when killed, so no lock is ever left stale; the others wait and then load its library.
    Libraries are written under a temporary name and renamed when complete, so none is loaded half
-   written. Where no cache folder is usable, the build goes to a private temporary folder that is
-   removed when the process ends.
+   written, and the SHA-256 of each is recorded beside it (``<name>.sha256``): a library whose bytes
+   no longer match (truncated, damaged, replaced by another file) is built again before anything maps
+   it, since loading a truncated library kills the process with SIGBUS. Where no cache folder is
+   usable, the build goes to a private temporary folder that is removed when the process ends.
 3. none: the torch path runs (same bytes, slower).
 
 No call that Windows lacks (``os.getuid``) is made on import or without a guard.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import hashlib
 import os
 import platform
 import shutil
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kdforaa.augment import native_build
+from kdforaa.errors import BadInput
 
 if TYPE_CHECKING:
     from _ctypes import CFuncPtr  # a loaded C function (ctypes._CFuncPtr at run time)
@@ -212,23 +216,61 @@ def _exclusive(lock_file: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[Non
         os.close(descriptor)
 
 
+DIGEST_SUFFIX = ".sha256"
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _digest_file(library: Path) -> Path:
+    return library.with_name(library.name + DIGEST_SUFFIX)
+
+
+def record_digest(library: Path) -> None:
+    """Write the SHA-256 of the ``library`` just built beside it (``<name>.sha256``, atomically)."""
+    text = _file_digest(library) + "\n"
+
+    def write(partial: Path) -> None:
+        partial.write_text(text)
+
+    native_build.write_atomically(_digest_file(library), write)
+
+
+def intact(library: Path) -> bool:
+    """Whether ``library`` is whole and ours: its bytes hash to the digest recorded beside it when it
+    was built. A truncated, damaged or foreign file fails here, before it is mapped into the process
+    (loading a truncated shared library ends in SIGBUS, which nothing can catch)."""
+    recorded = _digest_file(library)
+    try:
+        if not (_ours(library) and _ours(recorded)):
+            return False
+        return recorded.read_text().strip() == _file_digest(library)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def build_here(compiler: str | None = None) -> Kernels:
     """The kernels built for this CPU with ``compiler`` (default ``$CC`` or ``cc``), reusing an earlier
-    build in the cache; :class:`LoadError` when there is no compiler or the build fails."""
+    build in the cache when it is :func:`intact` (else built again); :class:`LoadError` when there is no
+    compiler or the build fails."""
     found = shutil.which(compiler or os.environ.get("CC", "cc"))
     if found is None:
         raise LoadError(f"no C compiler ({compiler or os.environ.get('CC', 'cc')} is not on PATH)")
     folder = cache_dir()
     digest = native_build.build_key(found, _cpu_features())
     target = folder / f"kdforaa_native_{digest}{native_build.library_suffix()}"
-
-    def usable() -> bool:
-        return target.exists() and _ours(target)
-
-    if not usable():
+    if not intact(target):
         with _exclusive(folder / f"kdforaa_native_{digest}.lock"):
-            if not usable():  # another process may have built it while this one waited
+            if not intact(target):  # another process may have built it while this one waited
                 native_build.build_for_this_cpu(found, target)
+                record_digest(target)
+    if not intact(target):  # changed under us since: refuse rather than map what may be cut short
+        raise LoadError(f"{target} changed while it was being loaded; run again")
     library = _open(target)
     return Kernels(_entry(library, "kdf_apply"), "built", _text(library, "kdf_level"), target)
 
@@ -242,7 +284,7 @@ def find_kernels(choice: str = "1") -> tuple[Kernels | None, list[str]]:
     skipped. ``choice`` is ``$KDFORAA_NATIVE``: ``1`` (prebuilt, else built here), ``prebuilt`` or
     ``build`` (that source only), ``0`` (none)."""
     if choice not in CHOICES:
-        return None, [f"KDFORAA_NATIVE={choice!r} is not one of {', '.join(CHOICES)}"]
+        raise BadInput(f"KDFORAA_NATIVE={choice!r} is not one of {', '.join(CHOICES)}: set one or unset it")
     if choice == "0":
         return None, ["switched off with KDFORAA_NATIVE=0"]
     sources = {"1": (load_prebuilt, build_here), "prebuilt": (load_prebuilt,), "build": (build_here,)}[choice]

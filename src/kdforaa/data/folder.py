@@ -7,6 +7,7 @@ folders of any size stream through the same ``(B,C,H,W) uint8`` batches as in-me
 from __future__ import annotations
 
 import copy
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +50,19 @@ def _visible_dirs(folder: Path) -> list[Path]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(
+    """The image files of a class folder, each checked to be a regular file before anything reads it:
+    reading a FIFO named ``x.png`` would wait forever, and a device never ends."""
+    files = sorted(
         p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     )
+    for path in files:
+        try:
+            regular = stat.S_ISREG(path.stat().st_mode)
+        except OSError as err:
+            raise BadInput(f"cannot read image {path}: {err.strerror}: fix or remove it") from None
+        if not regular:
+            raise BadInput(f"image {path} is not a regular file (a FIFO, device or socket): remove it")
+    return files
 
 
 class ImageFolder:

@@ -27,8 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from kdforaa import __version__
+from kdforaa.atomic import replacing, write_with
 from kdforaa.config import RunConfig, TeacherConfig, teacher_config
 from kdforaa.data.datasets import Dataset, load_dataset
 from kdforaa.data.loader import batches
@@ -136,27 +135,8 @@ def _epoch_files(folder: Path, epoch: int) -> tuple[Path, Path]:
     return folder / f"epoch-{epoch:04d}.values.npy", folder / f"epoch-{epoch:04d}.classes.npy"
 
 
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_json_atomic(path: Path, value: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(value, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _sync_dir(path.parent)
+    write_with(path, lambda fh: fh.write((json.dumps(value, indent=2) + "\n").encode()))
 
 
 def _read_header(folder: Path) -> dict[str, Any]:
@@ -304,23 +284,24 @@ def _cache_epoch(
     """Write one epoch's values and classes files: to temporary files first, renamed when complete."""
     n = len(dataset)
     index_dtype = np.int16 if dataset.num_classes <= _INT16_MAX_CLASSES else np.int32
-    finals = _epoch_files(folder, epoch)
-    temps = [path.with_name(f".{path.name}.tmp") for path in finals]
-    values = open_memmap(temps[0], mode="w+", dtype=np.float16, shape=(n, k))
-    classes = open_memmap(temps[1], mode="w+", dtype=index_dtype, shape=(n, k))
-    for images, _, indices in batches(dataset, torch.arange(n), batch_size, cfg.data.num_workers):
-        x = views(images.to(device), indices, epoch).teacher
-        logits, _ = teacher.logits(x, epoch=epoch, indices=indices)
-        top = logits.topk(k, dim=1)
-        rows = indices.numpy()
-        values[rows] = top.values.cpu().numpy().astype(np.float16)
-        classes[rows] = top.indices.cpu().numpy().astype(index_dtype)
-        bar.update(1)
-    for array in (values, classes):
-        array.flush()
-    del values, classes
-    for tmp, final in zip(temps, finals, strict=True):
-        os.replace(tmp, final)
+    values_file, classes_file = _epoch_files(folder, epoch)
+    with (
+        replacing(values_file, private=False) as values_tmp,
+        replacing(classes_file, private=False) as classes_tmp,
+    ):
+        values = open_memmap(values_tmp, mode="w+", dtype=np.float16, shape=(n, k))
+        classes = open_memmap(classes_tmp, mode="w+", dtype=index_dtype, shape=(n, k))
+        for images, _, indices in batches(dataset, torch.arange(n), batch_size, cfg.data.num_workers):
+            x = views(images.to(device), indices, epoch).teacher
+            logits, _ = teacher.logits(x, epoch=epoch, indices=indices)
+            top = logits.topk(k, dim=1)
+            rows = indices.numpy()
+            values[rows] = top.values.cpu().numpy().astype(np.float16)
+            classes[rows] = top.indices.cpu().numpy().astype(index_dtype)
+            bar.update(1)
+        for array in (values, classes):
+            array.flush()
+        del values, classes
 
 
 def _start_header(
@@ -388,6 +369,7 @@ def build_cache(
         dataset.num_classes,
         dataset.in_channels,
         device,
+        dataset.image_size,
         channels_last=cfg.train.channels_last,
     )
     views = TrainingViews(cfg, dataset.image_size, dataset.mean, dataset.std, device=device)

@@ -78,15 +78,22 @@ class DistillStep:
 
 
 def build_teacher(
-    cfg: RunConfig, num_classes: int, in_channels: int, device: torch.device
+    cfg: RunConfig,
+    num_classes: int,
+    in_channels: int,
+    device: torch.device,
+    image_size: tuple[int, int] | None = None,
 ) -> Teacher | SoftLabelCache | None:
     """The teacher of ``cfg``: its soft-label cache when ``teacher.cache`` is set, else the live teacher
-    from ``teacher.checkpoint`` (any weights format :func:`load_teacher` reads), else None."""
+    from ``teacher.checkpoint`` (any weights format :func:`load_teacher` reads), else None.
+    ``image_size``: the data's ``(H, W)``, which a resolution-coupled teacher must fit."""
     if not cfg.teacher.checkpoint:
         return None  # (the config refuses a teacher.cache without it)
     if cfg.teacher.cache:
         return SoftLabelCache.open(cfg.teacher.cache, cfg, cfg.teacher.checkpoint)
-    return load_teacher(cfg.teacher, num_classes, in_channels, device, channels_last=cfg.train.channels_last)
+    return load_teacher(
+        cfg.teacher, num_classes, in_channels, device, image_size, channels_last=cfg.train.channels_last
+    )
 
 
 class Distiller(nn.Module):
@@ -137,7 +144,7 @@ class Distiller(nn.Module):
         device = torch.device(device) if device is not None else next(student.parameters()).device
         views = TrainingViews(cfg, data.image_size, data.mean, data.std, device=device)
         if teacher is None:
-            teacher = build_teacher(cfg, data.num_classes, data.in_channels, device)
+            teacher = build_teacher(cfg, data.num_classes, data.in_channels, device, data.image_size)
         elif isinstance(teacher, nn.Module):
             teacher = Teacher(teacher.to(device), type(teacher).__name__, data.num_classes, data.in_channels)
             if cfg.train.channels_last:

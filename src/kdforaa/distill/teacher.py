@@ -16,6 +16,7 @@ from kdforaa.errors import BadInput
 from kdforaa.models.folding import fold_batch_norms
 from kdforaa.models.from_checkpoint import load_trained, model_counts
 from kdforaa.models.registry import pretrained_timm_model, to_channels_last
+from kdforaa.models.resolution import check_resolution
 from kdforaa.text import count
 
 
@@ -80,6 +81,7 @@ def load_teacher(
     num_classes: int,
     in_channels: int,
     device: str | torch.device,
+    image_size: tuple[int, int] | None = None,
     *,
     channels_last: bool = False,
 ) -> Teacher:
@@ -90,7 +92,8 @@ def load_teacher(
     ``teacher.model`` naming its architecture, a ``.safetensors`` file; see ``teacher.format``), read
     without unpickling code and loaded strictly; or ``timm:<name>`` with ``teacher.pretrained`` (timm's
     weights, or ``teacher.weights``: a local file of them, loaded like a checkpoint). Mismatched class
-    or channel counts are BadInput; so is a ``timm:`` teacher without pretrained weights.
+    or channel counts are BadInput, and so is a resolution-coupled teacher whose side exceeds the data's
+    ``image_size`` ``(H, W)``; so is a ``timm:`` teacher without pretrained weights.
     """
     teacher = spec if isinstance(spec, TeacherConfig) else teacher_config(spec)
     if teacher.checkpoint is None:
@@ -106,6 +109,8 @@ def load_teacher(
         architecture = teacher.checkpoint if teacher.is_timm else teacher.model
         trained = load_trained(path, architecture=architecture, format=teacher.format)
         _check_fit(path, trained.num_classes, trained.in_channels, num_classes, in_channels)
+        if trained.student_resolution and image_size is not None:  # it downsamples the data's images
+            check_resolution(trained.student_resolution, image_size)
         model, name = trained.model, trained.name
     frozen = Teacher(model.to(device), name, num_classes, in_channels)
     if channels_last:  # train.channels_last: the memory format of the batches the teacher will see

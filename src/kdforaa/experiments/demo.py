@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kdforaa import atomic
 from kdforaa.analysis.report import check_plotting, figure, save_figure
 from kdforaa.config import merge_trees
 from kdforaa.train.runner import train_or_reuse
@@ -120,9 +121,9 @@ def run_demo(out: Path, full: bool = False, seeds: int = 1, threads: int = 0) ->
         "rows": rows,
         "wall_time_s": time.perf_counter() - started,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    atomic.write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     table = _table(rows)
-    (out / "results.md").write_text(f"Teacher: {teacher['final_test_acc']:.2f}%\n\n{table}\n")
+    atomic.write_text(out / "results.md", f"Teacher: {teacher['final_test_acc']:.2f}%\n\n{table}\n")
     _plot(rows, teacher["final_test_acc"], out / "demo.png")
     print(f"\nteacher ({teacher_tree['model']['name']}): {teacher['final_test_acc']:.2f}% test accuracy")
     print(table)

@@ -13,13 +13,12 @@ on its own (``teacher.checkpoint: FILE.safetensors``).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from safetensors.torch import save_file
 
 from kdforaa import __version__
+from kdforaa.atomic import replacing
 from kdforaa.config import TIMM_PREFIX
 from kdforaa.errors import BadInput
 from kdforaa.models.from_checkpoint import TrainedModel
@@ -80,12 +79,6 @@ def export_weights(trained: TrainedModel, out: str | Path, layout: str | None = 
     }
     if not out.parent.is_dir():
         raise BadInput(f"--out {out}: folder {out.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=export_metadata(trained))
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(out) as partial:
+        save_file(tensors, partial, metadata=export_metadata(trained))
     return out

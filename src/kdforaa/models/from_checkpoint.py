@@ -9,6 +9,7 @@ one line, and the input downsampling of a resolution-coupled student (``distill.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from kdforaa.errors import BadInput
+from kdforaa.limits import MAX_CHANNELS, MAX_CLASSES, MAX_SIDE, check_range
 from kdforaa.models.cifar_resnet import FeatureClassifier
 from kdforaa.models.registry import TimmClassifier, build_model
 from kdforaa.models.resolution import resize_inputs
@@ -95,6 +97,49 @@ def _shape(value: Tensor) -> str:
     return "(" + ", ".join(map(str, value.shape)) + ")"
 
 
+def _value_problem(key: str, stored: Tensor, expected: Tensor) -> str | None:
+    """Why the stored tensor cannot stand for the model's ``expected`` one, or None: a floating-point
+    weight must be stored as floating point (int8 or bool weights would be cast silently) and finite
+    (one NaN poisons every prediction); integer buffers (BatchNorm's counts) must be integers."""
+    if expected.is_floating_point():
+        if not stored.is_floating_point():
+            return f"{key} holds {str(stored.dtype).removeprefix('torch.')} values, not floating point"
+        if not bool(torch.isfinite(stored).all()):
+            return f"{key} holds NaN or infinite values"
+    elif stored.is_floating_point() or stored.dtype == torch.bool:
+        return f"{key} holds {str(stored.dtype).removeprefix('torch.')} values, the model needs integers"
+    return None
+
+
+def check_recorded(stored: StoredWeights) -> None:
+    """The sizes a weights file records are bounded (:mod:`kdforaa.limits`) before anything is built
+    from them: a class count of 10^12 or a negative resolution is one BadInput line, not a terabyte
+    allocation or a crash mid-run."""
+    where = f"{stored.path}: its recorded"
+    fix = "re-export the file with kdforaa export, or pass weights that record sensible sizes"
+    if stored.num_classes is not None:
+        check_range(f"{where} class count", stored.num_classes, 1, MAX_CLASSES, fix)
+    if stored.in_channels is not None:
+        check_range(f"{where} input channels", stored.in_channels, 1, MAX_CHANNELS, fix)
+    if stored.student_resolution is not None:
+        check_range(f"{where} student resolution", stored.student_resolution, 1, MAX_SIDE, fix)
+    if stored.resolution is not None:
+        if len(stored.resolution) != 2:
+            raise BadInput(f"{where} resolution {list(stored.resolution)} is not [H, W]: {fix}")
+        for side in stored.resolution:
+            check_range(f"{where} image side", side, 1, MAX_SIDE, fix)
+        if stored.student_resolution is not None and stored.student_resolution > min(stored.resolution):
+            raise BadInput(
+                f"{where} student resolution {stored.student_resolution} exceeds its images' sides "
+                f"{list(stored.resolution)}: {fix}"
+            )
+    for name, values in (("mean", stored.mean), ("std", stored.std)):
+        if values is not None and not all(
+            isinstance(v, int | float) and math.isfinite(v) and (name == "mean" or v > 0) for v in values
+        ):
+            raise BadInput(f"{where} normalisation {name} {list(values)} is not finite (and positive): {fix}")
+
+
 def load_strictly(
     model: nn.Module, weights: dict[str, Tensor], unexpected: list[str], layout: Layout, name: str, path: str
 ) -> None:
@@ -110,13 +155,16 @@ def load_strictly(
         return layout.theirs(key) or key
 
     for key, value in expected.items():
+        problem: str | None
         if key not in weights:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             problem = f"{file_key(key)} is missing{more}"
         elif weights[key].shape != value.shape:
             problem = f"{file_key(key)} has shape {_shape(weights[key])}, the model needs {_shape(value)}"
         else:
-            continue
+            problem = _value_problem(file_key(key), weights[key], value)
+            if problem is None:
+                continue
         raise BadInput(f"{path}: its weights do not fit model {name!r}: {problem}")
     if unexpected:
         more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
@@ -134,6 +182,7 @@ def load_trained(path: str, *, architecture: str | None = None, format: str = "a
     ``format`` is one of ``kdforaa.config.WEIGHT_FORMATS``. Every problem is one BadInput line.
     """
     stored = read_weights(path, format)
+    check_recorded(stored)
     name = _architecture(stored, architecture)
     with torch.device("meta"):  # names and shapes only: which layout, where the counts are
         skeleton = build_model(name, num_classes=1, in_channels=1)

@@ -316,6 +316,10 @@ class Trainer:
             summary = self._summary()
             self.folder.write_summary(summary)
             return summary
+        except BaseException:
+            if self.world.is_main:  # a run that failed before its first checkpoint must not block --out
+                self.folder.forget_unstarted_run()
+            raise
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from kdforaa import atomic
 from kdforaa.config import read_yaml_file
 from kdforaa.errors import BadInput
 
@@ -103,7 +104,14 @@ class RunFolder:
 
     def write_config(self, tree: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        self.file(CONFIG).write_text(yaml.safe_dump(tree, sort_keys=False))
+        atomic.write_text(self.file(CONFIG), yaml.safe_dump(tree, sort_keys=False))
+
+    def forget_unstarted_run(self) -> None:
+        """Remove the config and metrics of a run that ended before its first checkpoint (nothing to
+        resume), so the same ``--out`` can start it again; a run with a checkpoint keeps everything."""
+        if not self.can_resume():
+            for name in (CONFIG, METRICS):
+                self.file(name).unlink(missing_ok=True)
 
     def lock(self) -> None:
         """Refuse a second process on the same folder; a lock left by a dead process is taken over."""
@@ -155,7 +163,7 @@ class RunFolder:
         """On resume from a checkpoint that completed ``epoch`` epochs: drop the records of later epochs
         (they will be rewritten)."""
         kept = [r for r in self.read_metrics() if r["epoch"] <= epoch]
-        self.file(METRICS).write_text("".join(json.dumps(r) + "\n" for r in kept))
+        atomic.write_text(self.file(METRICS), "".join(json.dumps(r) + "\n" for r in kept))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        self.file(SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        atomic.write_text(self.file(SUMMARY), json.dumps(summary, indent=2) + "\n")

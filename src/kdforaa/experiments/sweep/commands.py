@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from kdforaa import atomic
 from kdforaa.analysis.report import check_plotting
 from kdforaa.config import read_yaml_file
 from kdforaa.errors import BadInput
@@ -65,7 +66,7 @@ def run_sweep(
             f"the plots of sweep {path} (plot: [] turns them off)"
         )  # before the runs train, not after
     out.mkdir(parents=True, exist_ok=True)
-    (out / SAVED_SPEC).write_text(yaml.safe_dump(sweep.spec, sort_keys=False))
+    atomic.write_text(out / SAVED_SPEC, yaml.safe_dump(sweep.spec, sort_keys=False))
     reuse_finished([*needed, *runs], [Path(p) for p in reuse_from])
     print(
         f"sweep: {count(len(runs), 'run')} + {count(len(needed), 'teacher run')}, {jobs} at a time; "

@@ -18,12 +18,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kdforaa import progress
 from kdforaa.config import DistillConfig, build_config, config_to_dict, merge_trees
 from kdforaa.errors import BadInput
 from kdforaa.experiments.sweep.spec import TEACHER_KEY, Sweep, get_dotted
+from kdforaa.limits import MAX_SWEEP_RUNS
 from kdforaa.train.run_folder import SUMMARY, RunFolder
 
 UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
+PLANNING_BAR_RUNS = 1000  # a bar (on a terminal) while planning a sweep of at least this many runs
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,32 @@ class Run:
 
 
 def safe_name(text: str) -> str:
-    """Filesystem-safe: anything but letters, digits and ``. _ + = -`` becomes ``-``."""
-    return UNSAFE.sub("-", text).strip("-") or "run"
+    """Filesystem-safe: anything but letters, digits and ``. _ + = -`` becomes ``-``, and no name
+    starts or ends with a dot (``..`` and ``.`` would name the folder above ``--out``, or ``--out``)."""
+    return UNSAFE.sub("-", text).strip("-.") or "run"
+
+
+def run_folder(out: Path, name: str) -> Path:
+    """The folder of run ``name``: always a direct sub-folder of ``out``, whatever the name holds."""
+    folder = (out / name).resolve()
+    if folder.parent != out.resolve() or not name:
+        raise BadInput(f"run name {name!r} would not be a folder directly under {out}: rename it")
+    return folder
+
+
+def check_size(sweep: Sweep) -> int:
+    """The sweep's run count (grid points x seeds), refused above :data:`~kdforaa.limits.MAX_SWEEP_RUNS`
+    before any of them is planned."""
+    total = len(sweep.seeds or [0])
+    for choices in sweep.grid.values():
+        total *= len(choices)
+        if total > MAX_SWEEP_RUNS:
+            sizes = " x ".join(str(len(c)) for c in sweep.grid.values())
+            raise BadInput(
+                f"the sweep's grid ({sizes} values x {len(sweep.seeds or [0])} seeds) has more than "
+                f"{MAX_SWEEP_RUNS:,} runs: split it into several sweeps"
+            )
+    return total
 
 
 def _short_keys(keys: Sequence[str]) -> dict[str, str]:
@@ -69,8 +96,11 @@ def plan(sweep: Sweep, out: Path) -> tuple[list[Run], list[Run]]:
     keys = list(sweep.grid)
     seeds = sweep.seeds or [int(sweep.base.get("seed", 0))]
     runs: dict[str, Run] = {}
+    total = check_size(sweep)
+    bar = progress.bar(total, "planning the sweep", enabled=total >= PLANNING_BAR_RUNS, leave=False)
     for combo in itertools.product(*(sweep.grid[k] for k in keys)):
         for seed in seeds:
+            bar.update(1)
             tree = sweep.base
             for choice in combo:
                 tree = merge_trees(tree, choice.patch)
@@ -92,7 +122,7 @@ def plan(sweep: Sweep, out: Path) -> tuple[list[Run], list[Run]]:
                     "add teacher: to the sweep file or set teacher.checkpoint in its base"
                 )
             _validated(tree, "run " + " ".join(f"{k}={v}" for k, v in labels.items()))
-            run = Run(name, (out / name).resolve(), tree, labels, values, seed, teacher)
+            run = Run(name, run_folder(out, name), tree, labels, values, seed, teacher)
             if name in runs and runs[name].tree != tree:
                 raise BadInput(
                     f"two different runs get the folder name {name!r}: make the sweep's name: unique"
@@ -102,6 +132,7 @@ def plan(sweep: Sweep, out: Path) -> tuple[list[Run], list[Run]]:
                     f"run folder {run.folder} would hold a teacher's folder: change the sweep's name:"
                 )
             runs.setdefault(name, run)
+    bar.close()
     return list(teachers.values()), list(runs.values())
 
 

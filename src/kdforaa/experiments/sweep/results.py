@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kdforaa import atomic
 from kdforaa.analysis.report import error_bar_groups, error_bar_lines, markdown_table, mean_std, write_csv
 from kdforaa.experiments.sweep.plan import Run, read_summary, safe_name
 from kdforaa.experiments.sweep.scheduler import Outcome
@@ -171,7 +172,7 @@ def write_report(
         "summary": write_csv(summary, [*keys, "n", *stats], out / "summary.csv"),
     }
     files["markdown"] = out / "summary.md"
-    files["markdown"].write_text(_markdown(sweep, keys, summary, rows, teachers))
+    atomic.write_text(files["markdown"], _markdown(sweep, keys, summary, rows, teachers))
     for spec in sweep.plots:
         path = _plot(sweep, spec, runs, summary, out)
         files[path.stem] = path
