@@ -156,6 +156,27 @@ def test_any_shape_level_and_fill_equals_the_native_path(
     assert_same_bytes(x, pipeline.sample(keys(batch, seed)), fill=fill)
 
 
+def test_every_order_of_three_ops_moving_or_not_equals_the_native_path():
+    """Where a sample's image is between passes: the input, the scratch (pointwise ops in place), the
+    output (a sharpness after another op); the last op inside the final pass, or run before it (a last
+    sharpness, copied back to the scratch when the sample moves)."""
+    ops = ["sharpness", "equalize", "contrast", "posterize", "rotate", "identity"]
+    orders = [(a, b, c) for a in ops for b in ops for c in ops]
+    n = len(orders)
+    params = AugParams(
+        ops=torch.tensor([[OP_NAMES.index(op) for op in order] for order in orders]),
+        levels=torch.full((n, 3), 11.0),
+        signs=torch.ones(n, 3, dtype=torch.int8),
+        applied=torch.ones(n, 3, dtype=torch.bool),
+        cutout=torch.tensor([[2, 3, 5, 6]]).repeat(n, 1),
+    )
+    x = mixed_images(n, 3, 9, 11, seed=5)
+    assert_same_bytes(x, params, fill=77)
+    assert_same_bytes(
+        x.contiguous(memory_format=torch.channels_last), params, fill=77, interpolation="nearest"
+    )
+
+
 def test_histogram_ops_over_several_blocks_equal_the_native_path():
     ops = ["equalize", "autocontrast", "contrast", "color", "sharpness"]
     params = sweep(ops, [5.0, 12.0])
