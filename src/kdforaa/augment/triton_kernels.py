@@ -344,47 +344,57 @@ def _fixed_part(per_column, per_row, offset, i, j):
 @triton.jit
 def _finish(
     src, s_c, s_h, s_w, out, o_c, o_h, o_w, rec, wide, double, fill, margin, height, width,
-    code, arg, mean, table, ch, C: tl.constexpr, BILINEAR: tl.constexpr, BLOCK: tl.constexpr,
+    code, arg, mean, table, ch,
+    C: tl.constexpr, BILINEAR: tl.constexpr, BLOCK: tl.constexpr, ROW: tl.constexpr, ALIGN: tl.constexpr,
 ):  # fmt: skip
     """The sample's last colour op ``code`` (0: none; any op but sharpness, its tables or mean found
     before), its warp (or a copy when it does not move) and its Cutout box, written to ``out``: every
     read pixel is recoloured before it is resampled, as if the op had run over the whole image first.
     ``wide``/``double``: its warp coefficients read as int64 / float64. ``src`` may be ``out`` itself
-    when the sample does not move."""
-    pixels = height * width
+    when the sample does not move.
+
+    Blocks are ``BLOCK // ROW`` rows of ``ROW`` columns. ``ALIGN`` 4: ``out``'s rows are contiguous and
+    its start, row and channel strides and ``width`` are multiples of 4 (the launcher checks), so every
+    4 output pixels of a row are written as one 4-byte store."""
     kind = tl.load(rec + MOVING)
     top, left = tl.load(rec + BOX), tl.load(rec + BOX + 1)
     bottom, right = tl.load(rec + BOX + 2), tl.load(rec + BOX + 3)
-    for start in range(0, pixels, BLOCK):
-        p = start + tl.arange(0, BLOCK)
-        j, i = p // width, p % width
-        in_image = p < pixels
-        valid = (ch < C) & in_image[None, :]
-        if kind != STILL:
-            if kind == SEPARABLE:
-                point_x = _exact_part(tl.load(double + 1), tl.load(double), i)
-                point_y = _exact_part(tl.load(double + 3), tl.load(double + 2), j)
+    tile = tl.arange(0, BLOCK)
+    for row in range(0, height, BLOCK // ROW):
+        for column in range(0, width, ROW):
+            j, i = row + tile // ROW, column + tile % ROW
+            valid = (ch < C) & ((j < height) & (i < width))[None, :]
+            if kind != STILL:
+                if kind == SEPARABLE:
+                    point_x = _exact_part(tl.load(double + 1), tl.load(double), i)
+                    point_y = _exact_part(tl.load(double + 3), tl.load(double + 2), j)
+                else:
+                    point_x = _fixed_part(tl.load(wide), tl.load(wide + 1), tl.load(wide + 2), i, j)
+                    point_y = _fixed_part(tl.load(wide + 3), tl.load(wide + 4), tl.load(wide + 5), i, j)
+                if BILINEAR:
+                    value = _bilinear(
+                        src, s_c, s_h, s_w, point_x, point_y, fill, margin, height, width, ch, valid,
+                        code, arg, mean, table, C,
+                    )  # fmt: skip
+                else:
+                    sx, sy = point_x >> 16, point_y >> 16
+                    inside = (sx >= 0) & (sx < width) & (sy >= 0) & (sy < height)
+                    read = valid & inside[None, :]
+                    value = tl.load(src + ch * s_c + (sy * s_h + sx * s_w)[None, :], mask=read, other=0)
+                    value = _recolour(code, arg, mean, table, value.to(tl.int32), read, ch, C)
+                    value = tl.where(inside[None, :], value, fill)
             else:
-                point_x = _fixed_part(tl.load(wide), tl.load(wide + 1), tl.load(wide + 2), i, j)
-                point_y = _fixed_part(tl.load(wide + 3), tl.load(wide + 4), tl.load(wide + 5), i, j)
-            if BILINEAR:
-                value = _bilinear(
-                    src, s_c, s_h, s_w, point_x, point_y, fill, margin, height, width, ch, valid,
-                    code, arg, mean, table, C,
-                )  # fmt: skip
+                here = src + ch * s_c + (j * s_h + i * s_w)[None, :]
+                value = tl.load(here, mask=valid, other=0).to(tl.int32)
+                value = _recolour(code, arg, mean, table, value, valid, ch, C)
+            boxed = (j >= top) & (j < bottom) & (i >= left) & (i < right)
+            value = tl.where(boxed[None, :], fill, value)
+            if ALIGN > 1:
+                there = out + ch * o_c + (j * o_h + i)[None, :]
+                there = tl.max_contiguous(tl.multiple_of(there, [1, ALIGN]), [1, ALIGN])
+                tl.store(there, value.to(tl.uint8), mask=tl.max_constancy(valid, [1, ALIGN]))
             else:
-                sx, sy = point_x >> 16, point_y >> 16
-                inside = (sx >= 0) & (sx < width) & (sy >= 0) & (sy < height)
-                read = valid & inside[None, :]
-                value = tl.load(src + ch * s_c + (sy * s_h + sx * s_w)[None, :], mask=read, other=0)
-                value = _recolour(code, arg, mean, table, value.to(tl.int32), read, ch, C)
-                value = tl.where(inside[None, :], value, fill)
-        else:
-            value = tl.load(src + ch * s_c + (j * s_h + i * s_w)[None, :], mask=valid, other=0).to(tl.int32)
-            value = _recolour(code, arg, mean, table, value, valid, ch, C)
-        boxed = (j >= top) & (j < bottom) & (i >= left) & (i < right)
-        value = tl.where(boxed[None, :], fill, value)
-        tl.store(out + ch * o_c + (j * o_h + i * o_w)[None, :], value.to(tl.uint8), mask=valid)
+                tl.store(out + ch * o_c + (j * o_h + i * o_w)[None, :], value.to(tl.uint8), mask=valid)
 
 
 # ----------------------------------------------------------------------------------------- the kernel
@@ -393,7 +403,8 @@ def _augment_kernel(
     x, out, work, tables, plan, plan_float, plan_wide, plan_double,
     height, width, slots, record, fill, margin,
     x_sb, x_sc, x_sh, x_sw, o_sb, o_sc, o_sh, o_sw,
-    C: tl.constexpr, CP: tl.constexpr, BILINEAR: tl.constexpr, BLOCK: tl.constexpr,
+    C: tl.constexpr, CP: tl.constexpr, BILINEAR: tl.constexpr, BLOCK: tl.constexpr, ROW: tl.constexpr,
+    ALIGN: tl.constexpr,
 ):  # fmt: skip
     """Program ``b`` augments sample ``b`` of ``x`` ``(B,C,H,W)`` uint8 into ``out`` as its record in
     ``plan`` ``(B,record)`` int32 says (``plan_float``, ``plan_wide``, ``plan_double``: the same memory
@@ -458,7 +469,7 @@ def _augment_kernel(
     mean = _image_stats(code, arg, src, s_c, s_h, s_w, table, pixels, width, ch, C, CP, BLOCK)
     _finish(
         src, s_c, s_h, s_w, target, o_sc, o_sh, o_sw, rec, wide, double, fill, margin, height, width,
-        code, arg, mean, table, ch, C, BILINEAR, BLOCK,
+        code, arg, mean, table, ch, C, BILINEAR, BLOCK, ROW, ALIGN,
     )  # fmt: skip
 
 
@@ -546,20 +557,35 @@ def _records(
     return host
 
 
-MAX_BLOCK, WARPS = 256, 4
+MAX_BLOCK, WARPS = 128, 4
 
 
-def _launch_shape(channels: int, pixels: int, bilinear: bool) -> tuple[dict, dict]:
-    """Compile-time constants and launch options for samples of ``channels x pixels``.
+def _launch_shape(channels: int, height: int, width: int, bilinear: bool, aligned: bool) -> tuple[dict, dict]:
+    """Compile-time constants and launch options for samples of ``channels x height x width``;
+    ``aligned``: the output's rows can be written 4 bytes at a time (see ``_finish``).
 
-    Blocks of at most 256 pixels on 4 warps: compiled for sm_80 and sm_90 the kernel then needs about 64
-    registers per thread with no spills, so several programs stay resident per SM (1024-pixel blocks on
-    8 warps took 128-150 registers, spilled on sm_90, and left one program per SM);
-    tests/augment/test_triton.py reads the compiler's resource report.
+    Blocks of at most 256 pixels on 4 warps: compiled for sm_80 and sm_90 the kernel then needs at most
+    128 registers per thread with no spills, so several programs stay resident per SM (1024-pixel blocks
+    on 8 warps spilled on sm_90 and left one program per SM); the final pass takes its blocks as whole
+    rows of at most 256 pixels. tests/augment/test_triton.py reads the compiler's resource report.
     """
-    block = min(MAX_BLOCK, triton.next_power_of_2(pixels))
-    meta = {"C": channels, "CP": triton.next_power_of_2(channels), "BILINEAR": bilinear, "BLOCK": block}
+    block = min(MAX_BLOCK, triton.next_power_of_2(height * width))
+    meta = {
+        "C": channels, "CP": triton.next_power_of_2(channels), "BILINEAR": bilinear, "BLOCK": block,
+        "ROW": min(block, triton.next_power_of_2(width)), "ALIGN": 4 if aligned else 1,
+    }  # fmt: skip
     return meta, {"num_warps": WARPS, "enable_fp_fusion": False}
+
+
+def _rows_aligned(out: torch.Tensor) -> bool:
+    """Whether every sample's rows of ``out`` ``(B,C,H,W)`` are contiguous and start at a multiple of 4
+    bytes, and its width is a multiple of 4: then the final pass writes 4 pixels per store."""
+    sample, channel, row, column = out.stride()
+    return (
+        column == 1
+        and out.shape[3] % 4 == 0
+        and all(v % 4 == 0 for v in (sample, channel, row, out.data_ptr()))
+    )
 
 
 def apply(
@@ -600,7 +626,7 @@ def apply(
         plan.view(torch.float32), plan.view(torch.int64), plan.view(torch.float64),
         height, width, codes.shape[1], plan.shape[1], fill, margin, *x.stride(), *out.stride(),
     )  # fmt: skip
-    meta, options = _launch_shape(channels, height * width, bilinear)
+    meta, options = _launch_shape(channels, height, width, bilinear, _rows_aligned(out))
     grid = (batch,)
     with torch.cuda.device(x.device) if on_gpu else contextlib.nullcontext():
         try:
