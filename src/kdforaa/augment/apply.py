@@ -241,9 +241,10 @@ def _op_facts(op_names: tuple[str, ...]) -> _OpFacts:
 
 @dataclass
 class _KnownSlots:
-    """What the level rules and inverse maps gave at one image size for one ``op_names``: ``keys`` ``(K,)``
-    int64 sorted (op id << 33 | the sign << 32 | the float32 level's bits), ``arguments`` ``(K,)``
-    float32 and ``maps`` ``(K,3,3)`` float64 (the identity for ops that are not geometric)."""
+    """What the level rules and inverse maps gave at one image size for one ``op_names``: ``keys``
+    ``(K,)`` int64 sorted (op id << 33 | the sign << 32 | the float32 level's bits; or ``_SKIPPED``),
+    ``arguments`` ``(K,)`` float32 and ``maps`` ``(K,3,3)`` float64 (the identity for ops that are not
+    geometric)."""
 
     keys: np.ndarray
     arguments: np.ndarray
@@ -257,15 +258,19 @@ _KNOWN_SLOTS: dict[tuple[tuple[str, ...], int, int], _KnownSlots] = {}
 _KNOWN_SLOTS_LIMIT = 1 << 16  # triples per image size; beyond, the memory starts afresh
 
 
+_SKIPPED = -1  # the key of a skipped slot: argument 0, the identity map
+
+
 def _nothing_known() -> _KnownSlots:
-    return _KnownSlots(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((0, 3, 3)))
+    """What is known before any batch: the skipped slot."""
+    return _KnownSlots(np.array([_SKIPPED]), np.zeros(1, np.float32), np.eye(3)[None])
 
 
 def _learn(known: _KnownSlots, keys: np.ndarray, names: tuple[str, ...], h: int, w: int) -> _KnownSlots:
     """``known`` and the arguments and maps of ``keys`` (unique, not in ``known``), sorted by key."""
     arguments, maps = np.zeros(len(keys), np.float32), np.tile(np.eye(3), (len(keys), 1, 1))
     op_ids = keys >> 33
-    for op in np.unique(op_ids).tolist():
+    for op in np.unique(op_ids[keys != _SKIPPED]).tolist():
         chosen = op_ids == op
         level = torch.from_numpy((keys[chosen] & 0xFFFFFFFF).astype(np.uint32).view(np.float32))
         sign = torch.from_numpy(np.where((keys[chosen] >> 32) & 1, -1.0, 1.0).astype(np.float32))
@@ -287,31 +292,22 @@ def _slot_numbers(params: AugParams, h: int, w: int) -> tuple[np.ndarray, np.nda
     geometric; None when no slot is): the whole batch in a few array operations."""
     names = tuple(params.op_names)
     ops, applied = params.ops.numpy(), params.applied.numpy()
-    arguments = np.zeros(ops.shape, dtype=np.float32)
-    if not applied.any():
-        return arguments, None
-    levels = params.levels.numpy()[applied].astype(np.float32)  # as op_argument reads them
-    keys = (ops[applied].astype(np.int64) << 33) | (
-        (params.signs.numpy()[applied] < 0).astype(np.int64) << 32
-    )
-    keys |= levels.view(np.uint32).astype(np.int64)
+    levels = params.levels.numpy().astype(np.float32)  # as op_argument reads them
+    keys = (ops.astype(np.int64) << 33) | ((params.signs.numpy() < 0).astype(np.int64) << 32)
+    keys = np.where(applied, keys | levels.view(np.uint32), _SKIPPED).reshape(-1)
     known = _KNOWN_SLOTS.get((names, h, w)) or _nothing_known()
     where = np.searchsorted(known.keys, keys)
-    found = np.zeros(len(keys), dtype=bool)
-    if len(known.keys):
-        found = known.keys[np.minimum(where, len(known.keys) - 1)] == keys
+    found = known.keys[np.minimum(where, len(known.keys) - 1)] == keys
     if not found.all():
         missing = np.unique(keys[~found])
         if len(known.keys) + len(missing) > _KNOWN_SLOTS_LIMIT:  # start afresh with this batch's triples
             known, missing = _nothing_known(), np.unique(keys)
         known = _KNOWN_SLOTS[(names, h, w)] = _learn(known, missing, names, h, w)
         where = np.searchsorted(known.keys, keys)
-    arguments[applied] = known.arguments[where]
+    arguments = known.arguments[where].reshape(ops.shape)
     if not (applied & _op_facts(names).geometric[ops]).any():
         return arguments, None
-    maps = np.tile(np.eye(3), (*ops.shape, 1, 1))
-    maps[applied] = known.maps[where]  # a slot holds one op: each sample's slot map is that op's
-    return arguments, maps
+    return arguments, known.maps[where].reshape(*ops.shape, 3, 3)
 
 
 def inverse_maps(params: AugParams, h: int, w: int) -> np.ndarray | None:
