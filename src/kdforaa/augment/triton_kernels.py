@@ -537,23 +537,22 @@ def _records(
     """The batch's records ``(B, record)`` int32 on the host (pinned for a non-blocking upload): a few
     numbers per sample, whatever the image size."""
     batch, slots = codes.shape
-    parts = HEADER + 2 * slots
+    kind, coloured, box, header = MOVING.value, COLOURED.value, BOX.value, HEADER.value  # plain ints: fast
+    parts = header + 2 * slots
     host = torch.empty((batch, parts + WARP_WORDS), dtype=torch.int32, pin_memory=pinned)
     table = host.numpy()
-    table.fill(0)
-    table[:, COLOURED] = (codes != 0).any(1)
-    if cutout is not None:
-        table[:, BOX : BOX + 4] = cutout
-    table[:, HEADER : HEADER + slots] = codes
-    table[:, HEADER + slots : parts] = np.ascontiguousarray(arguments, np.float32).view(np.int32)
+    table[:, kind] = STILL.value
+    table[:, coloured] = codes.any(1)
+    table[:, box : box + 4] = 0 if cutout is None else cutout
+    table[:, header : header + slots] = codes
+    table[:, header + slots : parts] = np.ascontiguousarray(arguments, np.float32).view(np.int32)
+    words = table[:, parts:].view(np.int64)  # (B,6): 8-byte words (parts and the row length are even)
+    words[:] = 0
     if warp is not None and moving.any():
-        kinds = np.where(warp.separable, SEPARABLE.value, FIXED.value)
-        table[:, MOVING.value] = np.where(moving, kinds, STILL.value)
-        fixed = moving & ~warp.separable
-        table[fixed, parts:] = warp.fixed[fixed].reshape(-1, 6).view(np.int32)
-        exact = moving & warp.separable
+        table[:, kind] = np.where(moving, np.where(warp.separable, SEPARABLE.value, FIXED.value), STILL.value)
+        words[:] = np.where((moving & ~warp.separable)[:, None], warp.fixed.reshape(batch, 6), 0)
         numbers = np.stack([warp.steps[:, 0], warp.offsets[:, 0], warp.steps[:, 1], warp.offsets[:, 1]], 1)
-        table[exact, parts : parts + 8] = np.ascontiguousarray(numbers[exact]).view(np.int32)
+        words[:, :4] = np.where((moving & warp.separable)[:, None], numbers.view(np.int64), words[:, :4])
     return host
 
 
