@@ -363,7 +363,10 @@ def _finish(
     for row in range(0, height, BLOCK // ROW):
         for column in range(0, width, ROW):
             j, i = row + tile // ROW, column + tile % ROW
-            valid = (ch < C) & ((j < height) & (i < width))[None, :]
+            in_image = (j < height) & (i < width)
+            if ALIGN > 1:  # a row's pixels 4k .. 4k+3 are all in or all out: the width is a multiple of 4
+                in_image = tl.max_constancy(in_image, [ALIGN])
+            valid = (ch < C) & in_image[None, :]
             if kind != STILL:
                 if kind == SEPARABLE:
                     point_x = _exact_part(tl.load(double + 1), tl.load(double), i)
@@ -392,7 +395,7 @@ def _finish(
             if ALIGN > 1:
                 there = out + ch * o_c + (j * o_h + i)[None, :]
                 there = tl.max_contiguous(tl.multiple_of(there, [1, ALIGN]), [1, ALIGN])
-                tl.store(there, value.to(tl.uint8), mask=tl.max_constancy(valid, [1, ALIGN]))
+                tl.store(there, value.to(tl.uint8), mask=valid)
             else:
                 tl.store(out + ch * o_c + (j * o_h + i * o_w)[None, :], value.to(tl.uint8), mask=valid)
 
@@ -556,21 +559,23 @@ def _records(
     return host
 
 
-MAX_BLOCK, WARPS = 128, 4
+BLOCK_VALUES, WARPS = 512, 4  # values (channel rows x pixels) per block, warps
 
 
 def _launch_shape(channels: int, height: int, width: int, bilinear: bool, aligned: bool) -> tuple[dict, dict]:
     """Compile-time constants and launch options for samples of ``channels x height x width``;
     ``aligned``: the output's rows can be written 4 bytes at a time (see ``_finish``).
 
-    Blocks of at most 256 pixels on 4 warps: compiled for sm_80 and sm_90 the kernel then needs at most
-    128 registers per thread with no spills, so several programs stay resident per SM (1024-pixel blocks
-    on 8 warps spilled on sm_90 and left one program per SM); the final pass takes its blocks as whole
-    rows of at most 256 pixels. tests/augment/test_triton.py reads the compiler's resource report.
+    Blocks of 512 values on 4 warps (128 RGB pixels, the fourth channel row masked, or 512 grey ones):
+    4 values per thread, which a 4-byte store of 4 pixels of a row needs. Compiled for sm_80 and sm_90
+    the kernel then takes at most 158 registers per thread with no spills, so at least 3 programs stay
+    resident per SM (1024-pixel blocks on 8 warps spilled on sm_90 and left one program per SM); the
+    final pass takes its blocks as whole rows. tests/augment/test_triton.py reads the compiler's report.
     """
-    block = min(MAX_BLOCK, triton.next_power_of_2(height * width))
+    channel_rows = triton.next_power_of_2(channels)
+    block = min(BLOCK_VALUES // channel_rows, triton.next_power_of_2(height * width))
     meta = {
-        "C": channels, "CP": triton.next_power_of_2(channels), "BILINEAR": bilinear, "BLOCK": block,
+        "C": channels, "CP": channel_rows, "BILINEAR": bilinear, "BLOCK": block,
         "ROW": min(block, triton.next_power_of_2(width)), "ALIGN": 4 if aligned else 1,
     }  # fmt: skip
     return meta, {"num_warps": WARPS, "enable_fp_fusion": False}
