@@ -126,8 +126,8 @@ def test_every_policy_with_crop_flip_and_cutout_equals_the_native_path(name, fil
 
 @pytest.mark.parametrize("size", [(1, 1), (3, 3), (2, 5), (1, 30), (17, 23), (33, 47), (40, 31)])
 def test_odd_sizes_and_images_of_several_blocks_equal_the_native_path(size):
-    """Above 256 pixels (MAX_BLOCK) a sample takes several blocks: histograms, extremes and sums add up
-    over them."""
+    """Above 128 RGB or 512 grey pixels (BLOCK_VALUES) a sample takes several blocks: histograms,
+    extremes and sums add up over them."""
     policy = RandAugment(3, 15, ops=[n for n in OP_NAMES if n != "identity"])
     for channels in (1, 3):
         x = mixed_images(6, channels, *size, seed=channels)
@@ -154,6 +154,26 @@ def test_any_shape_level_and_fill_equals_the_native_path(
     policy = RandAugment(num_ops, magnitude, ops=OP_NAMES)
     pipeline = AugmentPipeline(policy, height, width, crop_padding=seed % 5, flip=True, cutout=seed % 7)
     assert_same_bytes(x, pipeline.sample(keys(batch, seed)), fill=fill)
+
+
+def test_every_order_of_three_ops_moving_or_not_equals_the_native_path():
+    """Where a sample's image is between passes: the input, the scratch (pointwise ops in place), the
+    output (a sharpness after another op); the last op inside the final pass, or run before it (a last
+    sharpness, copied back to the scratch when the sample moves; an op after such a sharpness when the
+    sample moves). Every order once still and once moved by a crop, with Cutout, on rows of 8 pixels
+    (the final pass writes 4 bytes at a time)."""
+    ops = ["sharpness", "equalize", "contrast", "rotate", "identity"]
+    orders = [(a, b, c) for a in ops for b in ops for c in ops] * 2
+    n = len(orders)
+    params = AugParams(
+        ops=torch.tensor([[OP_NAMES.index(op) for op in order] for order in orders]),
+        levels=torch.full((n, 3), 11.0),
+        signs=torch.ones(n, 3, dtype=torch.int8),
+        applied=torch.ones(n, 3, dtype=torch.bool),
+        crop=torch.tensor([[0, 0]] * (n // 2) + [[1, -1]] * (n // 2)),
+        cutout=torch.tensor([[1, 2, 4, 6]]).repeat(n, 1),
+    )
+    assert_same_bytes(mixed_images(n, 3, 6, 8, seed=5), params, fill=77)
 
 
 def test_histogram_ops_over_several_blocks_equal_the_native_path():
@@ -412,10 +432,10 @@ assert not tk.INTERPRETED
 kernel = tk._augment_kernel
 pointers = {"x": "*u8", "out": "*u8", "work": "*u8", "tables": "*i32", "plan": "*i32", "plan_float": "*fp32",
             "plan_wide": "*i64", "plan_double": "*fp64", "margin": "fp32", "x_sb": "i64", "o_sb": "i64"}
-constants = {"C", "CP", "BILINEAR", "BLOCK"}
+constants = {"C", "CP", "BILINEAR", "BLOCK", "ROW", "ALIGN"}
 signature = {a: "constexpr" if a in constants else pointers.get(a, "i32") for a in kernel.arg_names}
-for arch, channels, side, bilinear, fusion in json.loads(sys.argv[1]):
-    meta, options = tk._launch_shape(channels, side * side, bilinear)
+for arch, channels, side, bilinear, fusion, aligned in json.loads(sys.argv[1]):
+    meta, options = tk._launch_shape(channels, side, side, bilinear, aligned)
     options["enable_fp_fusion"] = fusion
     source = ASTSource(kernel, signature, constexprs=meta)
     compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
@@ -435,7 +455,7 @@ for arch, channels, side, bilinear, fusion in json.loads(sys.argv[1]):
     spills = [int(n) for n in re.findall(r"(\d+) bytes spill (?:stores|loads)", report)]
     shared = re.search(r"(\d+) bytes smem", report)
     print(json.dumps({
-        "arch": arch, "C": channels, "side": side, "bilinear": bilinear, "fusion": fusion,
+        "arch": arch, "C": channels, "side": side, "bilinear": bilinear, "fusion": fusion, "aligned": aligned,
         "warps": options["num_warps"], "block": meta["BLOCK"],
         "registers": int(re.search(r"Used (\d+) registers", report).group(1)),
         "spilled": sum(spills), "shared": int(shared.group(1)) if shared else 0,
@@ -469,12 +489,22 @@ def cross_compile(cases: list[tuple[int, int, int, bool, bool]]) -> list[dict]:
 def test_the_gpu_binary_has_no_fused_multiply_add_no_spills_and_room_for_two_programs_per_sm():
     """Triton compiles the GPU binary (PTX, then cubin with its bundled ptxas) without a GPU. For sm_80
     and sm_90, RGB and grey, nearest and bilinear, at 224x224: no fused multiply-add (it would round a
-    blend differently from the native path; with fusion allowed there is some), no register spills, and
-    at least two programs resident per SM (docs/results.md records the figures)."""
-    cases = [(90, 3, 224, False, False), (90, 3, 224, True, False), (80, 1, 224, False, False),
-             (80, 3, 224, True, False), (90, 3, 224, True, True)]  # fmt: skip
-    for r in cross_compile(cases):
+    blend differently from the native path; with fusion allowed there is some), no register spills, at
+    least two programs resident per SM, and where the output's rows allow (224 is a multiple of 4), the
+    final pass writes 4-byte words, not bytes, for RGB and grey batches: its byte stores become 4-byte
+    stores next to the same kernel built for rows that do not allow it (docs/results.md records the
+    figures)."""
+    cases = [(90, 3, 224, False, False, True), (90, 3, 224, False, False, False),
+             (80, 1, 224, False, False, True), (80, 1, 224, False, False, False),
+             (90, 3, 224, True, False, True), (80, 3, 224, True, False, True),
+             (90, 3, 224, True, True, True)]  # fmt: skip
+    results = cross_compile(cases)
+    for r in results:
         print(json.dumps(r))
         assert (r["fma"] > 0) == r["fusion"], r
         assert r["spilled"] == 0, r
         assert resident_programs(r["registers"], r["warps"], r["shared"]) >= 2, r
+    for aligned, unaligned in ((0, 1), (2, 3)):  # RGB, grey
+        wide, narrow = results[aligned]["accesses"], results[unaligned]["accesses"]
+        assert wide.get("st.global.b8", 0) < narrow.get("st.global.b8", 0), (wide, narrow)
+        assert wide.get("st.global.b32", 0) > narrow.get("st.global.b32", 0), (wide, narrow)

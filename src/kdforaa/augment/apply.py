@@ -203,45 +203,125 @@ def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
 def colour_codes(params: AugParams, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """``(B,S)`` int32 native op codes (0 where the slot is skipped or not a colour op) and float32
     arguments: what the fused backends run per sample and slot."""
-    codes = np.zeros(params.ops.shape, dtype=np.int32)
-    arguments = np.zeros(params.ops.shape, dtype=np.float32)
-    for name, uses in params.ops_in_use():
-        spec = BY_NAME[name]
-        if spec.kind != "colour":
-            continue
-        codes[uses] = spec.native_code
-        if spec.level_rule is not None:
-            argument = op_argument(name, params.levels, params.signs, height=height, width=width)
-            arguments[uses] = argument.numpy()[uses]
-    return codes, arguments
+    return _colour_codes(params, _slot_numbers(params, height, width)[0])
 
 
-# ------------------------------------------------------------------------------------ geometry
-def _slot_maps(params: AugParams, h: int, w: int) -> list[np.ndarray]:
-    """One ``(B,3,3)`` inverse map per slot (identity where the slot is not geometric); [] if none is."""
-    maps = None
-    for name, uses in params.ops_in_use():
-        spec = BY_NAME[name]
-        if spec.inverse_map is None:
-            continue
-        argument = op_argument(name, params.levels, params.signs, height=h, width=w).numpy()[uses]
-        if maps is None:
-            maps = np.tile(np.eye(3), (*uses.shape, 1, 1))
-        # A slot holds one op: each sample's slot map is that op's.
-        maps[uses] = spec.inverse_map(argument.astype(np.float64), h, w)
-    return [] if maps is None else list(maps.transpose(1, 0, 2, 3))
+def _colour_codes(params: AugParams, arguments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`colour_codes` from the slots' ``(B,S)`` arguments (:func:`_slot_numbers`)."""
+    facts = _op_facts(tuple(params.op_names))
+    ops, applied = params.ops.numpy(), params.applied.numpy()
+    codes = np.where(applied, facts.colour_codes[ops], 0).astype(np.int32)
+    arguments = np.where(applied & facts.colour_arguments[ops], arguments, np.float32(0.0))
+    return codes, arguments.astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class _OpFacts:
+    """Per op id of an ``op_names`` tuple: its native code if it is a colour op (else 0), whether it is
+    a colour op that takes an argument, and whether it is geometric."""
+
+    colour_codes: np.ndarray
+    colour_arguments: np.ndarray
+    geometric: np.ndarray
+
+
+@functools.cache
+def _op_facts(op_names: tuple[str, ...]) -> _OpFacts:
+    specs = [BY_NAME[name] for name in op_names]
+    return _OpFacts(
+        np.array([spec.native_code if spec.kind == "colour" else 0 for spec in specs], dtype=np.int32),
+        np.array([spec.kind == "colour" and spec.level_rule is not None for spec in specs], dtype=bool),
+        np.array([spec.inverse_map is not None for spec in specs], dtype=bool),
+    )
+
+
+@dataclass
+class _KnownSlots:
+    """What the level rules and inverse maps gave at one image size for one ``op_names``: ``keys``
+    ``(K,)`` int64 sorted (op id << 33 | the sign << 32 | the float32 level's bits; or ``_SKIPPED``),
+    ``arguments`` ``(K,)`` float32 and ``maps`` ``(K,3,3)`` float64 (the identity for ops that are not
+    geometric)."""
+
+    keys: np.ndarray
+    arguments: np.ndarray
+    maps: np.ndarray
+
+
+# A policy draws few distinct (op, level, sign) triples, so a batch's numbers are mostly a lookup; the
+# triples never seen are computed, one op_argument (and inverse map) call per op, by the very functions
+# that define them.
+_KNOWN_SLOTS: dict[tuple[tuple[str, ...], int, int], _KnownSlots] = {}
+_KNOWN_SLOTS_LIMIT = 1 << 16  # triples per image size; beyond, the memory starts afresh
+
+
+_SKIPPED = -1  # the key of a skipped slot: argument 0, the identity map
+
+
+def _nothing_known() -> _KnownSlots:
+    """What is known before any batch: the skipped slot."""
+    return _KnownSlots(np.array([_SKIPPED]), np.zeros(1, np.float32), np.eye(3)[None])
+
+
+def _learn(known: _KnownSlots, keys: np.ndarray, names: tuple[str, ...], h: int, w: int) -> _KnownSlots:
+    """``known`` and the arguments and maps of ``keys`` (unique, not in ``known``), sorted by key."""
+    arguments, maps = np.zeros(len(keys), np.float32), np.tile(np.eye(3), (len(keys), 1, 1))
+    op_ids = keys >> 33
+    for op in np.unique(op_ids[keys != _SKIPPED]).tolist():
+        chosen = op_ids == op
+        level = torch.from_numpy((keys[chosen] & 0xFFFFFFFF).astype(np.uint32).view(np.float32))
+        sign = torch.from_numpy(np.where((keys[chosen] >> 32) & 1, -1.0, 1.0).astype(np.float32))
+        arguments[chosen] = op_argument(names[op], level, sign, height=h, width=w).numpy()
+        inverse_map = BY_NAME[names[op]].inverse_map
+        if inverse_map is not None:
+            maps[chosen] = inverse_map(arguments[chosen].astype(np.float64), h, w)
+    order = np.argsort(np.concatenate([known.keys, keys]), kind="stable")
+    return _KnownSlots(
+        np.concatenate([known.keys, keys])[order],
+        np.concatenate([known.arguments, arguments])[order],
+        np.concatenate([known.maps, maps])[order],
+    )
+
+
+def _slot_numbers(params: AugParams, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every applied slot's op argument (``op_argument``; zero for skipped slots and ops without one),
+    ``(B,S)`` float32, and inverse map ``(B,S,3,3)`` float64 (the identity where the slot is not
+    geometric; None when no slot is): the whole batch in a few array operations."""
+    names = tuple(params.op_names)
+    ops, applied = params.ops.numpy(), params.applied.numpy()
+    levels = params.levels.numpy().astype(np.float32)  # as op_argument reads them
+    keys = (ops.astype(np.int64) << 33) | ((params.signs.numpy() < 0).astype(np.int64) << 32)
+    keys = np.where(applied, keys | levels.view(np.uint32), _SKIPPED).reshape(-1)
+    known = _KNOWN_SLOTS.get((names, h, w)) or _nothing_known()
+    where = np.searchsorted(known.keys, keys)
+    found = known.keys[np.minimum(where, len(known.keys) - 1)] == keys
+    if not found.all():
+        missing = np.unique(keys[~found])
+        if len(known.keys) + len(missing) > _KNOWN_SLOTS_LIMIT:  # start afresh with this batch's triples
+            known, missing = _nothing_known(), np.unique(keys)
+        known = _KNOWN_SLOTS[(names, h, w)] = _learn(known, missing, names, h, w)
+        where = np.searchsorted(known.keys, keys)
+    arguments = known.arguments[where].reshape(ops.shape)
+    if not (applied & _op_facts(names).geometric[ops]).any():
+        return arguments, None
+    return arguments, known.maps[where].reshape(*ops.shape, 3, 3)
 
 
 def inverse_maps(params: AugParams, h: int, w: int) -> np.ndarray | None:
     """``(B,3,3)`` float64 inverse map of crop, flip, then each slot's geometric op; None if there are
     none (see :mod:`kdforaa.augment.geometry` for the convention)."""
+    return _inverse_maps(params, w, _slot_numbers(params, h, w)[1])
+
+
+def _inverse_maps(params: AugParams, w: int, slot_maps: np.ndarray | None) -> np.ndarray | None:
+    """:func:`inverse_maps` from the slots' ``(B,S,3,3)`` maps (:func:`_slot_numbers`)."""
     steps = []
     if params.crop is not None:
         top, left = params.crop.numpy().T
         steps.append(geometry.translate_map(left, top))
     if params.flip is not None:
         steps.append(geometry.flip_map(params.flip.numpy(), w))
-    steps.extend(_slot_maps(params, h, w))
+    if slot_maps is not None:
+        steps.extend(slot_maps.transpose(1, 0, 2, 3))
     return geometry.compose_maps(*steps) if steps else None
 
 
@@ -279,8 +359,9 @@ class SamplePlan:
 def sample_plan(params: AugParams, height: int, width: int) -> SamplePlan:
     """The per-sample plan of ``params`` for ``height x width`` images, worked out on the host."""
     batch = len(params)
-    codes, arguments = colour_codes(params, height, width)
-    maps = inverse_maps(params, height, width)
+    arguments, slot_maps = _slot_numbers(params, height, width)
+    codes, arguments = _colour_codes(params, arguments)
+    maps = _inverse_maps(params, width, slot_maps)
     moving, rows, cols = np.zeros(batch, dtype=bool), None, None
     if maps is not None:
         m = np.broadcast_to(maps, (batch, 3, 3))
@@ -319,8 +400,9 @@ def triton_plan(
     """The Triton kernel's host work for a batch: ``(codes, arguments, moving, warp, cutout)`` as
     :func:`kdforaa.augment.triton_kernels.apply` takes them; a few numbers per sample, whatever the image
     size (the kernel expands each sample's warp coefficients itself)."""
-    codes, arguments = colour_codes(params, height, width)
-    maps = inverse_maps(params, height, width)
+    arguments, slot_maps = _slot_numbers(params, height, width)
+    codes, arguments = _colour_codes(params, arguments)
+    maps = _inverse_maps(params, width, slot_maps)
     moving, warp = np.zeros(len(params), dtype=bool), None
     if maps is not None:
         m = np.broadcast_to(maps, (len(params), 3, 3))

@@ -20,12 +20,17 @@ over the same codes. Under ``TRITON_INTERPRET=1`` (set before this module is imp
 interpreter runs these kernels on CPU tensors; that is how the tests check them on machines without
 a GPU.
 
-Layout of one program's work: a sample with colour ops is first copied (from any strides: channels-last
-works) to the first of its two contiguous ``(C,H,W)`` halves of a scratch buffer; each colour op reads
-one half and writes the other (sharpness reads neighbours, so it cannot work in place), with a barrier
-between passes; the last pass reads the sample (from the input when it has no colour op). Pixels are
-handled in ``(CP, BLOCK)`` blocks: ``CP`` channel rows (1, or 4 with the fourth masked for RGB) by
-``BLOCK`` pixel positions.
+Layout of one program's work: no pass over a sample that its result does not need. The first colour
+op reads the input through its strides (channels-last works), every other op but the last reads the
+sample's one contiguous ``(C,H,W)`` scratch image (pointwise ops in place; sharpness, which reads
+neighbours, writes the output when it reads the scratch, and the next pass reads the output), with a
+barrier between passes; a sample that moves and ends with such a sharpness gets it copied back to the
+scratch, since its warp cannot read the output it writes. The
+last colour op (unless it is sharpness) runs inside the final pass, which recolours every pixel it
+reads, warps (or copies), cuts out and writes the output; ops that need the whole image first
+(equalize's and autocontrast's tables, contrast's mean) read it once more before their pass. The scratch
+holds one image per sample (the size of the batch). Pixels are handled in ``(CP, BLOCK)`` blocks: ``CP``
+channel rows (1, or 4 with the fourth masked for RGB) by ``BLOCK`` pixel positions.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ BOX = tl.constexpr(2)
 HEADER = tl.constexpr(6)
 WARP_WORDS = 12
 STILL, FIXED, SEPARABLE = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2)  # MOVING's values
+INPUT, SCRATCH, OUTPUT = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2)  # where a sample's image is
 LIMIT = tl.constexpr(COORDINATE_LIMIT)  # the coordinates' clip (integer parts)
 FLOAT_LIMIT = tl.constexpr(float(COORDINATE_LIMIT))  # the same, for float64 parts
 
@@ -110,25 +116,45 @@ def _grey(v, ch, C: tl.constexpr):
 
 
 @triton.jit
-def _block(src, start, pixels, ch, C: tl.constexpr, BLOCK: tl.constexpr):
-    """Pixels ``start .. start+BLOCK`` of a contiguous ``(C,H,W)`` sample at ``src``: values
-    ``(CP,BLOCK)`` int32 (0 where masked), the mask, and the positions ``(1,BLOCK)``."""
+def _offsets(p, width, ch, s_c, s_h, s_w):
+    """Element offsets ``(CP,BLOCK)`` of pixels ``p`` ``(1,BLOCK)`` (row-major order) of an image with
+    strides ``s_c, s_h, s_w``."""
+    return ch * s_c + (p // width) * s_h + (p % width) * s_w
+
+
+@triton.jit
+def _block(src, s_c, s_h, s_w, start, pixels, width, ch, C: tl.constexpr, BLOCK: tl.constexpr):
+    """Pixels ``start .. start+BLOCK`` (row-major order) of the image at ``src`` with strides ``s_c,
+    s_h, s_w``: values ``(CP,BLOCK)`` int32 (0 where masked), the mask, and the positions ``(1,BLOCK)``."""
     p = start + tl.arange(0, BLOCK)[None, :]
     valid = (ch < C) & (p < pixels)
-    v = tl.load(src + ch * pixels + p, mask=valid, other=0).to(tl.int32)
+    v = tl.load(src + _offsets(p, width, ch, s_c, s_h, s_w), mask=valid, other=0).to(tl.int32)
     return v, valid, p
+
+
+@triton.jit
+def _located(where, sample, x_sc, x_sh, x_sw, scratch, pixels, width, target, o_sc, o_sh, o_sw):
+    """The image a sample's next pass reads or writes: the input (``INPUT``, its own strides), its
+    contiguous ``(C,H,W)`` scratch (``SCRATCH``) or the output (``OUTPUT``), as a pointer and strides."""
+    image = tl.where(where == INPUT, sample, tl.where(where == SCRATCH, scratch, target))
+    s_c = tl.where(where == INPUT, x_sc, tl.where(where == SCRATCH, pixels, o_sc))
+    s_h = tl.where(where == INPUT, x_sh, tl.where(where == SCRATCH, width, o_sh))
+    s_w = tl.where(where == INPUT, x_sw, tl.where(where == SCRATCH, 1, o_sw))
+    return image, s_c, s_h, s_w
 
 
 # ---------------------------------------------------------------------------------- per-sample stats
 @triton.jit
-def _equalize_tables(src, table, pixels, ch, C: tl.constexpr, CP: tl.constexpr, BLOCK: tl.constexpr):
+def _equalize_tables(
+    src, s_c, s_h, s_w, table, pixels, width, ch, C: tl.constexpr, CP: tl.constexpr, BLOCK: tl.constexpr
+):
     """Each channel's equalize table into ``table`` ``(C,256)`` int32 (``native_kernels.c:equalize_plane``).
 
     One histogram of ``value + 256 * channel`` over ``CP * 256`` bins counts every channel at once.
     """
     hist = tl.zeros([CP * 256], dtype=tl.int32)
     for start in range(0, pixels, BLOCK):
-        v, valid, _ = _block(src, start, pixels, ch, C, BLOCK)
+        v, valid, _ = _block(src, s_c, s_h, s_w, start, pixels, width, ch, C, BLOCK)
         coded = tl.reshape(v + ch * 256, [CP * BLOCK])
         hist += tl.histogram(coded, CP * 256, mask=tl.reshape(valid, [CP * BLOCK]))
     counts = tl.reshape(hist, [CP, 256])
@@ -142,12 +168,14 @@ def _equalize_tables(src, table, pixels, ch, C: tl.constexpr, CP: tl.constexpr, 
 
 
 @triton.jit
-def _autocontrast_tables(src, table, pixels, ch, C: tl.constexpr, CP: tl.constexpr, BLOCK: tl.constexpr):
+def _autocontrast_tables(
+    src, s_c, s_h, s_w, table, pixels, width, ch, C: tl.constexpr, CP: tl.constexpr, BLOCK: tl.constexpr
+):
     """Each channel's autocontrast table (cutoff 0) into ``table``, in float64 as Pillow builds it."""
     low = tl.full([CP, 1], 255, dtype=tl.int32)
     high = tl.zeros([CP, 1], dtype=tl.int32)
     for start in range(0, pixels, BLOCK):
-        v, valid, _ = _block(src, start, pixels, ch, C, BLOCK)
+        v, valid, _ = _block(src, s_c, s_h, s_w, start, pixels, width, ch, C, BLOCK)
         low = tl.minimum(low, tl.min(tl.where(valid, v, 255), axis=1, keep_dims=True))
         high = tl.maximum(high, tl.max(v, axis=1, keep_dims=True))
     levels = tl.arange(0, 256)[None, :]
@@ -159,100 +187,122 @@ def _autocontrast_tables(src, table, pixels, ch, C: tl.constexpr, CP: tl.constex
 
 
 @triton.jit
-def _mean_grey(src, pixels, ch, C: tl.constexpr, BLOCK: tl.constexpr):
+def _mean_grey(src, s_c, s_h, s_w, pixels, width, ch, C: tl.constexpr, BLOCK: tl.constexpr):
     """The image's mean grey level rounded as Pillow's ``int(mean + 0.5)``, as float32."""
     total = pixels.to(tl.int64) * 0
     for start in range(0, pixels, BLOCK):
-        v, _, _ = _block(src, start, pixels, ch, C, BLOCK)
+        v, _, _ = _block(src, s_c, s_h, s_w, start, pixels, width, ch, C, BLOCK)
         total += tl.sum(_grey(v, ch, C), axis=0).to(tl.int64)
     return ((2 * total + pixels) // (2 * pixels)).to(tl.float32)
 
 
+@triton.jit
+def _image_stats(
+    code, arg, src, s_c, s_h, s_w, table, pixels, width, ch,
+    C: tl.constexpr, CP: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """What op ``code`` needs of the whole image before it changes a pixel: equalize's or autocontrast's
+    tables (into ``table``) or contrast's mean grey level (returned; 0 for other ops)."""
+    mean = arg * 0.0
+    if code == EQUALIZE:
+        _equalize_tables(src, s_c, s_h, s_w, table, pixels, width, ch, C, CP, BLOCK)
+        tl.debug_barrier()  # the tables are read by other threads
+    elif code == AUTOCONTRAST:
+        _autocontrast_tables(src, s_c, s_h, s_w, table, pixels, width, ch, C, CP, BLOCK)
+        tl.debug_barrier()
+    elif code == CONTRAST:
+        mean = _mean_grey(src, s_c, s_h, s_w, pixels, width, ch, C, BLOCK)
+    return mean
+
+
 # ------------------------------------------------------------------------------------- colour passes
 @triton.jit
-def _pointwise(code, arg, mean, src, dst, table, pixels, ch, C: tl.constexpr, BLOCK: tl.constexpr):
-    """Every op but sharpness: each pixel from its own values (and the tables or mean found before)."""
-    factor = tl.minimum(arg, MAX_FACTOR)
-    keep = (255 << (8 - tl.minimum(tl.maximum(arg, 0.0), 8.0).to(tl.int32))) & 255  # posterize's mask
-    threshold = tl.math.ceil(arg).to(tl.int32)  # solarize: v < threshold stays
-    shift = tl.minimum(tl.maximum(tl.math.floor(arg), -255.0), 255.0).to(tl.int32)  # solarize_add
-    for start in range(0, pixels, BLOCK):
-        v, valid, p = _block(src, start, pixels, ch, C, BLOCK)
-        out = v
-        if code == INVERT:
-            out = 255 - v
-        elif code == POSTERIZE:
-            out = v & keep
-        elif code == SOLARIZE:
-            out = tl.where(v < threshold, v, 255 - v)
-        elif code == SOLARIZE_ADD:
-            out = tl.where(v < SOLARIZE_ADD_BELOW, tl.minimum(tl.maximum(v + shift, 0), 255), v)
-        elif code == BRIGHTNESS:
-            out = _clip_truncate(v.to(tl.float32) * factor)
-        elif code == COLOR:  # a grey image is its own grey version: the blend leaves it unchanged
-            out = _blend(v, _grey(v, ch, C)[None, :].to(tl.float32), factor)
-        elif code == CONTRAST:
-            out = _blend(v, mean, factor)
-        elif (code == EQUALIZE) | (code == AUTOCONTRAST):
-            out = tl.load(table + ch * 256 + v, mask=valid, other=0)
-        tl.store(dst + ch * pixels + p, out.to(tl.uint8), mask=valid)
+def _recolour(code, arg, mean, table, v, valid, ch, C: tl.constexpr):
+    """Op ``code`` (any op but sharpness; 0 or sharpness: unchanged) on pixel values ``v`` ``(CP,BLOCK)``
+    int32, each from its own channels (and the tables or mean found before)."""
+    out = v
+    if code == INVERT:
+        out = 255 - v
+    elif code == POSTERIZE:
+        out = v & ((255 << (8 - tl.minimum(tl.maximum(arg, 0.0), 8.0).to(tl.int32))) & 255)
+    elif code == SOLARIZE:
+        out = tl.where(v < tl.math.ceil(arg).to(tl.int32), v, 255 - v)  # v < threshold stays
+    elif code == SOLARIZE_ADD:
+        shift = tl.minimum(tl.maximum(tl.math.floor(arg), -255.0), 255.0).to(tl.int32)
+        out = tl.where(v < SOLARIZE_ADD_BELOW, tl.minimum(tl.maximum(v + shift, 0), 255), v)
+    elif code == BRIGHTNESS:
+        out = _clip_truncate(v.to(tl.float32) * tl.minimum(arg, MAX_FACTOR))
+    elif code == COLOR:  # a grey image is its own grey version: the blend leaves it unchanged
+        out = _blend(v, _grey(v, ch, C)[None, :].to(tl.float32), tl.minimum(arg, MAX_FACTOR))
+    elif code == CONTRAST:
+        out = _blend(v, mean, tl.minimum(arg, MAX_FACTOR))
+    elif (code == EQUALIZE) | (code == AUTOCONTRAST):
+        out = tl.load(table + ch * 256 + v, mask=valid, other=0)
+    return out
 
 
 @triton.jit
-def _sharpness(src, dst, factor, height, width, ch, C: tl.constexpr, BLOCK: tl.constexpr):
-    """A blend with the SMOOTH-filtered image inside the one-pixel border; the border is copied."""
+def _pointwise(
+    code, arg, mean, src, s_c, s_h, s_w, dst, d_c, d_h, d_w, table, pixels, width, ch,
+    C: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """Every op but sharpness over the whole image, ``src`` -> ``dst`` (which may be ``src`` itself:
+    each pixel is read and written by the same thread, or read before a layout change's barrier)."""
+    for start in range(0, pixels, BLOCK):
+        v, valid, p = _block(src, s_c, s_h, s_w, start, pixels, width, ch, C, BLOCK)
+        out = _recolour(code, arg, mean, table, v, valid, ch, C)
+        tl.store(dst + _offsets(p, width, ch, d_c, d_h, d_w), out.to(tl.uint8), mask=valid)
+
+
+@triton.jit
+def _sharpness(
+    src, s_c, s_h, s_w, dst, d_c, d_h, d_w, factor, height, width, ch, C: tl.constexpr, BLOCK: tl.constexpr
+):
+    """A blend with the SMOOTH-filtered image inside the one-pixel border; the border is copied.
+    ``dst`` must not be ``src`` (the filter reads neighbours)."""
     pixels = height * width
     for start in range(0, pixels, BLOCK):
-        centre, valid, p = _block(src, start, pixels, ch, C, BLOCK)
+        centre, valid, p = _block(src, s_c, s_h, s_w, start, pixels, width, ch, C, BLOCK)
         y, x = p // width, p % width
         inner = valid & (y >= 1) & (y < height - 1) & (x >= 1) & (x < width - 1)
+        here = src + _offsets(p, width, ch, s_c, s_h, s_w)
         total = 4 * centre  # the 3x3 sum below counts the centre once more: weight 5
         for dy in tl.static_range(3):
             for dx in tl.static_range(3):
-                near = src + ch * pixels + p + (dy - 1) * width + (dx - 1)
+                near = here + (dy - 1) * s_h + (dx - 1) * s_w
                 total += tl.load(near, mask=inner, other=0).to(tl.int32)
         smooth = ((total + 6) // 13).to(tl.float32)
         out = tl.where(inner, _blend(centre, smooth, factor), centre)
-        tl.store(dst + ch * pixels + p, out.to(tl.uint8), mask=valid)
+        tl.store(dst + _offsets(p, width, ch, d_c, d_h, d_w), out.to(tl.uint8), mask=valid)
 
 
 @triton.jit
 def _colour_op(
-    code, arg, src, dst, table, height, width, ch, C: tl.constexpr, CP: tl.constexpr, BLOCK: tl.constexpr
-):
-    """One colour op of one sample: ``src`` -> ``dst`` (contiguous ``(C,H,W)`` halves)."""
+    code, arg, src, s_c, s_h, s_w, dst, d_c, d_h, d_w, table, height, width, ch,
+    C: tl.constexpr, CP: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """One colour op of one sample over its whole image: ``src`` -> ``dst`` (code 0: a copy)."""
     pixels = height * width
     if code == SHARPNESS:
-        _sharpness(src, dst, tl.minimum(arg, MAX_FACTOR), height, width, ch, C, BLOCK)
+        _sharpness(
+            src, s_c, s_h, s_w, dst, d_c, d_h, d_w, tl.minimum(arg, MAX_FACTOR), height, width, ch, C, BLOCK
+        )
     else:
-        mean = arg * 0.0
-        if code == EQUALIZE:
-            _equalize_tables(src, table, pixels, ch, C, CP, BLOCK)
-            tl.debug_barrier()  # the tables are read by other threads
-        elif code == AUTOCONTRAST:
-            _autocontrast_tables(src, table, pixels, ch, C, CP, BLOCK)
-            tl.debug_barrier()
-        elif code == CONTRAST:
-            mean = _mean_grey(src, pixels, ch, C, BLOCK)
-        _pointwise(code, arg, mean, src, dst, table, pixels, ch, C, BLOCK)
+        mean = _image_stats(code, arg, src, s_c, s_h, s_w, table, pixels, width, ch, C, CP, BLOCK)
+        _pointwise(
+            code, arg, mean, src, s_c, s_h, s_w, dst, d_c, d_h, d_w, table, pixels, width, ch, C, BLOCK
+        )
 
 
-# --------------------------------------------------------------------------------- copy in, warp out
+# ------------------------------------------------------------------------------- the warp, written out
 @triton.jit
-def _copy_in(x, s_c, s_h, s_w, dst, height, width, ch, C: tl.constexpr, BLOCK: tl.constexpr):
-    """The input sample (any strides) -> a contiguous ``(C,H,W)`` half of the scratch buffer."""
-    pixels = height * width
-    for start in range(0, pixels, BLOCK):
-        p = start + tl.arange(0, BLOCK)[None, :]
-        valid = (ch < C) & (p < pixels)
-        v = tl.load(x + ch * s_c + (p // width) * s_h + (p % width) * s_w, mask=valid, other=0)
-        tl.store(dst + ch * pixels + p, v, mask=valid)
-
-
-@triton.jit
-def _bilinear(src, s_c, s_h, s_w, point_x, point_y, fill, margin, height, width, ch, valid):
-    """Pillow's bilinear filter at 16.16 points ``(BLOCK,)``: the 2x2 neighbours (edges repeated), the
-    value truncated after adding ``margin`` (``geometry.bilinear_margin``); ``fill`` outside the image."""
+def _bilinear(
+    src, s_c, s_h, s_w, point_x, point_y, fill, margin, height, width, ch, valid,
+    code, arg, mean, table, C: tl.constexpr,
+):  # fmt: skip
+    """Pillow's bilinear filter at 16.16 points ``(BLOCK,)``: the 2x2 neighbours (edges repeated, each
+    recoloured by op ``code`` first), the value truncated after adding ``margin``
+    (``geometry.bilinear_margin``); ``fill`` outside the image."""
     inside = (point_x >= 0) & (point_x < width * ONE) & (point_y >= 0) & (point_y < height * ONE)
     fx = tl.minimum(tl.maximum(point_x.to(tl.float32) * (1.0 / ONE) - 0.5, 0.0), (width - 1).to(tl.float32))
     fy = tl.minimum(tl.maximum(point_y.to(tl.float32) * (1.0 / ONE) - 0.5, 0.0), (height - 1).to(tl.float32))
@@ -260,10 +310,14 @@ def _bilinear(src, s_c, s_h, s_w, point_x, point_y, fill, margin, height, width,
     x1, y1 = tl.minimum(x0 + 1, width - 1), tl.minimum(y0 + 1, height - 1)
     wx, wy = fx - x0.to(tl.float32), fy - y0.to(tl.float32)
     base = src + ch * s_c
-    v00 = tl.load(base + (y0 * s_h + x0 * s_w)[None, :], mask=valid, other=0).to(tl.float32)
-    v01 = tl.load(base + (y0 * s_h + x1 * s_w)[None, :], mask=valid, other=0).to(tl.float32)
-    v10 = tl.load(base + (y1 * s_h + x0 * s_w)[None, :], mask=valid, other=0).to(tl.float32)
-    v11 = tl.load(base + (y1 * s_h + x1 * s_w)[None, :], mask=valid, other=0).to(tl.float32)
+    v00 = tl.load(base + (y0 * s_h + x0 * s_w)[None, :], mask=valid, other=0).to(tl.int32)
+    v01 = tl.load(base + (y0 * s_h + x1 * s_w)[None, :], mask=valid, other=0).to(tl.int32)
+    v10 = tl.load(base + (y1 * s_h + x0 * s_w)[None, :], mask=valid, other=0).to(tl.int32)
+    v11 = tl.load(base + (y1 * s_h + x1 * s_w)[None, :], mask=valid, other=0).to(tl.int32)
+    v00 = _recolour(code, arg, mean, table, v00, valid, ch, C).to(tl.float32)
+    v01 = _recolour(code, arg, mean, table, v01, valid, ch, C).to(tl.float32)
+    v10 = _recolour(code, arg, mean, table, v10, valid, ch, C).to(tl.float32)
+    v11 = _recolour(code, arg, mean, table, v11, valid, ch, C).to(tl.float32)
     wx, wy = wx[None, :], wy[None, :]
     upper = v00 * (1.0 - wx) + v01 * wx
     lower = v10 * (1.0 - wx) + v11 * wx
@@ -289,42 +343,61 @@ def _fixed_part(per_column, per_row, offset, i, j):
 
 @triton.jit
 def _finish(
-    src, s_c, s_h, s_w, out, o_c, o_h, o_w, rec, wide, double, fill, margin, height, width, ch,
-    C: tl.constexpr, BILINEAR: tl.constexpr, BLOCK: tl.constexpr,
+    src, s_c, s_h, s_w, out, o_c, o_h, o_w, rec, wide, double, fill, margin, height, width,
+    code, arg, mean, table, ch,
+    C: tl.constexpr, BILINEAR: tl.constexpr, BLOCK: tl.constexpr, ROW: tl.constexpr, ALIGN: tl.constexpr,
 ):  # fmt: skip
-    """The sample's warp (or a copy when it does not move), its Cutout box, written to ``out``.
-    ``wide``/``double``: its warp coefficients read as int64 / float64."""
-    pixels = height * width
+    """The sample's last colour op ``code`` (0: none; any op but sharpness, its tables or mean found
+    before), its warp (or a copy when it does not move) and its Cutout box, written to ``out``: every
+    read pixel is recoloured before it is resampled, as if the op had run over the whole image first.
+    ``wide``/``double``: its warp coefficients read as int64 / float64. ``src`` may be ``out`` itself
+    when the sample does not move.
+
+    Blocks are ``BLOCK // ROW`` rows of ``ROW`` columns. ``ALIGN`` 4: ``out``'s rows are contiguous and
+    its start, row and channel strides and ``width`` are multiples of 4 (the launcher checks), so every
+    4 output pixels of a row are written as one 4-byte store."""
     kind = tl.load(rec + MOVING)
     top, left = tl.load(rec + BOX), tl.load(rec + BOX + 1)
     bottom, right = tl.load(rec + BOX + 2), tl.load(rec + BOX + 3)
-    for start in range(0, pixels, BLOCK):
-        p = start + tl.arange(0, BLOCK)
-        j, i = p // width, p % width
-        in_image = p < pixels
-        valid = (ch < C) & in_image[None, :]
-        if kind != STILL:
-            if kind == SEPARABLE:
-                point_x = _exact_part(tl.load(double + 1), tl.load(double), i)
-                point_y = _exact_part(tl.load(double + 3), tl.load(double + 2), j)
+    tile = tl.arange(0, BLOCK)
+    for row in range(0, height, BLOCK // ROW):
+        for column in range(0, width, ROW):
+            j, i = row + tile // ROW, column + tile % ROW
+            in_image = (j < height) & (i < width)
+            if ALIGN > 1:  # a row's pixels 4k .. 4k+3 are all in or all out: the width is a multiple of 4
+                in_image = tl.max_constancy(in_image, [ALIGN])
+            valid = (ch < C) & in_image[None, :]
+            if kind != STILL:
+                if kind == SEPARABLE:
+                    point_x = _exact_part(tl.load(double + 1), tl.load(double), i)
+                    point_y = _exact_part(tl.load(double + 3), tl.load(double + 2), j)
+                else:
+                    point_x = _fixed_part(tl.load(wide), tl.load(wide + 1), tl.load(wide + 2), i, j)
+                    point_y = _fixed_part(tl.load(wide + 3), tl.load(wide + 4), tl.load(wide + 5), i, j)
+                if BILINEAR:
+                    value = _bilinear(
+                        src, s_c, s_h, s_w, point_x, point_y, fill, margin, height, width, ch, valid,
+                        code, arg, mean, table, C,
+                    )  # fmt: skip
+                else:
+                    sx, sy = point_x >> 16, point_y >> 16
+                    inside = (sx >= 0) & (sx < width) & (sy >= 0) & (sy < height)
+                    read = valid & inside[None, :]
+                    value = tl.load(src + ch * s_c + (sy * s_h + sx * s_w)[None, :], mask=read, other=0)
+                    value = _recolour(code, arg, mean, table, value.to(tl.int32), read, ch, C)
+                    value = tl.where(inside[None, :], value, fill)
             else:
-                point_x = _fixed_part(tl.load(wide), tl.load(wide + 1), tl.load(wide + 2), i, j)
-                point_y = _fixed_part(tl.load(wide + 3), tl.load(wide + 4), tl.load(wide + 5), i, j)
-            if BILINEAR:
-                value = _bilinear(
-                    src, s_c, s_h, s_w, point_x, point_y, fill, margin, height, width, ch, valid
-                )
+                here = src + ch * s_c + (j * s_h + i * s_w)[None, :]
+                value = tl.load(here, mask=valid, other=0).to(tl.int32)
+                value = _recolour(code, arg, mean, table, value, valid, ch, C)
+            boxed = (j >= top) & (j < bottom) & (i >= left) & (i < right)
+            value = tl.where(boxed[None, :], fill, value)
+            if ALIGN > 1:
+                there = out + ch * o_c + (j * o_h + i)[None, :]
+                there = tl.max_contiguous(tl.multiple_of(there, [1, ALIGN]), [1, ALIGN])
+                tl.store(there, value.to(tl.uint8), mask=valid)
             else:
-                sx, sy = point_x >> 16, point_y >> 16
-                inside = (sx >= 0) & (sx < width) & (sy >= 0) & (sy < height)
-                read = valid & inside[None, :]
-                value = tl.load(src + ch * s_c + (sy * s_h + sx * s_w)[None, :], mask=read, other=0)
-                value = tl.where(inside[None, :], value.to(tl.int32), fill)
-        else:
-            value = tl.load(src + ch * s_c + (j * s_h + i * s_w)[None, :], mask=valid, other=0).to(tl.int32)
-        boxed = (j >= top) & (j < bottom) & (i >= left) & (i < right)
-        value = tl.where(boxed[None, :], fill, value)
-        tl.store(out + ch * o_c + (j * o_h + i * o_w)[None, :], value.to(tl.uint8), mask=valid)
+                tl.store(out + ch * o_c + (j * o_h + i * o_w)[None, :], value.to(tl.uint8), mask=valid)
 
 
 # ----------------------------------------------------------------------------------------- the kernel
@@ -333,11 +406,17 @@ def _augment_kernel(
     x, out, work, tables, plan, plan_float, plan_wide, plan_double,
     height, width, slots, record, fill, margin,
     x_sb, x_sc, x_sh, x_sw, o_sb, o_sc, o_sh, o_sw,
-    C: tl.constexpr, CP: tl.constexpr, BILINEAR: tl.constexpr, BLOCK: tl.constexpr,
+    C: tl.constexpr, CP: tl.constexpr, BILINEAR: tl.constexpr, BLOCK: tl.constexpr, ROW: tl.constexpr,
+    ALIGN: tl.constexpr,
 ):  # fmt: skip
     """Program ``b`` augments sample ``b`` of ``x`` ``(B,C,H,W)`` uint8 into ``out`` as its record in
     ``plan`` ``(B,record)`` int32 says (``plan_float``, ``plan_wide``, ``plan_double``: the same memory
-    read as float32, int64 and float64)."""
+    read as float32, int64 and float64). ``work``: one ``(C,H,W)`` scratch image per sample.
+
+    Every colour op but the last runs over the whole image: the first reads the input through its
+    strides, the others the scratch (pointwise ops in place; sharpness, which reads neighbours, into the
+    output and back). The last op (unless it is sharpness) runs inside the final pass, which warps the
+    image where it now is, applies Cutout and writes the output."""
     b = tl.program_id(0).to(tl.int64)
     pixels = height * width
     ch = tl.arange(0, CP)[:, None]
@@ -346,31 +425,55 @@ def _augment_kernel(
     wide, double = plan_wide + coefficients, plan_double + coefficients
     sample = x + b * x_sb
     target = out + b * o_sb
+    scratch = work + b * (C * pixels)
+    table = tables + b * (C * 256)
+    still = tl.load(rec + MOVING) == STILL
+    where = INPUT + 0 * slots  # where the image is now
+    code = 0 * slots  # the op the final pass applies
+    arg = 0.0 * margin
     if tl.load(rec + COLOURED) != 0:
-        base = work + b * (2 * C * pixels)
-        table = tables + b * (C * 256)
-        _copy_in(sample, x_sc, x_sh, x_sw, base, height, width, ch, C, BLOCK)
-        tl.debug_barrier()
-        half = b * 0  # which half holds the image now
+        last = -1 + 0 * slots
         for slot in range(slots):
-            code = tl.load(rec + HEADER + slot)
-            if code != 0:
-                arg = tl.load(plan_float + b * record + HEADER + slots + slot)
-                src = base + half * (C * pixels)
-                dst = base + (1 - half) * (C * pixels)
-                _colour_op(code, arg, src, dst, table, height, width, ch, C, CP, BLOCK)
+            if tl.load(rec + HEADER + slot) != 0:
+                last = slot
+        for slot in range(slots):
+            now = tl.load(rec + HEADER + slot)
+            value = tl.load(plan_float + b * record + HEADER + slots + slot)
+            # the final pass takes the last op when it can: not sharpness, and not reading the output
+            # it writes at other positions
+            final = (slot == last) & (now != SHARPNESS) & ((where != OUTPUT) | still)
+            if (now != 0) & ~final:
+                dst = tl.where((now == SHARPNESS) & (where == SCRATCH), OUTPUT, SCRATCH)
+                src, s_c, s_h, s_w = _located(
+                    where, sample, x_sc, x_sh, x_sw, scratch, pixels, width, target, o_sc, o_sh, o_sw
+                )
+                to, d_c, d_h, d_w = _located(
+                    dst, sample, x_sc, x_sh, x_sw, scratch, pixels, width, target, o_sc, o_sh, o_sw
+                )
+                _colour_op(
+                    now, value, src, s_c, s_h, s_w, to, d_c, d_h, d_w, table, height, width, ch, C, CP, BLOCK
+                )
                 tl.debug_barrier()  # the next pass reads what other threads wrote
-                half = 1 - half
-        src = base + half * (C * pixels)
-        _finish(
-            src, pixels, width, 1, target, o_sc, o_sh, o_sw, rec, wide, double, fill, margin, height, width,
-            ch, C, BILINEAR, BLOCK,
-        )  # fmt: skip
-    else:
-        _finish(
-            sample, x_sc, x_sh, x_sw, target, o_sc, o_sh, o_sw, rec, wide, double, fill, margin, height,
-            width, ch, C, BILINEAR, BLOCK,
-        )  # fmt: skip
+                where = dst
+            elif now != 0:
+                code, arg = now, value
+        if (where == OUTPUT) & ~still:  # a last sharpness: the warp must not read what it writes
+            src, s_c, s_h, s_w = _located(
+                where, sample, x_sc, x_sh, x_sw, scratch, pixels, width, target, o_sc, o_sh, o_sw
+            )
+            _colour_op(
+                0, arg, src, s_c, s_h, s_w, scratch, pixels, width, 1, table, height, width, ch, C, CP, BLOCK
+            )
+            tl.debug_barrier()
+            where = SCRATCH + 0 * slots
+    src, s_c, s_h, s_w = _located(
+        where, sample, x_sc, x_sh, x_sw, scratch, pixels, width, target, o_sc, o_sh, o_sw
+    )
+    mean = _image_stats(code, arg, src, s_c, s_h, s_w, table, pixels, width, ch, C, CP, BLOCK)
+    _finish(
+        src, s_c, s_h, s_w, target, o_sc, o_sh, o_sw, rec, wide, double, fill, margin, height, width,
+        code, arg, mean, table, ch, C, BILINEAR, BLOCK, ROW, ALIGN,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------- launcher
@@ -437,40 +540,56 @@ def _records(
     """The batch's records ``(B, record)`` int32 on the host (pinned for a non-blocking upload): a few
     numbers per sample, whatever the image size."""
     batch, slots = codes.shape
-    parts = HEADER + 2 * slots
+    kind, coloured, box, header = MOVING.value, COLOURED.value, BOX.value, HEADER.value  # plain ints: fast
+    parts = header + 2 * slots
     host = torch.empty((batch, parts + WARP_WORDS), dtype=torch.int32, pin_memory=pinned)
     table = host.numpy()
-    table.fill(0)
-    table[:, COLOURED] = (codes != 0).any(1)
-    if cutout is not None:
-        table[:, BOX : BOX + 4] = cutout
-    table[:, HEADER : HEADER + slots] = codes
-    table[:, HEADER + slots : parts] = np.ascontiguousarray(arguments, np.float32).view(np.int32)
+    table[:, kind] = STILL.value
+    table[:, coloured] = codes.any(1)
+    table[:, box : box + 4] = 0 if cutout is None else cutout
+    table[:, header : header + slots] = codes
+    table[:, header + slots : parts] = np.ascontiguousarray(arguments, np.float32).view(np.int32)
+    words = table[:, parts:].view(np.int64)  # (B,6): 8-byte words (parts and the row length are even)
+    words[:] = 0
     if warp is not None and moving.any():
-        kinds = np.where(warp.separable, SEPARABLE.value, FIXED.value)
-        table[:, MOVING.value] = np.where(moving, kinds, STILL.value)
-        fixed = moving & ~warp.separable
-        table[fixed, parts:] = warp.fixed[fixed].reshape(-1, 6).view(np.int32)
-        exact = moving & warp.separable
+        table[:, kind] = np.where(moving, np.where(warp.separable, SEPARABLE.value, FIXED.value), STILL.value)
+        words[:] = np.where((moving & ~warp.separable)[:, None], warp.fixed.reshape(batch, 6), 0)
         numbers = np.stack([warp.steps[:, 0], warp.offsets[:, 0], warp.steps[:, 1], warp.offsets[:, 1]], 1)
-        table[exact, parts : parts + 8] = np.ascontiguousarray(numbers[exact]).view(np.int32)
+        words[:, :4] = np.where((moving & warp.separable)[:, None], numbers.view(np.int64), words[:, :4])
     return host
 
 
-MAX_BLOCK, WARPS = 256, 4
+BLOCK_VALUES, WARPS = 512, 4  # values (channel rows x pixels) per block, warps
 
 
-def _launch_shape(channels: int, pixels: int, bilinear: bool) -> tuple[dict, dict]:
-    """Compile-time constants and launch options for samples of ``channels x pixels``.
+def _launch_shape(channels: int, height: int, width: int, bilinear: bool, aligned: bool) -> tuple[dict, dict]:
+    """Compile-time constants and launch options for samples of ``channels x height x width``;
+    ``aligned``: the output's rows can be written 4 bytes at a time (see ``_finish``).
 
-    Blocks of at most 256 pixels on 4 warps: compiled for sm_80 and sm_90 the kernel then needs about 64
-    registers per thread with no spills, so several programs stay resident per SM (1024-pixel blocks on
-    8 warps took 128-150 registers, spilled on sm_90, and left one program per SM);
-    tests/augment/test_triton.py reads the compiler's resource report.
+    Blocks of 512 values on 4 warps (128 RGB pixels, the fourth channel row masked, or 512 grey ones):
+    4 values per thread, which a 4-byte store of 4 pixels of a row needs. Compiled for sm_80 and sm_90
+    the kernel then takes at most 158 registers per thread with no spills, so at least 3 programs stay
+    resident per SM (1024-pixel blocks on 8 warps spilled on sm_90 and left one program per SM); the
+    final pass takes its blocks as whole rows. tests/augment/test_triton.py reads the compiler's report.
     """
-    block = min(MAX_BLOCK, triton.next_power_of_2(pixels))
-    meta = {"C": channels, "CP": triton.next_power_of_2(channels), "BILINEAR": bilinear, "BLOCK": block}
+    channel_rows = triton.next_power_of_2(channels)
+    block = min(BLOCK_VALUES // channel_rows, triton.next_power_of_2(height * width))
+    meta = {
+        "C": channels, "CP": channel_rows, "BILINEAR": bilinear, "BLOCK": block,
+        "ROW": min(block, triton.next_power_of_2(width)), "ALIGN": 4 if aligned else 1,
+    }  # fmt: skip
     return meta, {"num_warps": WARPS, "enable_fp_fusion": False}
+
+
+def _rows_aligned(out: torch.Tensor) -> bool:
+    """Whether every sample's rows of ``out`` ``(B,C,H,W)`` are contiguous and start at a multiple of 4
+    bytes, and its width is a multiple of 4: then the final pass writes 4 pixels per store."""
+    sample, channel, row, column = out.stride()
+    return (
+        column == 1
+        and out.shape[3] % 4 == 0
+        and all(v % 4 == 0 for v in (sample, channel, row, out.data_ptr()))
+    )
 
 
 def apply(
@@ -503,7 +622,7 @@ def apply(
     on_gpu = x.device.type == "cuda"
     host = _records(codes, arguments, moving, warp, cutout, pinned=on_gpu)
     plan = host.to(x.device, non_blocking=True) if on_gpu else host
-    scratch = 2 * channels * height * width if (codes != 0).any() else 0
+    scratch = channels * height * width if (codes != 0).any() else 0
     work = torch.empty(max(1, batch * scratch), dtype=torch.uint8, device=x.device)
     tables = torch.empty(max(1, batch * channels * 256), dtype=torch.int32, device=x.device)
     args = (
@@ -511,7 +630,7 @@ def apply(
         plan.view(torch.float32), plan.view(torch.int64), plan.view(torch.float64),
         height, width, codes.shape[1], plan.shape[1], fill, margin, *x.stride(), *out.stride(),
     )  # fmt: skip
-    meta, options = _launch_shape(channels, height * width, bilinear)
+    meta, options = _launch_shape(channels, height, width, bilinear, _rows_aligned(out))
     grid = (batch,)
     with torch.cuda.device(x.device) if on_gpu else contextlib.nullcontext():
         try:
