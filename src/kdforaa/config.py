@@ -77,7 +77,7 @@ class TrainConfig(_Section):
     tensorboard: bool = False
     on_nan: Literal["stop", "skip"] = "stop"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = Field(default=0, ge=0)  # torch CPU threads; 0 = leave torch's default
+    threads: int = Field(default=0, ge=0)  # torch CPU threads; 0 = every usable core, never load
     sync_bn: bool = False  # SyncBatchNorm across processes under torchrun
 
 

@@ -66,8 +66,8 @@ def run_sweep(
     (out / SAVED_SPEC).write_text(yaml.safe_dump(sweep.spec, sort_keys=False))
     reuse_finished([*needed, *runs], [Path(p) for p in reuse_from])
     print(
-        f"sweep: {len(runs)} runs + {len(needed)} teacher runs, {jobs} at a time; each run takes the CPU "
-        "cores the others leave free (unless its config sets train.threads)"
+        f"sweep: {len(runs)} runs + {len(needed)} teacher runs, {jobs} at a time; each run uses every CPU "
+        "core (unless its config sets train.threads), as it would alone: the same bits"
     )
     outcomes = Scheduler(jobs, train_fn, len(needed) + len(runs)).run_all(
         [*needed, *runs], {t.name: t for t in teachers}
