@@ -53,7 +53,7 @@ def busy_neighbour() -> Iterator[None]:
 def _digest(value: Any, into: Any) -> None:
     if isinstance(value, torch.Tensor):
         into.update(str((value.dtype, tuple(value.shape))).encode())
-        into.update(value.detach().contiguous().view(torch.uint8).numpy().tobytes())
+        into.update(value.detach().reshape(-1).view(torch.uint8).numpy().tobytes())
     elif isinstance(value, dict):
         for key in sorted(value, key=str):
             if key not in TIMINGS:
