@@ -3,14 +3,14 @@ costs a run little speed. Imported by the package before anything imports torch.
 
 Torch on Linux runs its CPU ops on GNU OpenMP (libgomp) threads. Between two pieces of work, and at the
 barrier that ends each op, a thread that is done spins (burns its core polling) for ``GOMP_SPINCOUNT``
-iterations before it sleeps; libgomp's default, 300 000 (about a millisecond or more), suits a machine
+polls before it sleeps; libgomp's default, 300 000 (about 10 ms on an AMD EPYC), suits a machine
 that is ours alone. Next to a busy process it is the wrong choice: the thread that shares its core with
 the neighbour only runs in its time slices, and the threads waiting for it spin through theirs instead
 of giving the core back, so a 2-thread run on 2 cores falls to about a quarter of its quiet speed.
 Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) recovers most of that but pays a wake-up on every
 barrier, about a fifth of the quiet speed for a small model. A short spin keeps the quick hand-overs of
 a quiet machine and gives the core back soon when the other thread is not running (measured:
-docs/results.md, "Training on a shared CPU").
+docs/results.md, "Training on a shared CPU: bits and speed").
 
 The wait policy changes only the speed, never the bits: every op splits its work the same way.
 

@@ -11,7 +11,7 @@ evenly between the processes of one data-parallel group on this machine (torchru
 What it does change is the speed: torch splits each op statically between its threads and waits for the
 slowest, so the thread that shares its core with a neighbour holds every op up. The cost of that wait
 depends mostly on how the idle threads wait; :mod:`kdforaa.openmp` sets the OpenMP spin count that keeps
-most of the speed (measured: docs/results.md, "Training on a shared CPU").
+most of the speed (measured: docs/results.md, "Training on a shared CPU: bits and speed").
 """
 
 from __future__ import annotations
