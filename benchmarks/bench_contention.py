@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 
 from neighbours import TimedRun, busy_neighbours, train_img_per_s
 
@@ -72,6 +73,7 @@ def main() -> None:
                 with busy_neighbours(count):
                     run = train_img_per_s([*WORKLOAD, *size, *overrides], env=env)
                 runs.setdefault((count, label), []).append(run)
+                print(f"{count} busy, {label}: {run.img_per_s:,.0f} img/s", file=sys.stderr, flush=True)
     print(f"{cores} cores, {args.images} images, median of {args.repeats} rounds, epochs 2..{args.epochs}\n")
     columns = "busy neighbours | setting | img/s (each run) | median | share of its quiet | share of before's"
     print(f"| {columns} | threads | weights |")

@@ -31,7 +31,7 @@ SPIN = "import time\nend = time.time() + 120\nwhile time.time() < end: pass\n"
 TIMINGS = {"epoch_seconds", "img_per_s", "eval_seconds", "elapsed"}
 # no train.threads anywhere: the default is what must not depend on load
 TINY = {
-    "data": {"limit": 192, "test_limit": 64},
+    "data": {"limit": 128, "test_limit": 32},
     "model": {"name": "resnet8"},
     "augment": {"policy": "randaugment", "magnitude": 12},
     "train": {"epochs": 1, "batch_size": 64},
@@ -112,14 +112,14 @@ def test_a_run_next_to_a_busy_process_has_the_quiet_runs_bits(tmp_path, teacher,
     assert digests[0] == digests[1]
 
 
-RESUMABLE = [
-    "data.limit=512",
-    "data.test_limit=64",
+RESUMABLE = [  # 16 steps, a checkpoint every 2
+    "data.limit=256",
+    "data.test_limit=32",
     "model.name=resnet8",
     "augment.policy=randaugment",
     "augment.magnitude=12",
     "train.epochs=2",
-    "train.batch_size=64",
+    "train.batch_size=32",
     "train.checkpoint_every=2",
 ]
 
