@@ -22,7 +22,7 @@ import yaml
 
 from kdforaa.checkpoint import load_checkpoint
 from kdforaa.cli import main
-from kdforaa.config import build_config
+from kdforaa.config import build_config, load_config
 from kdforaa.errors import BadInput
 from kdforaa.train.loop import Trainer
 
@@ -144,8 +144,7 @@ def wait_for_checkpoint(process: subprocess.Popen[str], out: Path, min_step: int
 
 
 def test_killed_under_load_and_resumed_quiet_equals_the_quiet_run(tmp_path):
-    quiet = train(tmp_path / "quiet", *RESUMABLE)
-    assert quiet.wait() == 0, quiet.communicate()
+    Trainer(load_config(None, RESUMABLE), tmp_path / "quiet", progress=False).run()  # never stopped
     with busy_neighbour():
         killed = train(tmp_path / "killed", *RESUMABLE)
         wait_for_checkpoint(killed, tmp_path / "killed", min_step=2)
