@@ -136,7 +136,8 @@ def ours_img_per_s(images: int, teacher_path: str) -> tuple[float, list[float]]:
         "distill.method=topk_kd",
         f"distill.k={K}",
     ]
-    return train_img_per_s(overrides, skip_first=False)
+    run = train_img_per_s(overrides, skip_first=False)
+    return run.img_per_s, run.threads
 
 
 def main() -> None:

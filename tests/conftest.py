@@ -7,6 +7,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+# before torch: OpenMP takes kdforaa's short spin only if it is set when torch loads (kdforaa.openmp)
+import kdforaa  # noqa: F401
+
+# isort: split
 import pytest
 import torch
 

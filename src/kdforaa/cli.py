@@ -122,7 +122,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise BadInput(f"--seeds must be at least 1, got {args.seeds}")
-    check_range("--threads", args.threads, 0, MAX_THREADS, "give 0 (torch's choice) or a core count")
+    check_range("--threads", args.threads, 0, MAX_THREADS, "give 0 (every usable core) or a thread count")
     run_demo(Path(args.out), full=args.full, seeds=args.seeds, threads=args.threads)
     return 0
 
@@ -183,6 +183,7 @@ def _cmd_cache_teacher(args: argparse.Namespace) -> int:
     from kdforaa.config import load_config
     from kdforaa.distill.cache import build_cache
     from kdforaa.train.device import resolve_device
+    from kdforaa.train.threads import set_threads
 
     overrides = list(args.overrides)
     if args.teacher:  # the run the cache is for distils from this teacher
@@ -191,6 +192,7 @@ def _cmd_cache_teacher(args: argparse.Namespace) -> int:
     teacher = cfg.teacher.checkpoint
     if not teacher:
         raise BadInput("missing --teacher CKPT: the teacher checkpoint to cache (or set teacher.checkpoint)")
+    set_threads(cfg.train.threads)  # the cached logits' bits depend on it, as a live teacher's do
     cache = build_cache(
         cfg,
         teacher,
@@ -302,13 +304,12 @@ def _config_file(path: str | None) -> str | None:
 
 
 def _cmd_bench_step(args: argparse.Namespace) -> int:
-    import torch
 
     from kdforaa.experiments.step_bench import format_step_bench, run_step_bench
+    from kdforaa.train.threads import set_threads
 
-    check_range("--threads", args.threads, 0, MAX_THREADS, "give 0 (torch's choice) or a core count")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    check_range("--threads", args.threads, 0, MAX_THREADS, "give 0 (every usable core) or a thread count")
+    set_threads(args.threads)
     result = run_step_bench(
         args.student, args.teacher, data=args.data, steps=args.steps, repeats=args.repeats, batch=args.batch
     )
@@ -402,7 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--full", action="store_true", help="the longer version documented in docs/results.md")
     p.add_argument("--seeds", type=int, default=1, help="student seeds per method (default 1)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (default 0: every core this process may use)",
+    )
     p.set_defaults(func=_cmd_demo)
 
     p = command("models", help="list the model names (model.name)")
@@ -447,7 +453,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch", type=int, default=128)
     b.add_argument("--steps", type=int, default=20)
     b.add_argument("--repeats", type=int, default=5)
-    b.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    b.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (default 0: every core this process may use)",
+    )
     b.set_defaults(func=_cmd_bench_step)
 
     p = command("augment-grid", help="write a PNG grid of images under a policy at increasing levels")

@@ -147,9 +147,9 @@ class TrainConfig(_Section):
         default=0,
         ge=0,
         le=MAX_THREADS,
-        description="torch CPU threads: 0 = the cores no other process is using, re-checked every 2 s "
-        "(all of them on a quiet machine); N = exactly N (runs are bit-identical only at the same thread "
-        "counts: metrics.jsonl records each epoch's)",
+        description="torch CPU threads: 0 = every core the process may use (its CPU affinity, shared among "
+        "a torchrun group's local processes), fixed for the run and never following load; N = exactly N. "
+        "Bits depend on the count, not on load (README: Reproducibility)",
     )
     sync_bn: bool = Field(default=False, description="SyncBatchNorm across processes under torchrun")
 

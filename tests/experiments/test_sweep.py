@@ -89,7 +89,7 @@ def test_grid_expansion_naming_and_teacher_injection(tmp_path):
     assert len(set(names)) == len(names)
     for run in runs:
         assert run.folder == (tmp_path / "out" / run.name).resolve()
-        assert "threads" not in run.tree.get("train", {})  # 0: each job takes the cores left free
+        assert "threads" not in run.tree.get("train", {})  # 0: each job uses every core, as alone
         distils = run.labels["distill"] == "kd"
         assert run.teacher == ("teacher" if distils else None)
         expected = str(teachers[0].folder / "best.pt") if distils else None

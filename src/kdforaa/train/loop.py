@@ -43,7 +43,7 @@ from kdforaa.train.evaluate import evaluate, inference_speed
 from kdforaa.train.parts import build_parts
 from kdforaa.train.run_folder import RunFolder
 from kdforaa.train.schedule import lr_factor
-from kdforaa.train.threads import Threads
+from kdforaa.train.threads import set_threads
 
 if TYPE_CHECKING:  # tensorboard is an extra: imported when train.tensorboard asks for it
     from torch.utils.tensorboard import SummaryWriter
@@ -64,7 +64,7 @@ class Trainer:
         self.world = world or dist.World()
         self.progress = progress and self.world.is_main
         self.device = resolve_device(cfg.train.device, self.world.local_rank)
-        self.threads = Threads(cfg.train.threads)
+        self.threads = set_threads(cfg.train.threads)  # fixed before any computation: the bits depend on it
         self.local_batch = dist.local_batch_size(cfg.train.batch_size, self.world)
         if self.world.is_main:
             self._check_folder(resume)
@@ -271,7 +271,7 @@ class Trainer:
             self._log_step(self.writer, {"loss": loss.detach(), **terms})
 
     # ------------------------------------------------------------------ epochs
-    def _epoch_record(self, seconds: float, images_seen: int, threads: float) -> dict[str, Any]:
+    def _epoch_record(self, seconds: float, images_seen: int) -> dict[str, Any]:
         s, n = self.stats, max(1.0, self.stats.get("n", 0.0))
         # the epoch just completed, counted from 1 as on the console
         record: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step}
@@ -292,7 +292,7 @@ class Trainer:
         record["skipped_steps"] = self.skipped
         record["epoch_seconds"] = seconds
         record["img_per_s"] = images_seen / seconds if seconds > 0 else math.nan
-        record["threads"] = threads  # the mean CPU thread count of the epoch's steps
+        record["threads"] = self.threads  # torch CPU threads: the bits depend on it
         return record
 
     def _evaluates_now(self) -> bool:
@@ -305,7 +305,6 @@ class Trainer:
         cfg = self.cfg
         previous = self._catch_signals()
         try:
-            self.threads.start()
             while self.epoch < cfg.train.epochs:
                 self._run_epoch()
             # Every rank finishes training before any tears the group down: a gloo rank whose peer has
@@ -365,13 +364,12 @@ class Trainer:
             initial=start,
             leave=False,
         )
-        t0, seen, thread_steps = time.perf_counter(), 0, []
+        t0, seen = time.perf_counter(), 0
         every = cfg.train.checkpoint_every
         for images, labels, indices in batches(
             self.parts.train_set, order[start * local :], local, cfg.data.num_workers
         ):
             self.train_step(images, labels, indices)
-            thread_steps.append(self.threads.update())
             seen += labels.numel() * self.world.size
             bar.update(1)
             self._stop_if_asked()
@@ -386,8 +384,7 @@ class Trainer:
         self.stats = dist.all_reduce_sum(self.stats, self.world)
         improved = False
         if self.world.is_main:
-            threads = sum(thread_steps) / len(thread_steps) if thread_steps else self.threads.count
-            record = self._epoch_record(seconds, seen, round(threads, 2))
+            record = self._epoch_record(seconds, seen)
             acc = record.get("test_acc", -math.inf)
             improved = acc > self.best_acc
             self.best_acc = max(self.best_acc, acc)

@@ -70,8 +70,8 @@ def run_sweep(
     reuse_finished([*needed, *runs], [Path(p) for p in reuse_from])
     print(
         f"sweep: {count(len(runs), 'run')} + {count(len(needed), 'teacher run')}, {jobs} at a time; "
-        "each run takes the CPU "
-        "cores the others leave free (unless its config sets train.threads)"
+        "each run uses every CPU core (unless its config sets train.threads), as it would alone: the same "
+        "bits"
     )
     outcomes = Scheduler(jobs, train_fn, len(needed) + len(runs)).run_all(
         [*needed, *runs], {t.name: t for t in teachers}

@@ -2,7 +2,8 @@
 
 Every grid point and seed is one run in its own folder under the output folder; runs with the same
 resolved config can be copied from other sweeps instead of trained again (``--reuse-from``). Runs that
-leave ``train.threads`` at 0 each use the cores the other jobs leave free (:mod:`kdforaa.train.threads`).
+leave ``train.threads`` at 0 each use every usable core, as the same run outside a sweep does, so a job's
+bits do not depend on ``--jobs`` or on what runs beside it (:mod:`kdforaa.train.threads`).
 """
 
 from __future__ import annotations
