@@ -83,7 +83,7 @@ def test_the_deferred_check_stops_at_the_read_naming_the_first_bad_step_and_writ
             loss = logits.float().logsumexp(1).mean() * (float("nan") if NanAfterOne.calls > 1 else 1.0)
             return loss, {"ce": loss.detach()}
 
-    t.parts.criterion = NanAfterOne()
+    t.parts.distiller.criterion = NanAfterOne()
     with pytest.raises(TrainingError, match=r"non-finite loss at global step 2 \(found at step 2;"):
         t.run()
     assert not (tmp_path / "run" / "last.pt").exists()
