@@ -147,17 +147,21 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
     levels = parse_levels(args.levels)  # finite and >= 0: valid magnitudes
     single_op = args.policy in OP_NAMES
     augment = None if single_op else build_section("augment", policy=args.policy, num_ops=args.num_ops)
-    data = build_section("data", name=args.data, root=args.root, test_limit=args.count)
+    candidates = 4 * args.count  # rows the level does not change give way to the next images
+    data = build_section("data", name=args.data, root=args.root, test_limit=candidates)
     dataset = load_dataset(data, "test")
-    images = dataset.images(torch.arange(min(args.count, len(dataset))))
+    images = dataset.images(torch.arange(min(candidates, len(dataset))))
 
     def factory(level: float):
         if augment is None:
             return build_single_op(args.policy, level)
         return build_policy(augment.model_copy(update={"magnitude": level}))
 
-    path = render_grid(images, factory, Path(args.out), levels=levels, seed=args.seed)
-    print(f"grid of {len(images)} {args.data} images under {args.policy} written to {path.resolve()}")
+    path = render_grid(images, factory, Path(args.out), levels=levels, seed=args.seed, rows=args.count)
+    print(
+        f"grid of {min(args.count, len(images))} {args.data} images under {args.policy} written to "
+        f"{path.resolve()}"
+    )
     return 0
 
 
