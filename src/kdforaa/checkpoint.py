@@ -16,6 +16,17 @@ from kdforaa.errors import BadInput
 MARKER = "kdforaa"
 
 
+def umask_mode() -> int:
+    """The mode a new file gets from ``open`` under the process's umask (``0o644`` under ``022``).
+
+    ``tempfile.mkstemp`` makes ``0600`` files; a file written through one and renamed into place is
+    given this mode, so weights are as readable to a team as the configs and summaries beside them.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: str | Path | None = None) -> None:
     """Write ``state`` to ``path`` so that a crash leaves either the old file or the new one, never half.
 
@@ -26,6 +37,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: str 
     state = {MARKER: __version__, **state}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, umask_mode())
         with os.fdopen(fd, "wb") as fh:
             torch.save(state, fh)
             fh.flush()

@@ -120,7 +120,8 @@ def test_a_foreign_checkpoint_needs_its_architecture(tmp_path: Path) -> None:
     path = save_repdistiller_checkpoint(foreign_model("resnet8"), tmp_path / "c.pth")
     with pytest.raises(BadInput) as err:
         load_trained(str(path))
-    assert "does not record its architecture: set teacher.model=NAME" in one_line(err.value)
+    expected = "does not record its architecture: pass --model NAME (in a config: teacher.model=NAME)"
+    assert expected in one_line(err.value)
 
 
 # ------------------------------------------------------------------------------- strict loading
@@ -212,7 +213,7 @@ def test_a_kdforaa_checkpoint_must_be_the_architecture_it_is_said_to_be(tmp_path
     }
     save_checkpoint(state, tmp_path / "best.pt")
     assert load_trained(str(tmp_path / "best.pt"), architecture="resnet8").name == "resnet8"
-    with pytest.raises(BadInput, match=r"holds a 'resnet8', not a 'resnet20': remove teacher.model"):
+    with pytest.raises(BadInput, match=r"not a 'resnet20': remove --model \(teacher.model\)"):
         load_trained(str(tmp_path / "best.pt"), architecture="resnet20")
 
 
@@ -222,7 +223,7 @@ def test_eval_of_a_foreign_checkpoint_takes_model_and_data(tmp_path: Path, make_
     cifar = make_cifar("cifar10").root
     argv = ["eval", str(path), "--device", "cpu"]
     refusals = {
-        (): "does not record its architecture: set teacher.model=NAME (kdforaa eval/export: --model NAME)",
+        (): "does not record its architecture: pass --model NAME (in a config: teacher.model=NAME)",
         ("--model", "resnet8"): "c.pth does not record its data set: pass --data NAME (and --root DIR)",
         ("--model", "resnet8", "--format", "state_dict", "--data", "fashion-mnist"): "not a plain state dict",
         ("--model", "resnet8", "--data", "cifar10", "--root", str(cifar)): "and 1 channels, data set cifar10",

@@ -444,24 +444,27 @@ def _write(
     }
 
 
-def default_data(teacher: str) -> tuple[str, str | None]:
-    """The data set (name, root) a kdforaa run checkpoint was trained on; Fashion-MNIST otherwise (pass
-    ``--data`` for a teacher from another weights file)."""
-    from kdforaa.checkpoint import load_checkpoint
+def default_data(teacher: str, format: str = "auto") -> tuple[str, str | None]:
+    """The data set (name, root) a weights file records: a kdforaa run checkpoint its config's, an
+    exported ``.safetensors`` file its name; Fashion-MNIST otherwise (pass ``--data``)."""
     from kdforaa.models.registry import TIMM_PREFIX
+    from kdforaa.models.weight_formats import read_weights
 
     if teacher.startswith(TIMM_PREFIX) or not Path(teacher).is_file():
         return "fashion-mnist", None
     try:
-        data = load_checkpoint(teacher).get("config", {}).get("data", {})
-    except BadInput:  # another weights format (an exported .safetensors, ...): it records no data set
+        stored = read_weights(teacher, format)
+    except BadInput:  # the teacher's own load says what is wrong with the file
         return "fashion-mnist", None
-    return data.get("name", "fashion-mnist"), data.get("root")
+    recorded = (stored.config or {}).get("data", {})
+    return recorded.get("name", stored.data or "fashion-mnist"), recorded.get("root")
 
 
 def run_outliers(
     *,
     teacher: str,
+    model: str | None = None,
+    format: str = "auto",
     out: str | Path,
     policy: str = "randaugment",
     levels: str = "0,5,10,15,20,30",
@@ -479,7 +482,7 @@ def run_outliers(
     progress: bool = True,
 ) -> OutlierResults:
     """The ``kdforaa outliers`` command: load the teacher and the test split, measure, write, report."""
-    from kdforaa.config import DataConfig
+    from kdforaa.config import DataConfig, teacher_config
     from kdforaa.data.datasets import load_dataset
     from kdforaa.distill.teacher import load_teacher
     from kdforaa.train.device import resolve_device
@@ -496,11 +499,12 @@ def run_outliers(
     level_list = parse_levels(levels)
     op_set.policy(max(level_list))  # bad --num-ops etc. fail now, not after the per-op passes
     if data is None:
-        data, checkpoint_root = default_data(teacher)
+        data, checkpoint_root = default_data(teacher, format)
         root = root or checkpoint_root
     dataset = load_dataset(DataConfig(name=data, root=root, test_limit=limit), "test")
     dev = resolve_device(device)
-    frozen = load_teacher(teacher, dataset.num_classes, dataset.in_channels, dev)
+    spec = teacher_config(teacher, model=model, format=format)
+    frozen = load_teacher(spec, dataset.num_classes, dataset.in_channels, dev)
     if len(dataset) < 2 * group_size:
         print(
             f"note: {len(dataset)} images make fewer than two groups of --group-size {group_size}: "

@@ -39,6 +39,7 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from kdforaa import __version__
+from kdforaa.checkpoint import umask_mode
 from kdforaa.config import RunConfig, TeacherConfig, teacher_config
 from kdforaa.data.datasets import Dataset, load_dataset
 from kdforaa.data.loader import batches
@@ -146,6 +147,7 @@ def _sync_dir(folder: Path) -> None:
 def _write_json_atomic(path: Path, value: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, umask_mode())
         with os.fdopen(fd, "w") as fh:
             json.dump(value, fh, indent=2)
             fh.write("\n")
