@@ -69,7 +69,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     )
     if not recorded and not args.data:
         raise BadInput(f"{args.checkpoint} does not record its data set: pass --data NAME (and --root DIR)")
-    given = {key: value for key, value in (("name", args.data), ("root", args.root)) if value}
+    if args.limit is not None and args.limit < 1:
+        raise BadInput(f"--limit must be at least 1, got {args.limit}")
+    # the whole split unless --limit: a run's quick-check limits do not carry over
+    recorded = {key: value for key, value in recorded.items() if key not in ("limit", "test_limit")}
+    limit = "test_limit" if args.split == "test" else "limit"
+    given = {
+        key: value for key, value in (("name", args.data), ("root", args.root), (limit, args.limit)) if value
+    }
     data = build_section("data", **{**recorded, **given})
     dataset = load_dataset(data, args.split)
     if (dataset.num_classes, dataset.in_channels) != (num_classes, in_channels):
@@ -336,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data set name (default: the one the checkpoint was trained on)")
     p.add_argument("--root", help="data set folder (default: the checkpoint's, then the standard places)")
     p.add_argument("--split", choices=["train", "test"], default="test")
+    p.add_argument("--limit", type=int, help="evaluate the first N images of the split (default: all)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     _weights_options(p)
     p.set_defaults(func=_cmd_eval)

@@ -62,6 +62,8 @@ class TrainConfig(_Section):
     batch_size: int = Field(default=128, gt=0)
     eval_batch_size: int = Field(default=1000, gt=0)
     eval_every: int = Field(default=1, ge=0)  # epochs between test evaluations; the last always; 0: only it
+    # evaluations before the last epoch use the first N test images; the last uses all (None: all, always)
+    eval_limit: int | None = Field(default=None, gt=0)
     lr: float = Field(default=0.1, gt=0)
     momentum: float = Field(default=0.9, ge=0)
     nesterov: bool = True

@@ -13,7 +13,7 @@ from cli_helpers import one_line_error
 from foreign_models import RESNETS, WIDE_RESNETS, foreign_model, save_repdistiller_checkpoint
 from kdforaa.checkpoint import save_checkpoint
 from kdforaa.cli import main
-from kdforaa.config import RunConfig, config_to_dict
+from kdforaa.config import RunConfig, config_to_dict, load_config
 from kdforaa.errors import BadInput
 from kdforaa.models.from_checkpoint import load_trained
 from kdforaa.models.registry import available_models, build_model
@@ -244,5 +244,37 @@ def test_eval_reads_only_the_data_section_of_a_runs_config(tmp_path: Path, capsy
     config["teacher"]["checkpoint"] = "timm:resnet18"
     state = {"model": build_model("resnet8", 10, 1).state_dict(), "config": config, "num_classes": 10}
     save_checkpoint({**state, "in_channels": 1}, tmp_path / "best.pt")
-    assert main(["eval", str(tmp_path / "best.pt"), "--device", "cpu"]) == 0
+    assert main(["eval", str(tmp_path / "best.pt"), "--device", "cpu", "--limit", "50"]) == 0
     assert capsys.readouterr().out.startswith("resnet8 on fashion-mnist test: accuracy")
+
+
+def test_every_command_that_reads_weights_takes_model_and_format(tmp_path: Path, capsys) -> None:
+    """A RepDistiller checkpoint as the teacher of outliers and cache-teacher (as of eval, above), with
+    the same --model/--format; and an export of it records the data set, so eval needs no --data."""
+    path = save_repdistiller_checkpoint(foreign_model("resnet8", 10, 1), tmp_path / "ckpt_epoch_2.pth")
+    weights = ["--model", "resnet8", "--format", "repdistiller"]
+    outliers = ["outliers", "--teacher", str(path), "--out", str(tmp_path / "o"), "--limit", "8"]
+    outliers += ["--levels", "10", "--policy", "rotate", "--group-size", "4", "--device", "cpu", "--quiet"]
+    assert main(outliers) == 2
+    assert "pass --model NAME" in one_line_error(capsys.readouterr().err)
+    assert main([*outliers, *weights]) == 0
+    cache = ["cache-teacher", "data.limit=16", "train.epochs=1", "--teacher", str(path), "--quiet"]
+    assert main([*cache, *weights, "--k", "2", "--out", str(tmp_path / "cache")]) == 0
+    capsys.readouterr()
+    exported = tmp_path / "resnet8.safetensors"
+    assert main(["export", str(path), "--model", "resnet8", "--out", str(exported)]) == 0
+    assert main(["eval", str(exported), "--device", "cpu"]) == 2  # a RepDistiller file names no data set
+    assert "pass --data NAME" in one_line_error(capsys.readouterr().err)
+    run = tmp_path / "best.pt"
+    save_checkpoint(
+        {
+            "model": build_model("resnet8", 10, 1).state_dict(),
+            "config": config_to_dict(load_config(None, ["data.test_limit=5", "model.name=resnet8"])),
+            "num_classes": 10,
+            "in_channels": 1,
+        },
+        run,
+    )
+    assert main(["export", str(run), "--out", str(exported)]) == 0
+    assert main(["eval", str(exported), "--device", "cpu", "--limit", "20"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("resnet8 on fashion-mnist test: accuracy ")

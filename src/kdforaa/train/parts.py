@@ -55,7 +55,10 @@ def _student(cfg: RunConfig, train_set: Dataset, device: torch.device, world: di
 
 
 def _teacher(cfg: RunConfig, train_set: Dataset, device: torch.device) -> Teacher | SoftLabelCache | None:
-    """The soft-label cache when ``teacher.cache`` is set, else the live teacher (None without one)."""
+    """The soft-label cache when ``teacher.cache`` is set, else the live teacher; None without one, and
+    None when no term distils (a CE baseline whose config names a teacher never loads or runs it)."""
+    if not cfg.distill.needs_teacher:
+        return None
     if cfg.teacher.cache:
         return SoftLabelCache.open(cfg.teacher.cache, cfg, cfg.teacher.checkpoint)
     if not cfg.teacher.checkpoint:
