@@ -16,6 +16,7 @@ on the augmented one), ``mean_true_prob`` (teacher probability of the true class
 from __future__ import annotations
 
 import math
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ POLICIES = ("randaugment", "autoaugment", "trivialaugment")
 DEFAULT_LEVELS = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0)
 # Wang et al.'s code averages 10 batches of 64 teacher outputs per group (their --utils.check_ce_var).
 WANG_GROUP_SIZE = 640
+GALLERY_COLUMNS = 6  # tiles per gallery row (each tile is two images wide)
 STAT_COLUMNS = ("n", "teacher_acc", "outlier_rate", "mean_true_prob", "topk_coverage", "t_stddev")
 
 
@@ -278,10 +280,11 @@ def _display(image: torch.Tensor) -> np.ndarray:
     return array[..., 0] if array.shape[2] == 1 else array
 
 
-def side_by_side(clean: torch.Tensor, augmented: torch.Tensor, gap: int = 2) -> torch.Tensor:
-    """``(C,H,W)`` uint8 clean and augmented images joined left to right with a white ``gap`` of pixels."""
-    white = torch.full((clean.shape[0], clean.shape[1], gap), 255, dtype=torch.uint8)
-    return torch.cat([clean.cpu(), white, augmented.cpu()], dim=2)
+def side_by_side(clean: torch.Tensor, augmented: torch.Tensor, gap: int = 3) -> torch.Tensor:
+    """``(C,H,W)`` uint8 clean and augmented images joined left to right by a mid-grey bar ``gap`` pixels
+    wide (visible against black and white backgrounds alike)."""
+    bar = torch.full((clean.shape[0], clean.shape[1], gap), 128, dtype=torch.uint8)
+    return torch.cat([clean.cpu(), bar, augmented.cpu()], dim=2)
 
 
 def _gallery(outliers: Sequence[Outlier], dataset: Any, seed: int, path: Path) -> Path:
@@ -299,10 +302,15 @@ def _gallery(outliers: Sequence[Outlier], dataset: Any, seed: int, path: Path) -
         lines += [f"{rank}. {classes[c][:12]} {p:.2f}" for rank, (c, p) in enumerate(o.top, 1)]
         captions.append("\n".join(lines))
     title = (
-        "Strongest outliers, clean | augmented: teacher right on the clean image, wrong after the op "
-        "(its top-3 on the augmented one under each)"
+        "Strongest outliers (clean | augmented): teacher right on the clean image, wrong after the op; "
+        "its top 3 on the augmented one"
     )
-    return report.image_gallery(images, captions, path, title=title, columns=6)
+    columns = max(1, min(GALLERY_COLUMNS, len(images)))
+    if columns < 4:  # too narrow a figure for the whole sentence
+        title = "Strongest outliers\n(clean | augmented)"
+    else:
+        title = "\n".join(textwrap.wrap(title, width=int(1.9 * 6.5 * columns)))  # fits the figure
+    return report.image_gallery(images, captions, path, title=title, columns=GALLERY_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------------- driver
@@ -415,6 +423,11 @@ def outlier_rate_table(
     return np.array([*by_op.values(), policy]), labels, [*columns, *(["any"] if level_free else [])]
 
 
+def _wrapped(title: str, columns: int) -> str:
+    """``title`` in lines that fit a heat map of ``columns`` columns (report.heatmap's width)."""
+    return "\n".join(textwrap.wrap(title, width=max(24, int(8 * (1.4 + 0.75 * columns)))))
+
+
 def _write(
     out: Path,
     rows: list[dict[str, Any]],
@@ -435,8 +448,11 @@ def _write(
             row_labels,
             column_labels,
             out / "outliers_heatmap.png",
-            title="Outlier rate (%): teacher right on clean, wrong on augmented\n"
-            f"(each op alone; whole policy: {op_set.describe()})",
+            title=_wrapped(
+                "Outlier rate (%): teacher right on clean, wrong on augmented "
+                f"(each op alone; whole policy: {op_set.describe()})",
+                len(column_labels),
+            ),
             colorbar_label="outlier rate (%)",
             x_label="level (any: the op has none)",
         ),
