@@ -285,3 +285,5 @@ def test_the_default_data_set_of_a_teacher_file_that_records_none_is_fashion_mni
     exported = tmp_path / "teacher.safetensors"
     save_file(build_model("resnet8", 10, 1).state_dict(), str(exported))
     assert default_data(str(exported)) == ("fashion-mnist", None)
+    save_file(build_model("resnet8", 10, 1).state_dict(), str(exported), metadata={"kdforaa.data": "mnist"})
+    assert default_data(str(exported)) == ("mnist", None)  # an export records the data set's name

@@ -463,17 +463,22 @@ def _write(
 def default_data(teacher: str, format: str = "auto") -> tuple[str, str | None]:
     """The data set (name, root) a weights file records: a kdforaa run checkpoint its config's, an
     exported ``.safetensors`` file its name; Fashion-MNIST otherwise (pass ``--data``)."""
+    from kdforaa.checkpoint import load_checkpoint
     from kdforaa.models.registry import TIMM_PREFIX
     from kdforaa.models.weight_formats import read_weights
 
     if teacher.startswith(TIMM_PREFIX) or not Path(teacher).is_file():
         return "fashion-mnist", None
     try:
+        data = load_checkpoint(teacher).get("config", {}).get("data", {})
+        return data.get("name", "fashion-mnist"), data.get("root")
+    except BadInput:  # another weights format: an export may record the data set's name
+        pass
+    try:
         stored = read_weights(teacher, format)
     except BadInput:  # the teacher's own load says what is wrong with the file
         return "fashion-mnist", None
-    recorded = (stored.config or {}).get("data", {})
-    return recorded.get("name", stored.data or "fashion-mnist"), recorded.get("root")
+    return stored.data or "fashion-mnist", None
 
 
 def run_outliers(
