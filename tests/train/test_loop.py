@@ -82,17 +82,18 @@ def test_summary_time_is_the_whole_run_with_its_parts_split_out(teacher_run):
 
 
 def test_eval_limit_scores_a_subset_per_epoch_and_the_whole_test_set_at_the_end(tmp_path):
-    cfg = tiny(train={"epochs": 3, "eval_limit": 50})
+    cfg = tiny(train={"epochs": 2, "eval_limit": 50}, data={"limit": 128, "test_limit": 120})
     summary = Trainer(cfg, tmp_path / "r", progress=False).run()
     records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["test_images"] for r in records] == [50, 50, 200]
+    assert [r["test_images"] for r in records] == [50, 120]
     assert summary["final_test_acc"] == summary["best_test_acc"] == records[-1]["test_acc"]  # whole set only
 
 
 def test_a_run_without_a_distillation_term_never_builds_its_teacher(tmp_path):
     """A CE baseline whose config names a teacher (a sweep's base, say) neither loads nor runs it: here
     the teacher file does not even exist."""
-    cfg = tiny(train={"epochs": 1}, teacher={"checkpoint": str(tmp_path / "absent.pt")})
+    absent = str(tmp_path / "absent.pt")
+    cfg = tiny(train={"epochs": 1}, data={"limit": 64, "test_limit": 20}, teacher={"checkpoint": absent})
     trainer = Trainer(cfg, tmp_path / "r", progress=False)
     assert trainer.parts.teacher is None
     trainer.run()
