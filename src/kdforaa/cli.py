@@ -54,6 +54,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_data(config: dict | None, data_name: str | None, args: argparse.Namespace) -> dict:
+    """The ``data:`` keys ``eval`` uses: those a weights file records (a run's data section, an export's
+    data set name) under ``--data``/``--root``; the whole split unless ``--limit`` (a run's quick-check
+    ``limit``/``test_limit`` do not carry over)."""
+    recorded = dict(config.get("data", {})) if config else {"name": data_name} if data_name else {}
+    if not recorded and not args.data:
+        raise BadInput(f"{args.checkpoint} does not record its data set: pass --data NAME (and --root DIR)")
+    if args.limit is not None and args.limit < 1:
+        raise BadInput(f"--limit must be at least 1, got {args.limit}")
+    recorded = {key: value for key, value in recorded.items() if key not in ("limit", "test_limit")}
+    limit = "test_limit" if args.split == "test" else "limit"
+    given = (("name", args.data), ("root", args.root), (limit, args.limit))
+    return {**recorded, **{key: value for key, value in given if value}}
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from kdforaa.config import build_section
     from kdforaa.data.datasets import load_dataset
@@ -64,20 +79,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     trained = load_trained(args.checkpoint, architecture=args.model, format=args.format)  # as it was trained
     model, num_classes, in_channels = trained.model, trained.num_classes, trained.in_channels
-    recorded = (
-        trained.config.get("data", {}) if trained.config else {"name": trained.data} if trained.data else {}
-    )
-    if not recorded and not args.data:
-        raise BadInput(f"{args.checkpoint} does not record its data set: pass --data NAME (and --root DIR)")
-    if args.limit is not None and args.limit < 1:
-        raise BadInput(f"--limit must be at least 1, got {args.limit}")
-    # the whole split unless --limit: a run's quick-check limits do not carry over
-    recorded = {key: value for key, value in recorded.items() if key not in ("limit", "test_limit")}
-    limit = "test_limit" if args.split == "test" else "limit"
-    given = {
-        key: value for key, value in (("name", args.data), ("root", args.root), (limit, args.limit)) if value
-    }
-    data = build_section("data", **{**recorded, **given})
+    data = build_section("data", **_eval_data(trained.config, trained.data, args))
     dataset = load_dataset(data, args.split)
     if (dataset.num_classes, dataset.in_channels) != (num_classes, in_channels):
         raise BadInput(
