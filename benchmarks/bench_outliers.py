@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--levels", default="0,5,10,15,20,30")
     parser.add_argument("--policy", default="randaugment")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--first", choices=["old", "new"], default="old", help="which runs first in odd rounds (default old)"
+    )
     args = parser.parse_args()
     old = old_module(args.old_commit)
     dataset = load_dataset(DataConfig(name=args.data, test_limit=args.limit), "test")
@@ -91,10 +94,9 @@ def main() -> None:
     levels = current.parse_levels(args.levels)
     work = Path(tempfile.mkdtemp(prefix="bench-outliers-"))
     seconds: dict[str, list[float]] = {"old": [], "new": []}
+    pair = (("old", old), ("new", current)) if args.first == "old" else (("new", current), ("old", old))
     for round_ in range(args.rounds):
-        for name, module in (
-            (("old", old), ("new", current)) if round_ % 2 == 0 else (("new", current), ("old", old))
-        ):
+        for name, module in pair if round_ % 2 == 0 else pair[::-1]:
             op_set = module.resolve_op_set(args.policy)
             start = time.perf_counter()
             module.analyse_outliers(
