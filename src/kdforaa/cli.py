@@ -56,17 +56,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _eval_data(config: dict | None, data_name: str | None, args: argparse.Namespace) -> dict:
     """The ``data:`` keys ``eval`` uses: those a weights file records (a run's data section, an export's
-    data set name) under ``--data``/``--root``; the whole split unless ``--limit`` (a run's quick-check
-    ``limit``/``test_limit`` do not carry over)."""
+    data set name) under ``--data``/``--root``, and ``--limit`` for the split's limit (a run's
+    ``test_limit`` otherwise, so that eval scores what the run scored; 0: the whole split)."""
     recorded = dict(config.get("data", {})) if config else {"name": data_name} if data_name else {}
     if not recorded and not args.data:
         raise BadInput(f"{args.checkpoint} does not record its data set: pass --data NAME (and --root DIR)")
-    if args.limit is not None and args.limit < 1:
-        raise BadInput(f"--limit must be at least 1, got {args.limit}")
-    recorded = {key: value for key, value in recorded.items() if key not in ("limit", "test_limit")}
-    limit = "test_limit" if args.split == "test" else "limit"
-    given = (("name", args.data), ("root", args.root), (limit, args.limit))
-    return {**recorded, **{key: value for key, value in given if value}}
+    given = {key: value for key, value in (("name", args.data), ("root", args.root)) if value}
+    if args.limit is not None:
+        if args.limit < 0:
+            raise BadInput(f"--limit must be 0 (the whole split) or more, got {args.limit}")
+        given["test_limit" if args.split == "test" else "limit"] = args.limit or None
+    return {**recorded, **given}
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -345,7 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data set name (default: the one the checkpoint was trained on)")
     p.add_argument("--root", help="data set folder (default: the checkpoint's, then the standard places)")
     p.add_argument("--split", choices=["train", "test"], default="test")
-    p.add_argument("--limit", type=int, help="evaluate the first N images of the split (default: all)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        help="evaluate the first N images of the split; 0: all of them (default: the run's "
+        "data.test_limit for the test split, else all)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     _weights_options(p)
     p.set_defaults(func=_cmd_eval)

@@ -120,7 +120,7 @@ def test_a_foreign_checkpoint_needs_its_architecture(tmp_path: Path) -> None:
     path = save_repdistiller_checkpoint(foreign_model("resnet8"), tmp_path / "c.pth")
     with pytest.raises(BadInput) as err:
         load_trained(str(path))
-    expected = "does not record its architecture: pass --model NAME (in a config: teacher.model=NAME)"
+    expected = "does not record its architecture: name it with --model NAME (teacher.model=NAME in a config)"
     assert expected in one_line(err.value)
 
 
@@ -223,7 +223,7 @@ def test_eval_of_a_foreign_checkpoint_takes_model_and_data(tmp_path: Path, make_
     cifar = make_cifar("cifar10").root
     argv = ["eval", str(path), "--device", "cpu"]
     refusals = {
-        (): "does not record its architecture: pass --model NAME (in a config: teacher.model=NAME)",
+        (): "does not record its architecture: name it with --model NAME (teacher.model=NAME in a config)",
         ("--model", "resnet8"): "c.pth does not record its data set: pass --data NAME (and --root DIR)",
         ("--model", "resnet8", "--format", "state_dict", "--data", "fashion-mnist"): "not a plain state dict",
         ("--model", "resnet8", "--data", "cifar10", "--root", str(cifar)): "and 1 channels, data set cifar10",
@@ -244,7 +244,7 @@ def test_eval_reads_only_the_data_section_of_a_runs_config(tmp_path: Path, capsy
     config["teacher"]["checkpoint"] = "timm:resnet18"
     state = {"model": build_model("resnet8", 10, 1).state_dict(), "config": config, "num_classes": 10}
     save_checkpoint({**state, "in_channels": 1}, tmp_path / "best.pt")
-    assert main(["eval", str(tmp_path / "best.pt"), "--device", "cpu", "--limit", "50"]) == 0
+    assert main(["eval", str(tmp_path / "best.pt"), "--device", "cpu"]) == 0
     assert capsys.readouterr().out.startswith("resnet8 on fashion-mnist test: accuracy")
 
 
@@ -256,7 +256,7 @@ def test_every_command_that_reads_weights_takes_model_and_format(tmp_path: Path,
     outliers = ["outliers", "--teacher", str(path), "--out", str(tmp_path / "o"), "--limit", "8"]
     outliers += ["--levels", "10", "--policy", "rotate", "--group-size", "4", "--device", "cpu", "--quiet"]
     assert main(outliers) == 2
-    assert "pass --model NAME" in one_line_error(capsys.readouterr().err)
+    assert "name it with --model NAME" in one_line_error(capsys.readouterr().err)
     assert main([*outliers, *weights]) == 0
     cache = ["cache-teacher", "data.limit=16", "train.epochs=1", "--teacher", str(path), "--quiet"]
     assert main([*cache, *weights, "--k", "2", "--out", str(tmp_path / "cache")]) == 0

@@ -73,7 +73,7 @@ def _architecture(stored: StoredWeights, given: str | None) -> str:
     if name is None:
         raise BadInput(
             f"{stored.path} is a {FORMAT_NAMES[stored.format]} that does not record its architecture: "
-            "pass --model NAME (in a config: teacher.model=NAME), e.g. resnet32x4; see kdforaa models"
+            "name it with --model NAME (teacher.model=NAME in a config), e.g. resnet32x4; see kdforaa models"
         )
     return name
 
