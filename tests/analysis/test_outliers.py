@@ -176,6 +176,8 @@ def test_teacher_memo_gives_the_bits_of_one_pass_and_runs_each_image_once(fashio
     assert (memo.requested, memo.computed) == (5 + 10 + 1, 12)
     lone = TeacherMemo(teacher, fashion.mean, fashion.std, "cpu")
     assert torch.equal(lone(images[7:8]), direct[7:8])  # a lone new image is run padded to two
+    chunked = TeacherMemo(teacher, fashion.mean, fashion.std, "cpu", batch_size=5)
+    assert torch.equal(chunked(images), direct)  # new images run in batches of 5, 5 and 2
 
 
 def test_heatmap_table_has_the_level_free_column_and_the_whole_policy_row():

@@ -195,16 +195,17 @@ def predict_probs(
 
     Sample ``i`` is augmented with key ``(seed, 0, i)``: the same sample always gets the same draw.
     """
-    probs, flat = [], []
+    augmented = []
     for images, _, indices in batches(dataset, torch.arange(len(dataset)), batch_size):
         x = images.to(memo.device)
         if policy is not None:
             x = policy.apply(x, policy.sample(make_keys(seed, 0, indices)))
-        probs.append(memo(x))
-        flat.append((x.amax(dim=(1, 2, 3)) == x.amin(dim=(1, 2, 3))).cpu())
-        if on_batch is not None:
-            on_batch(len(indices))
-    return torch.cat(probs), torch.cat(flat)
+        augmented.append(x)
+    x = torch.cat(augmented)  # the whole pass at once: the images not seen before run in full batches
+    probs = memo(x)
+    if on_batch is not None:
+        on_batch(len(x))
+    return probs, (x.amax(dim=(1, 2, 3)) == x.amin(dim=(1, 2, 3))).cpu()
 
 
 # ----------------------------------------------------------------------------------------- gallery
@@ -362,7 +363,7 @@ def analyse_outliers(
     op_levels = [(op, [None] if op in ARGUMENT_FREE_OPS else list(levels)) for op in op_set.ops]
     passes = 1 + len(levels) + sum(len(op_level) for _, op_level in op_levels)
     bar = progress_bar(passes * len(dataset), "outliers", enabled=progress, unit="img")
-    memo = TeacherMemo(teacher, dataset.mean, dataset.std, device)
+    memo = TeacherMemo(teacher, dataset.mean, dataset.std, device, batch_size)
     started, done = time.perf_counter(), 0
 
     def probs(policy: Policy | None) -> tuple[torch.Tensor, torch.Tensor]:

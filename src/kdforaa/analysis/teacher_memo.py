@@ -45,8 +45,10 @@ class TeacherMemo:
         mean: Sequence[float],
         std: Sequence[float],
         device: torch.device | str,
+        batch_size: int = 500,
     ) -> None:
         self.teacher, self.mean, self.std, self.device = teacher, mean, std, device
+        self.batch_size = batch_size  # new images run in batches of this size (the last may be smaller)
         self._probs: dict[bytes, torch.Tensor] = {}
         self.requested = self.computed = 0
 
@@ -66,9 +68,12 @@ class TeacherMemo:
         for row, digest in enumerate(digests):
             if digest not in self._probs and digest not in new:
                 new[digest] = row
-        if new:
-            rows = torch.tensor(list(new.values()), device=images.device)
-            for digest, probs in zip(new, self._run(images[rows]), strict=True):
+        rows, digests_new = list(new.values()), list(new)
+        for start in range(0, len(rows), self.batch_size):  # full batches: one kernel set-up per size
+            chunk = torch.tensor(rows[start : start + self.batch_size], device=images.device)
+            for digest, probs in zip(
+                digests_new[start : start + self.batch_size], self._run(images[chunk]), strict=True
+            ):
                 self._probs[digest] = probs
         self.requested += len(digests)
         self.computed += len(new)
