@@ -29,9 +29,10 @@ def trained(tmp_path_factory):
 
 
 def test_train_then_eval(trained, capsys):
-    code, out, _ = run(capsys, "eval", str(trained / "best.pt"), "--device", "cpu")
+    code, out, _ = run(capsys, "eval", str(trained / "best.pt"), "--device", "cpu", "--limit", "30")
     assert code == 0
-    assert "accuracy" in out and "fashion-mnist test" in out
+    assert "accuracy" in out and "fashion-mnist test" in out and "(30 images)" in out  # not the run's 100
+    assert "(100 images)" in run(capsys, "eval", str(trained / "best.pt"), "--device", "cpu")[1]  # the run's
     assert " parameters, " in out and " img/s inference" in out
 
 

@@ -25,7 +25,8 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, keep_previous: str 
     survives even if the newest one is later found damaged.
     """
     state = {MARKER: __version__, **state}
-    write_with(path, lambda fh: torch.save(state, fh), keep_previous=keep_previous)
+    # the umask decides the mode (0644 under 022), as for the configs and summaries beside it
+    write_with(path, lambda fh: torch.save(state, fh), private=False, keep_previous=keep_previous)
 
 
 def _check_declared_sizes(path: Path) -> None:

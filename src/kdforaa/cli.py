@@ -64,6 +64,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_data(
+    config: dict[str, Any] | None, data_name: str | None, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The ``data:`` keys ``eval`` uses: those a weights file records (a run's data section, an export's
+    data set name) under ``--data``/``--root``, and ``--limit`` for the split's limit (a run's
+    ``test_limit`` otherwise, so that eval scores what the run scored; 0: the whole split)."""
+    recorded = dict(config.get("data", {})) if config else {"name": data_name} if data_name else {}
+    if not recorded and not args.data:
+        raise BadInput(f"{args.checkpoint} does not record its data set: pass --data NAME (and --root DIR)")
+    given = {key: value for key, value in (("name", args.data), ("root", args.root)) if value}
+    if args.limit is not None:
+        if args.limit < 0:
+            raise BadInput(f"--limit must be 0 (the whole split) or more, got {args.limit}")
+        given["test_limit" if args.split == "test" else "limit"] = args.limit or None
+    return {**recorded, **given}
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from kdforaa.config import DataConfig, build_section
     from kdforaa.data.datasets import load_dataset
@@ -74,11 +91,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     trained = load_trained(args.checkpoint, architecture=args.model, format=args.format)  # as it was trained
     model, num_classes, in_channels = trained.model, trained.num_classes, trained.in_channels
-    if trained.config is None and not args.data:
-        raise BadInput(f"{args.checkpoint} does not record its data set: pass --data NAME (and --root DIR)")
-    recorded = trained.config.get("data", {}) if trained.config else {}
-    given = {key: value for key, value in (("name", args.data), ("root", args.root)) if value}
-    data = build_section(DataConfig, **{**recorded, **given})
+    data = build_section(DataConfig, **_eval_data(trained.config, trained.data, args))
     dataset = load_dataset(data, args.split)
     if (dataset.num_classes, dataset.in_channels) != (num_classes, in_channels):
         raise BadInput(
@@ -107,7 +120,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from kdforaa.models.export import export_weights
     from kdforaa.models.from_checkpoint import load_trained
 
-    trained = load_trained(args.checkpoint, architecture=args.model)
+    trained = load_trained(args.checkpoint, architecture=args.model, format=args.input_format)
     out = export_weights(trained, args.out, layout=args.format)
     print(
         f"{trained.name} ({count(trained.num_classes, 'class', 'classes')}, "
@@ -161,9 +174,10 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
     levels = parse_levels(args.levels)  # finite and >= 0: valid magnitudes
     single_op = args.policy in OP_NAMES
     augment = None if single_op else build_section(AugmentConfig, policy=args.policy, num_ops=args.num_ops)
-    data = build_section(DataConfig, name=args.data, root=args.root, test_limit=args.count)
+    candidates = 4 * args.count  # rows the level does not change give way to the next images
+    data = build_section(DataConfig, name=args.data, root=args.root, test_limit=candidates)
     dataset = load_dataset(data, "test")
-    images = dataset.images(torch.arange(min(args.count, len(dataset))))
+    images = dataset.images(torch.arange(min(candidates, len(dataset))))
 
     def factory(level: float) -> Policy:
         if augment is None:
@@ -172,9 +186,10 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
         assert policy is not None  # --policy names a policy here, never "none"
         return policy
 
-    path = render_grid(images, factory, Path(args.out), levels=levels, seed=args.seed)
+    path = render_grid(images, factory, Path(args.out), levels=levels, seed=args.seed, rows=args.count)
     print(
-        f"grid of {count(len(images), args.data + ' image')} under {args.policy} written to {path.resolve()}"
+        f"grid of {count(min(args.count, len(images)), args.data + ' image')} under {args.policy} written "
+        f"to {path.resolve()}"
     )
     return 0
 
@@ -186,8 +201,10 @@ def _cmd_cache_teacher(args: argparse.Namespace) -> int:
     from kdforaa.train.threads import set_threads
 
     overrides = list(args.overrides)
-    if args.teacher:  # the run the cache is for distils from this teacher
-        overrides.append(f"teacher.checkpoint={json.dumps(args.teacher)}")  # a quoted YAML scalar
+    given = (("checkpoint", args.teacher), ("model", args.model), ("format", args.format))
+    for key, value in given:  # the run the cache is for distils from this teacher
+        if value:
+            overrides.append(f"teacher.{key}={json.dumps(value)}")  # a quoted YAML scalar
     cfg = load_config(args.config, overrides)
     teacher = cfg.teacher.checkpoint
     if not teacher:
@@ -216,6 +233,8 @@ def _cmd_outliers(args: argparse.Namespace) -> int:
 
     run_outliers(
         teacher=args.teacher,
+        model=args.model,
+        format=args.format,
         out=args.out,
         policy=args.policy,
         levels=args.levels,
@@ -325,6 +344,27 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
 
 
+def _weights_options(
+    parser: argparse.ArgumentParser, format_flag: str = "--format", auto: bool = True
+) -> None:
+    """``--model`` and ``--format`` (``format_flag``): what a weights file that does not say holds, as
+    ``teacher.model`` and ``teacher.format`` say it in a config; the same on every command that reads
+    weights. ``auto=False``: no default, so that a config's key is not overridden."""
+    from kdforaa.config import WEIGHT_FORMATS
+
+    parser.add_argument(
+        "--model",
+        help="architecture of weights that do not record it, e.g. resnet32x4 for a RepDistiller checkpoint "
+        "(teacher.model in a config; see kdforaa models)",
+    )
+    parser.add_argument(
+        format_flag,
+        default="auto" if auto else None,
+        choices=WEIGHT_FORMATS,
+        help="what the weights file is (teacher.format in a config; default: read off the file)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --debug is accepted before or after the command
     common = _Parser(add_help=False)
@@ -360,8 +400,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     p.set_defaults(func=_cmd_train)
 
-    from kdforaa.config import WEIGHT_FORMATS
-
     p = command("eval", help="accuracy, parameters and inference speed of a checkpoint")
     p.add_argument(
         "checkpoint", help="a run folder's best.pt, a RepDistiller checkpoint, a .safetensors file, ..."
@@ -369,26 +407,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data set name (default: the one the checkpoint was trained on)")
     p.add_argument("--root", help="data set folder (default: the checkpoint's, then the standard places)")
     p.add_argument("--split", choices=["train", "test"], default="test")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--model", help="architecture of a checkpoint that does not record it (e.g. resnet32x4)")
     p.add_argument(
-        "--format", default="auto", choices=WEIGHT_FORMATS, help="what the checkpoint is (default auto)"
+        "--limit",
+        type=int,
+        help="evaluate the first N images of the split; 0: all of them (default: the run's "
+        "data.test_limit for the test split, else all)",
     )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    _weights_options(p)
     p.set_defaults(func=_cmd_eval)
 
     p = command(
         "export",
-        help="write a checkpoint's weights (and what they are) to a .safetensors file",
+        help="write a checkpoint's weights (and what they are) to a .safetensors file or RepDistiller's .pth",
         description="Write the model weights of CHECKPOINT (any format eval reads) to a .safetensors file, "
-        "with the architecture, class count, input channels and resolution in its metadata.",
+        "with the architecture, data set, class count, input channels and resolution in its metadata; or, "
+        "with --format repdistiller, to a .pth file RepDistiller's and mdistiller's code loads.",
     )
     p.add_argument("checkpoint", help="a run folder's best.pt, a RepDistiller checkpoint, a state dict, ...")
-    p.add_argument("--out", required=True, help="the .safetensors file to write")
-    p.add_argument("--model", help="architecture of a checkpoint that does not record it (e.g. resnet32x4)")
+    p.add_argument("--out", required=True, help="the file to write (.safetensors; .pth for repdistiller)")
+    _weights_options(p, "--input-format")
     p.add_argument(
         "--format",
-        choices=["kdforaa", "timm"],
-        help="names of the weights written: kdforaa's, or timm's for timm:<name> models (their default)",
+        choices=["kdforaa", "timm", "repdistiller"],
+        help="what to write: kdforaa's names or timm's (for timm:<name> models, their default) in a "
+        ".safetensors file, or RepDistiller's {'model': state_dict} .pth",
     )
     p.set_defaults(func=_cmd_export)
 
@@ -484,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (e.g. seed=1)")
     p.add_argument("--config", help="the training run's YAML config (default: all defaults)")
     p.add_argument("--teacher", help="teacher checkpoint (default: the config's teacher.checkpoint)")
+    _weights_options(p, auto=False)
     p.add_argument("--epochs", type=int, help="epochs to cache (default: the config's train.epochs)")
     p.add_argument("--out", required=True, help="cache folder to write or extend")
     p.add_argument("--k", type=int, default=10, help="teacher logits kept per sample (default 10)")
@@ -501,9 +545,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--teacher",
         required=True,
-        help="teacher weights that record their architecture: a run folder's best.pt or an exported "
-        ".safetensors file (with --data for the latter)",
+        help="teacher weights: a run folder's best.pt, an exported .safetensors file, a RepDistiller "
+        "checkpoint or a state dict (with --model for the last two)",
     )
+    _weights_options(p)
     p.add_argument("--out", required=True, help="folder for the tables and figures")
     p.add_argument(
         "--policy",

@@ -112,6 +112,12 @@ class TrainConfig(_Section):
         ge=0,
         description="epochs between test evaluations (the last epoch always); 0: the last only",
     )
+    eval_limit: int | None = Field(
+        default=None,
+        gt=0,
+        description="evaluations before the last epoch score the first N test images, the last one all of "
+        "them; null: all, always",
+    )
     lr: float = Field(default=0.1, gt=0, description="SGD learning rate (peak, after warm-up)")
     momentum: float = Field(default=0.9, ge=0, description="SGD momentum")
     nesterov: bool = Field(default=True, description="Nesterov momentum")

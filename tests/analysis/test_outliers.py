@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -14,17 +16,20 @@ from kdforaa.analysis.outliers import (
     Outlier,
     analyse_outliers,
     find_outliers,
+    outlier_rate_table,
     outlier_stats,
     parse_levels,
     resolve_op_set,
     strongest_outliers,
     teacher_stddev,
 )
+from kdforaa.analysis.teacher_memo import TeacherMemo
 from kdforaa.augment.policies import AUTOAUGMENT_POLICIES, RANDAUGMENT_OPS
 from kdforaa.checkpoint import save_checkpoint
 from kdforaa.cli import main
 from kdforaa.config import DataConfig, build_config, config_to_dict
 from kdforaa.data.datasets import InMemoryDataset, load_dataset
+from kdforaa.data.loader import normalize
 from kdforaa.distill.teacher import Teacher
 from kdforaa.errors import BadInput
 from kdforaa.models.registry import build_model
@@ -65,14 +70,14 @@ def test_invert_makes_every_image_an_outlier_identity_none(tmp_path):
     result = analyse_outliers(
         teacher, grey_dataset(), tmp_path, op_set=op_set, levels=(0, 10), group_size=10, progress=False
     )
-    by_op = {(r["op"], r["level"]): r for r in result.rows}
-    for level in (0, 10):
-        assert by_op[("invert", level)]["outlier_rate"] == 1.0
-        assert by_op[("invert", level)]["teacher_acc"] == 0.0
-        assert by_op[("invert", level)]["mean_true_prob"] < 0.01
-        assert by_op[("identity", level)]["outlier_rate"] == 0.0
-        assert by_op[("identity", level)]["teacher_acc"] == 100.0
-        assert by_op[("identity", level)]["topk_coverage"] == 1.0
+    by_op = {r["op"]: r for r in result.rows}
+    assert [r["level"] for r in result.rows] == [None, None]  # no argument: measured once, no level
+    assert by_op["invert"]["outlier_rate"] == 1.0
+    assert by_op["invert"]["teacher_acc"] == 0.0
+    assert by_op["invert"]["mean_true_prob"] < 0.01
+    assert by_op["identity"]["outlier_rate"] == 0.0
+    assert by_op["identity"]["teacher_acc"] == 100.0
+    assert by_op["identity"]["topk_coverage"] == 1.0
     assert result.clean_acc == 100.0
     assert {o.op for o in result.outliers} == {"invert"}
     # the gallery regenerates exactly the image that was measured: an inverted grey 10c + 5
@@ -81,7 +86,10 @@ def test_invert_makes_every_image_an_outlier_identity_none(tmp_path):
     header = next(csv.reader(open(tmp_path / "outliers.csv")))
     assert header[:5] == ["op", "level", "k", "n", "teacher_acc"]
     assert {"outlier_rate", "mean_true_prob", "topk_coverage", "t_stddev"} <= set(header)
-    assert len(read_csv(tmp_path / "outliers.csv")) == 4
+    assert [(r["op"], r["level"]) for r in read_csv(tmp_path / "outliers.csv")] == [
+        ("identity", ""),
+        ("invert", ""),
+    ]
     policy = read_csv(tmp_path / "policy_stats.csv")
     assert [p["policy"] for p in policy][0] == "none" and len(policy) == 3
     for name in ("outliers_heatmap.png", "outliers_gallery.png"):
@@ -144,7 +152,45 @@ def test_gallery_choice_spreads_over_ops():
     candidates += [outlier("invert", 0, 0.98)]  # same image and op again: shown once
     chosen = strongest_outliers(candidates, 8)
     assert [o.op for o in chosen] == ["invert"] * 2 + ["rotate"] * 2  # at most a quarter per op
-    assert len({(o.op, o.index) for o in chosen}) == len(chosen)
+    assert len({o.index for o in chosen}) == len(chosen)  # every test image once: rotate shows 2 and 3
+    assert [o.index for o in chosen] == [0, 1, 2, 3]
+
+
+def test_gallery_shows_blank_results_only_when_nothing_else_is_left():
+    blank = [Outlier(0.99, "translate_x", 30.0, i, 0, 0.0, ((1, 1.0),), flat=True) for i in range(4)]
+    shown = [Outlier(0.4, "rotate", 30.0, i, 0, 0.0, ((1, 1.0),)) for i in range(10, 12)]
+    chosen = strongest_outliers(blank + shown, 8)  # at most 2 per op
+    assert [(o.op, o.flat) for o in chosen] == [("rotate", False)] * 2 + [("translate_x", True)] * 2
+
+
+def test_teacher_memo_gives_the_bits_of_one_pass_and_runs_each_image_once(fashion):
+    torch.manual_seed(0)
+    teacher = Teacher(build_model("resnet8", 10, 1), "resnet8", 10, 1)
+    images = fashion.images(torch.arange(12))
+    memo = TeacherMemo(teacher, fashion.mean, fashion.std, "cpu")
+    direct = teacher(normalize(images, fashion.mean, fashion.std)).softmax(1)
+    assert torch.equal(memo(images[:5]), direct[:5])
+    again = torch.cat([images[3:4], images[5:12], images[5:6], images[0:1]])  # seen, new, repeated
+    assert torch.equal(memo(again), torch.cat([direct[3:4], direct[5:12], direct[5:6], direct[0:1]]))
+    assert torch.equal(memo(images[11:12]), direct[11:12])  # seen: no lone forward
+    assert (memo.requested, memo.computed) == (5 + 10 + 1, 12)
+    lone = TeacherMemo(teacher, fashion.mean, fashion.std, "cpu")
+    assert torch.equal(lone(images[7:8]), direct[7:8])  # a lone new image is run padded to two
+    chunked = TeacherMemo(teacher, fashion.mean, fashion.std, "cpu", batch_size=5)
+    assert torch.equal(chunked(images), direct)  # new images run in batches of 5, 5 and 2
+
+
+def test_heatmap_table_has_the_level_free_column_and_the_whole_policy_row():
+    def row(op, level, rate):
+        return {"op": op, "level": level, "outlier_rate": rate}
+
+    rows = [row("rotate", 0.0, 0.0), row("rotate", 10.0, 0.25), row("invert", None, 0.5)]
+    policy = [{"policy": "none", "outlier_rate": 0.0}, {"outlier_rate": 0.1}, {"outlier_rate": 0.3}]
+    values, row_labels, column_labels = outlier_rate_table(rows, policy, [0.0, 10.0])
+    assert row_labels == ["rotate", "invert", "whole policy"]
+    assert column_labels == ["0", "10", "any"]
+    expected = [[0.0, 25.0, math.nan], [math.nan, math.nan, 50.0], [10.0, 30.0, math.nan]]
+    assert np.allclose(values, expected, equal_nan=True)
 
 
 def test_op_sets_and_levels():
@@ -185,13 +231,22 @@ def test_command_end_to_end(tmp_path, capsys):
     stdout, stderr = capsys.readouterr()
     assert code == 0
     # captured output is no terminal: a line per op, then one for the policy, no carriage-return bar
-    assert "\r" not in stderr and stderr.splitlines() == [
+    lines = stderr.splitlines()
+    assert "\r" not in stderr and [line.split(";")[0] for line in lines] == [
         "outliers: op 1/2 (rotate) done",
         "outliers: op 2/2 (invert) done",
         "outliers: the whole policy done",
     ]
+    assert all(re.search(r"; \d+:\d\d elapsed, about \d+:\d\d left$", line) for line in lines)
     assert stdout.strip().splitlines()[-1].startswith(f"outlier analysis written to {out.resolve()}")
-    assert len(read_csv(out / "outliers.csv")) == 4
+    # rotate at level 0 is the identity and invert has no level: the teacher saw 40 clean, 40 rotated
+    # by 10, 40 inverted images, and those of the policy that are new
+    assert "the teacher ran on " in stdout
+    assert [(r["op"], r["level"]) for r in read_csv(out / "outliers.csv")] == [
+        ("rotate", "0.0"),
+        ("rotate", "10.0"),
+        ("invert", ""),
+    ]
     policy = read_csv(out / "policy_stats.csv")
     assert [p["level"] for p in policy] == ["0.0", "0.0", "10.0"]
     assert all(p["t_stddev"] for p in policy)  # 40 images in groups of 10
@@ -232,3 +287,5 @@ def test_the_default_data_set_of_a_teacher_file_that_records_none_is_fashion_mni
     exported = tmp_path / "teacher.safetensors"
     save_file(build_model("resnet8", 10, 1).state_dict(), str(exported))
     assert default_data(str(exported)) == ("fashion-mnist", None)
+    save_file(build_model("resnet8", 10, 1).state_dict(), str(exported), metadata={"kdforaa.data": "mnist"})
+    assert default_data(str(exported)) == ("mnist", None)  # an export records the data set's name

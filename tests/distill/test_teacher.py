@@ -100,7 +100,7 @@ def test_weights_that_do_not_record_their_architecture_need_teacher_model(traine
     model, _ = trained
     path = tmp_path / "weights.pt"
     torch.save({"model": model.state_dict()}, path)
-    with pytest.raises(BadInput, match="does not record its architecture: set teacher.model=NAME"):
+    with pytest.raises(BadInput, match=r"does not record its architecture: name it with --model NAME \("):
         load_teacher(str(path), CLASSES, CHANNELS, "cpu")
     teacher = load_teacher(TeacherConfig(checkpoint=str(path), model=NAME), CLASSES, CHANNELS, "cpu")
     x = images()

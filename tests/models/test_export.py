@@ -89,15 +89,16 @@ def test_a_training_run_exports_and_comes_back_bit_for_bit(trained_run: Path, tm
     out = export_weights(original, tmp_path / "resnet8.safetensors")
     tensors, metadata = stored(out)
     assert_same_tensors(tensors, original.model.state_dict())
-    assert metadata == {
+    assert metadata == {  # plain strings, readable by anyone
         "format": "pt",
         "kdforaa.version": __version__,
-        "kdforaa.architecture": '"resnet8"',
+        "kdforaa.architecture": "resnet8",
+        "kdforaa.data": "fashion-mnist",
         "kdforaa.num_classes": "10",
         "kdforaa.in_channels": "1",
-        "kdforaa.resolution": "[28, 28]",
-        "kdforaa.mean": json.dumps([0.2860]),
-        "kdforaa.std": json.dumps([0.3530]),
+        "kdforaa.resolution": "28,28",
+        "kdforaa.mean": "0.286",
+        "kdforaa.std": "0.353",
     }
     again = load_trained(str(out))  # the architecture comes from the metadata
     assert_same_tensors(again.model.state_dict(), original.model.state_dict())
@@ -132,7 +133,8 @@ def test_a_repdistiller_checkpoint_exports_with_the_architecture_it_was_given(tm
     out = export_weights(original, tmp_path / "resnet8x4.safetensors")
     tensors, metadata = stored(out)
     assert "stage1.0.shortcut.0.weight" in tensors and "layer1.0.downsample.0.weight" not in tensors
-    assert json.loads(metadata["kdforaa.architecture"]) == "resnet8x4"
+    assert metadata["kdforaa.architecture"] == "resnet8x4"
+    assert "kdforaa.data" not in metadata  # a RepDistiller checkpoint does not record it
     assert (metadata["kdforaa.num_classes"], metadata["kdforaa.in_channels"]) == ("100", "3")
     assert "kdforaa.resolution" not in metadata  # the checkpoint does not record it
     again = load_trained(str(out))  # no --model needed any more
@@ -153,7 +155,7 @@ def test_a_timm_model_exports_in_timms_names(monkeypatch: pytest.MonkeyPatch, tm
     out = export_weights(original, tmp_path / "tiny.safetensors")
     tensors, metadata = stored(out)
     assert_same_tensors(tensors, model.model.state_dict())  # no "model." prefix
-    assert json.loads(metadata["kdforaa.architecture"]) == "timm:tiny"
+    assert metadata["kdforaa.architecture"] == "timm:tiny"
     plain = TinyTimmNet(1, 10)
     plain.load_state_dict(tensors)  # the timm model's own load_state_dict takes it
     x = images()
@@ -179,6 +181,73 @@ def test_export_refuses_what_it_cannot_write(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]  # nothing written
 
 
+def test_an_older_export_with_json_metadata_is_still_read(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    model = build_model("resnet8", 10, 1)
+    old = {
+        "format": "pt",
+        "kdforaa.architecture": '"resnet8"',
+        "kdforaa.num_classes": "10",
+        "kdforaa.in_channels": "1",
+        "kdforaa.resolution": "[28, 28]",
+        "kdforaa.student_resolution": "14",
+        "kdforaa.mean": json.dumps([0.2860]),
+        "kdforaa.std": json.dumps([0.3530]),
+    }
+    save_file(model.state_dict(), str(tmp_path / "old.safetensors"), metadata=old)
+    again = load_trained(str(tmp_path / "old.safetensors"))
+    assert (again.name, again.num_classes, again.in_channels, again.data) == ("resnet8", 10, 1, None)
+    assert (again.resolution, again.student_resolution) == ((28, 28), 14)
+    assert (again.mean, again.std) == ((0.286,), (0.353,))
+    for key, bad in (("kdforaa.num_classes", "ten"), ("kdforaa.resolution", '["a"]')):
+        save_file(model.state_dict(), str(tmp_path / "bad.safetensors"), metadata={**old, key: bad})
+        with pytest.raises(BadInput, match=f"metadata {key}="):
+            load_trained(str(tmp_path / "bad.safetensors"))
+
+
+@pytest.mark.parametrize("name", ["resnet8x4", "wrn_16_1"])
+def test_repdistiller_layout_loads_into_repdistillers_own_modules(name: str, tmp_path: Path) -> None:
+    """``--format repdistiller`` writes {'model': their state dict, 'epoch'}, as their scripts save it;
+    the reference modules written in their layout (tests/foreign_models.py) load it strictly."""
+    reference = foreign_model(name, num_classes=100)
+    path = save_repdistiller_checkpoint(reference, tmp_path / "ckpt_epoch_240.pth")
+    trained = load_trained(str(path), architecture=name)
+    out = export_weights(trained, tmp_path / "back.pth", layout="repdistiller")
+    state = torch.load(out, weights_only=True)  # tensors and an int only
+    assert sorted(state) == ["epoch", "model"]
+    theirs = foreign_model(name, num_classes=100, seed=7)
+    theirs.load_state_dict(state["model"], strict=True)  # what RepDistiller's load_teacher does
+    assert_same_tensors(theirs.state_dict(), reference.state_dict())
+    assert load_trained(str(out), architecture=name).format == "repdistiller"  # and kdforaa reads it
+
+
+def test_repdistiller_layout_is_refused_where_it_has_no_names(tmp_path: Path) -> None:
+    path = run_checkpoint(tmp_path / "best.pt", build_model("resnet8", 10, 1), "resnet8")
+    trained = load_trained(str(path))
+    with pytest.raises(BadInput, match="must end in .pth"):
+        export_weights(trained, tmp_path / "out.safetensors", layout="repdistiller")
+    out = export_weights(trained, tmp_path / "out.pth", layout="repdistiller")
+    assert "layer1.0.conv1.weight" in torch.load(out, weights_only=True)["model"]
+
+
+def test_weights_are_written_with_the_umask_like_every_other_file(tmp_path: Path) -> None:
+    import os
+
+    path = run_checkpoint(tmp_path / "best.pt", build_model("resnet8", 10, 1), "resnet8")
+    previous = os.umask(0o027)
+    try:
+        trained = load_trained(str(path))
+        outs = [
+            run_checkpoint(tmp_path / "again.pt", build_model("resnet8", 10, 1), "resnet8"),
+            export_weights(trained, tmp_path / "w.safetensors"),
+            export_weights(trained, tmp_path / "w.pth", layout="repdistiller"),
+        ]
+    finally:
+        os.umask(previous)
+    assert [oct(p.stat().st_mode & 0o777) for p in outs] == [oct(0o640)] * 3
+
+
 # -------------------------------------------------------------------------------------------- CLI
 def test_cli_exports_and_says_what(trained_run: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "w.safetensors"
@@ -196,4 +265,4 @@ def test_cli_export_of_a_foreign_checkpoint_needs_model(tmp_path: Path, capsys) 
     code, _, err = run(capsys, "export", str(path), "--out", str(out), "--model", "wrn_16_2")
     assert code == 2 and "do not fit model 'wrn_16_2'" in one_line_error(err) and not out.exists()
     assert run(capsys, "export", str(path), "--out", str(out), "--model", "wrn_16_1")[0] == 0
-    assert json.loads(stored(out)[1]["kdforaa.architecture"]) == "wrn_16_1"
+    assert stored(out)[1]["kdforaa.architecture"] == "wrn_16_1"

@@ -13,7 +13,7 @@ from cli_helpers import one_line_error
 from foreign_models import RESNETS, SAME_NAMES, WIDE_RESNETS, foreign_model, save_repdistiller_checkpoint
 from kdforaa.checkpoint import save_checkpoint
 from kdforaa.cli import main
-from kdforaa.config import RunConfig, config_to_dict
+from kdforaa.config import RunConfig, config_to_dict, load_config
 from kdforaa.errors import BadInput
 from kdforaa.models.from_checkpoint import load_trained
 from kdforaa.models.registry import available_models, build_model
@@ -122,7 +122,8 @@ def test_a_foreign_checkpoint_needs_its_architecture(tmp_path: Path) -> None:
     path = save_repdistiller_checkpoint(foreign_model("resnet8"), tmp_path / "c.pth")
     with pytest.raises(BadInput) as err:
         load_trained(str(path))
-    assert "does not record its architecture: set teacher.model=NAME" in one_line(err.value)
+    expected = "does not record its architecture: name it with --model NAME (teacher.model=NAME in a config)"
+    assert expected in one_line(err.value)
 
 
 # ------------------------------------------------------------------------------- strict loading
@@ -214,7 +215,7 @@ def test_a_kdforaa_checkpoint_must_be_the_architecture_it_is_said_to_be(tmp_path
     }
     save_checkpoint(state, tmp_path / "best.pt")
     assert load_trained(str(tmp_path / "best.pt"), architecture="resnet8").name == "resnet8"
-    with pytest.raises(BadInput, match=r"holds a 'resnet8', not a 'resnet20': remove teacher.model"):
+    with pytest.raises(BadInput, match=r"not a 'resnet20': remove --model \(teacher.model\)"):
         load_trained(str(tmp_path / "best.pt"), architecture="resnet20")
 
 
@@ -224,7 +225,7 @@ def test_eval_of_a_foreign_checkpoint_takes_model_and_data(tmp_path: Path, make_
     cifar = make_cifar("cifar10").root
     argv = ["eval", str(path), "--device", "cpu"]
     refusals = {
-        (): "does not record its architecture: set teacher.model=NAME (kdforaa eval/export: --model NAME)",
+        (): "does not record its architecture: name it with --model NAME (teacher.model=NAME in a config)",
         ("--model", "resnet8"): "c.pth does not record its data set: pass --data NAME (and --root DIR)",
         ("--model", "resnet8", "--format", "state_dict", "--data", "fashion-mnist"): "not a plain state dict",
         ("--model", "resnet8", "--data", "cifar10", "--root", str(cifar)): "and 1 channel, data set cifar10",
@@ -247,3 +248,35 @@ def test_eval_reads_only_the_data_section_of_a_runs_config(tmp_path: Path, capsy
     save_checkpoint({**state, "in_channels": 1}, tmp_path / "best.pt")
     assert main(["eval", str(tmp_path / "best.pt"), "--device", "cpu"]) == 0
     assert capsys.readouterr().out.startswith("resnet8 on fashion-mnist test: accuracy")
+
+
+def test_every_command_that_reads_weights_takes_model_and_format(tmp_path: Path, capsys) -> None:
+    """A RepDistiller checkpoint as the teacher of outliers and cache-teacher (as of eval, above), with
+    the same --model/--format; and an export of it records the data set, so eval needs no --data."""
+    path = save_repdistiller_checkpoint(foreign_model("resnet8", 10, 1), tmp_path / "ckpt_epoch_2.pth")
+    weights = ["--model", "resnet8", "--format", "repdistiller"]
+    outliers = ["outliers", "--teacher", str(path), "--out", str(tmp_path / "o"), "--limit", "8"]
+    outliers += ["--levels", "10", "--policy", "rotate", "--group-size", "4", "--device", "cpu", "--quiet"]
+    assert main(outliers) == 2
+    assert "name it with --model NAME" in one_line_error(capsys.readouterr().err)
+    assert main([*outliers, *weights]) == 0
+    cache = ["cache-teacher", "data.limit=16", "train.epochs=1", "--teacher", str(path), "--quiet"]
+    assert main([*cache, *weights, "--k", "2", "--out", str(tmp_path / "cache")]) == 0
+    capsys.readouterr()
+    exported = tmp_path / "resnet8.safetensors"
+    assert main(["export", str(path), "--model", "resnet8", "--out", str(exported)]) == 0
+    assert main(["eval", str(exported), "--device", "cpu"]) == 2  # a RepDistiller file names no data set
+    assert "pass --data NAME" in one_line_error(capsys.readouterr().err)
+    run = tmp_path / "best.pt"
+    save_checkpoint(
+        {
+            "model": build_model("resnet8", 10, 1).state_dict(),
+            "config": config_to_dict(load_config(None, ["data.test_limit=5", "model.name=resnet8"])),
+            "num_classes": 10,
+            "in_channels": 1,
+        },
+        run,
+    )
+    assert main(["export", str(run), "--out", str(exported)]) == 0
+    assert main(["eval", str(exported), "--device", "cpu", "--limit", "20"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("resnet8 on fashion-mnist test: accuracy ")

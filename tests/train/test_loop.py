@@ -71,6 +71,36 @@ def test_eval_every_thins_test_evaluation_but_always_scores_the_last_epoch(tmp_p
     assert (tmp_path / "r" / "best.pt").exists()
 
 
+def test_summary_time_is_the_whole_run_with_its_parts_split_out(teacher_run):
+    out, summary = teacher_run
+    parts = summary["train_time_s"], summary["eval_time_s"], summary["setup_time_s"]
+    assert all(part > 0 for part in parts)
+    assert summary["wall_time_s"] > sum(parts)  # also checkpoints and the closing speed measurement
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert summary["train_time_s"] == pytest.approx(sum(r["epoch_seconds"] for r in records))
+    assert summary["eval_time_s"] == pytest.approx(sum(r["eval_seconds"] for r in records))
+
+
+def test_eval_limit_scores_a_subset_per_epoch_and_the_whole_test_set_at_the_end(tmp_path):
+    cfg = tiny(train={"epochs": 2, "eval_limit": 50}, data={"limit": 128, "test_limit": 120})
+    summary = Trainer(cfg, tmp_path / "r", progress=False).run()
+    records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["test_images"] for r in records] == [50, 120]
+    assert summary["final_test_acc"] == summary["best_test_acc"] == records[-1]["test_acc"]  # whole set only
+
+
+def test_a_run_without_a_distillation_term_never_builds_its_teacher(tmp_path):
+    """A CE baseline whose config names a teacher (a sweep's base, say) neither loads nor runs it: here
+    the teacher file does not even exist."""
+    absent = str(tmp_path / "absent.pt")
+    cfg = tiny(train={"epochs": 1}, data={"limit": 64, "test_limit": 20}, teacher={"checkpoint": absent})
+    trainer = Trainer(cfg, tmp_path / "r", progress=False)
+    assert trainer.parts.teacher is None
+    trainer.run()
+    record = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "teacher_outlier_rate" not in record
+
+
 def test_training_learns(tmp_path):
     summary = Trainer(tiny(train={"epochs": 3}, data={"limit": 1024}), tmp_path / "r", progress=False).run()
     assert summary["final_test_acc"] > 50.0  # 10 classes: chance is 10%

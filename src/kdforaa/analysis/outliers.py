@@ -16,6 +16,8 @@ on the augmented one), ``mean_true_prob`` (teacher probability of the true class
 from __future__ import annotations
 
 import math
+import textwrap
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from kdforaa.analysis import report
+from kdforaa.analysis.teacher_memo import TeacherMemo
 from kdforaa.augment import SingleOp, build_policy
 from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, OP_NAMES
 from kdforaa.augment.policies import (
@@ -36,8 +39,7 @@ from kdforaa.augment.policies import (
 )
 from kdforaa.augment.random import make_keys, permutation
 from kdforaa.config import AugmentConfig
-from kdforaa.data.loader import batches, normalize
-from kdforaa.distill.teacher import Teacher
+from kdforaa.data.loader import batches
 from kdforaa.errors import BadInput
 from kdforaa.progress import bar as progress_bar
 from kdforaa.progress import note
@@ -46,6 +48,7 @@ POLICIES = ("randaugment", "autoaugment", "trivialaugment")
 DEFAULT_LEVELS = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0)
 # Wang et al.'s code averages 10 batches of 64 teacher outputs per group (their --utils.check_ce_var).
 WANG_GROUP_SIZE = 640
+GALLERY_COLUMNS = 6  # tiles per gallery row (each tile is two images wide)
 STAT_COLUMNS = ("n", "teacher_acc", "outlier_rate", "mean_true_prob", "topk_coverage", "t_stddev")
 
 
@@ -180,31 +183,31 @@ def outlier_stats(
 
 
 # ----------------------------------------------------------------------------------------- teacher
-@torch.inference_mode()
 def predict_probs(
-    teacher: Teacher,
+    memo: TeacherMemo,
     dataset: Any,
     policy: Policy | None,
     *,
     seed: int,
     batch_size: int,
-    device: torch.device | str,
-    on_batch: Callable[[int], object] | None = None,
-) -> torch.Tensor:
-    """Teacher softmax ``(N,C)`` float32 (CPU) on every image of ``dataset``, augmented by ``policy``.
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher softmax ``(N,C)`` float32 (CPU) on every image of ``dataset`` augmented by ``policy``, and
+    ``(N,)`` bool: whether the augmented image is flat (one value everywhere, e.g. moved out of frame).
 
     Sample ``i`` is augmented with key ``(seed, 0, i)``: the same sample always gets the same draw.
     """
-    out = []
+    augmented = []
     for images, _, indices in batches(dataset, torch.arange(len(dataset)), batch_size):
-        x = images.to(device)
+        x = images.to(memo.device)
         if policy is not None:
             x = policy.apply(x, policy.sample(make_keys(seed, 0, indices)))
-        logits = teacher(normalize(x, dataset.mean, dataset.std))
-        out.append(logits.float().softmax(1).cpu())
-        if on_batch is not None:
-            on_batch(len(indices))
-    return torch.cat(out)
+        augmented.append(x)
+    x = torch.cat(augmented)  # the whole pass at once: the images not seen before run in full batches
+    probs = memo(x)
+    if on_batch is not None:
+        on_batch(len(x))
+    return probs, (x.amax(dim=(1, 2, 3)) == x.amin(dim=(1, 2, 3))).cpu()
 
 
 # ----------------------------------------------------------------------------------------- gallery
@@ -214,17 +217,25 @@ class Outlier:
 
     drop: float  # clean minus augmented probability of the true class
     op: str
-    level: float
+    level: float | None  # None: an op without an argument (the same at every level)
     index: int
     label: int
     true_prob: float  # on the augmented image
     top: tuple[tuple[int, float], ...]  # the teacher's top-3 (class, probability) on the augmented image
+    flat: bool = False  # the op left one value everywhere (a blank image)
 
 
 def find_outliers(
-    clean: torch.Tensor, augmented: torch.Tensor, labels: torch.Tensor, op: str, level: float, count: int
+    clean: torch.Tensor,
+    augmented: torch.Tensor,
+    labels: torch.Tensor,
+    op: str,
+    level: float | None,
+    count: int,
+    flat: torch.Tensor | None = None,
 ) -> list[Outlier]:
-    """The ``count`` outliers of one op x level with the largest drop of true-class probability."""
+    """The ``count`` outliers of one op x level with the largest drop of true-class probability
+    (``flat``: ``(N,)`` bool, which augmented images are blank)."""
     outlier = (clean.argmax(1) == labels) & (augmented.argmax(1) != labels)
     rows = outlier.nonzero().squeeze(1)
     if count <= 0 or rows.numel() == 0:
@@ -241,44 +252,68 @@ def find_outliers(
             label=int(labels[i]),
             true_prob=float(augmented[i, labels[i]]),
             top=tuple(zip(classes[j].tolist(), probs[j].tolist(), strict=True)),
+            flat=bool(flat[i]) if flat is not None else False,
         )
         for j, i in enumerate(best.tolist())
     ]
 
 
 def strongest_outliers(candidates: Sequence[Outlier], count: int) -> list[Outlier]:
-    """The ``count`` largest drops, each (op, image) once and no op more than a quarter of the gallery
-    (so that one destructive op, e.g. invert, does not fill it)."""
+    """The ``count`` largest drops, each test image once and no op more than a quarter of the gallery
+    (so that one destructive op, e.g. invert, does not fill it); blank results only where too few
+    others remain (a blank image is an outlier of no interest)."""
     per_op = max(1, math.ceil(count / 4))
     chosen: list[Outlier] = []
-    seen: set[tuple[str, int]] = set()
+    images: set[int] = set()
     used: dict[str, int] = {}
-    for item in sorted(candidates, key=lambda o: -o.drop):
+    for item in sorted(candidates, key=lambda o: (o.flat, -o.drop)):
         if len(chosen) == count:
             break
-        if (item.op, item.index) in seen or used.get(item.op, 0) >= per_op:
+        if item.index in images or used.get(item.op, 0) >= per_op:
             continue
         chosen.append(item)
-        seen.add((item.op, item.index))
+        images.add(item.index)
         used[item.op] = used.get(item.op, 0) + 1
     return chosen
 
 
+def _display(image: torch.Tensor) -> np.ndarray:
+    """``(C,H,W)`` uint8 -> ``(H,W)`` grey or ``(H,W,3)`` RGB, as the gallery draws it."""
+    array = image.permute(1, 2, 0).cpu().numpy()
+    return array[..., 0] if array.shape[2] == 1 else array
+
+
+def side_by_side(clean: torch.Tensor, augmented: torch.Tensor, gap: int = 3) -> torch.Tensor:
+    """``(C,H,W)`` uint8 clean and augmented images joined left to right by a mid-grey bar ``gap`` pixels
+    wide (visible against black and white backgrounds alike)."""
+    bar = torch.full((clean.shape[0], clean.shape[1], gap), 128, dtype=torch.uint8)
+    return torch.cat([clean.cpu(), bar, augmented.cpu()], dim=2)
+
+
 def _gallery(outliers: Sequence[Outlier], dataset: Any, seed: int, path: Path) -> Path:
-    """Regenerate each outlier's augmented image from its key and draw it with the teacher's top-3."""
+    """Regenerate each outlier's augmented image from its key and draw it right of its clean image,
+    with the teacher's top-3 on the augmented one."""
     images, captions = [], []
     classes = dataset.classes
     for o in outliers:
-        policy = SingleOp(o.op, o.level)
+        policy = SingleOp(o.op, 0.0 if o.level is None else o.level)
         params = policy.sample(make_keys(seed, 0, [o.index]))
-        image = policy.apply(dataset.images(torch.tensor([o.index])), params)[0]
-        array = image.permute(1, 2, 0).numpy()
-        images.append(array[..., 0] if array.shape[2] == 1 else array)
-        lines = [params.describe(0), f"#{o.index} true {classes[o.label][:12]} {o.true_prob:.2f}"]
+        clean = dataset.images(torch.tensor([o.index]))
+        images.append(_display(side_by_side(clean[0], policy.apply(clean, params)[0])))
+        lines = [params.describe(0), *(["(the op left it blank)"] if o.flat else [])]
+        lines.append(f"#{o.index} true {classes[o.label][:12]} {o.true_prob:.2f}")
         lines += [f"{rank}. {classes[c][:12]} {p:.2f}" for rank, (c, p) in enumerate(o.top, 1)]
         captions.append("\n".join(lines))
-    title = "Strongest outliers: teacher right on the clean image, wrong after the op (top-3 under each)"
-    return report.image_gallery(images, captions, path, title=title)
+    title = (
+        "Strongest outliers (clean | augmented): teacher right on the clean image, wrong after the op; "
+        "its top 3 on the augmented one"
+    )
+    columns = max(1, min(GALLERY_COLUMNS, len(images)))
+    if columns < 4:  # too narrow a figure for the whole sentence
+        title = "Strongest outliers\n(clean | augmented)"
+    else:
+        title = "\n".join(textwrap.wrap(title, width=int(1.9 * 6.5 * columns)))  # fits the figure
+    return report.image_gallery(images, captions, path, title=title, columns=GALLERY_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------------- driver
@@ -286,15 +321,22 @@ def _gallery(outliers: Sequence[Outlier], dataset: Any, seed: int, path: Path) -
 class OutlierResults:
     """What :func:`analyse_outliers` measured and wrote."""
 
-    rows: list[dict[str, Any]]  # per op x level
+    rows: list[dict[str, Any]]  # per op x level; one row (level None) per op without an argument
     policy_rows: list[dict[str, Any]]  # clean ("none") then the whole policy per level
     outliers: list[Outlier]  # the gallery's
     clean_acc: float  # teacher top-1 (%) on the clean images
     files: dict[str, Path]
+    images_run: int = 0  # images the teacher actually ran on (each distinct image once)
+    images_measured: int = 0  # images measured in all (clean, every op x level, the policy per level)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}:{secs:02d}"
 
 
 def analyse_outliers(
-    teacher: Teacher,
+    teacher: Callable[[torch.Tensor], torch.Tensor],
     dataset: Any,
     out: str | Path,
     *,
@@ -311,50 +353,82 @@ def analyse_outliers(
     """Measure every op of ``op_set`` at every level, and the whole policy per level, on ``dataset``.
 
     Writes ``outliers.csv``, ``outliers_heatmap.png``, ``outliers_gallery.png`` and ``policy_stats.csv``
-    into ``out``. Ops without an argument (identity, invert, ...) are the same at every level and are
-    computed once.
+    into ``out``. Ops without an argument (identity, autocontrast, equalize, invert) are the same at
+    every level: they are measured once and have one row, its level empty. The teacher runs once per
+    distinct image (:class:`~kdforaa.analysis.teacher_memo.TeacherMemo`), with the same results.
     """
     if len(dataset) == 0:
         raise BadInput("the data set split is empty: nothing to measure")
     out = Path(out)
     labels = dataset.labels[: len(dataset)].long()
     order = permutation(seed, 0, len(dataset))
-    passes = 1 + len(levels) + sum(1 if op in ARGUMENT_FREE_OPS else len(levels) for op in op_set.ops)
+    op_levels = [(op, [None] if op in ARGUMENT_FREE_OPS else list(levels)) for op in op_set.ops]
+    passes = 1 + len(levels) + sum(len(op_level) for _, op_level in op_levels)
     bar = progress_bar(passes * len(dataset), "outliers", enabled=progress, unit="img")
+    memo = TeacherMemo(teacher, dataset.mean, dataset.std, device, batch_size)
+    started, done = time.perf_counter(), 0
 
-    def probs(policy: Policy | None) -> torch.Tensor:
-        return predict_probs(
-            teacher, dataset, policy, seed=seed, batch_size=batch_size, device=device, on_batch=bar.update
-        )
+    def probs(policy: Policy | None) -> tuple[torch.Tensor, torch.Tensor]:
+        nonlocal done
+        measured = predict_probs(memo, dataset, policy, seed=seed, batch_size=batch_size, on_batch=bar.update)
+        done += 1
+        return measured
 
     def stats(augmented: torch.Tensor) -> dict[str, float]:
         return outlier_stats(clean, augmented, labels, k=k, group_size=group_size, order=order)
 
+    def timing() -> str:
+        elapsed = time.perf_counter() - started
+        return f"{_clock(elapsed)} elapsed, about {_clock(elapsed / done * (passes - done))} left"
+
     try:
-        clean = probs(None)
+        clean, _ = probs(None)
         rows, candidates = [], []
-        for number, op in enumerate(op_set.ops, 1):
-            computed = None
-            for level in levels:
-                bar.set_postfix_str(f"{op} L={level:g}")
-                if computed is None or op not in ARGUMENT_FREE_OPS:
-                    computed = probs(SingleOp(op, level))
-                    candidates += find_outliers(clean, computed, labels, op, level, gallery)
+        for number, (op, op_level) in enumerate(op_levels, 1):
+            for level in op_level:
+                bar.set_postfix_str(op if level is None else f"{op} L={level:g}")
+                computed, flat = probs(SingleOp(op, 0.0 if level is None else level))
+                candidates += find_outliers(clean, computed, labels, op, level, 2 * gallery, flat)
                 rows.append({"op": op, "level": level, "k": k, **stats(computed)})
-            note(f"outliers: op {number}/{len(op_set.ops)} ({op}) done", enabled=progress)
+            note(f"outliers: op {number}/{len(op_set.ops)} ({op}) done; {timing()}", enabled=progress)
         policy_rows = [{"policy": "none", "level": 0.0, "k": k, **stats(clean)}]
         for level in levels:
             bar.set_postfix_str(f"policy L={level:g}")
-            policy_rows.append(
-                {"policy": op_set.describe(), "level": level, "k": k, **stats(probs(op_set.policy(level)))}
-            )
-        note("outliers: the whole policy done", enabled=progress)
+            augmented, _ = probs(op_set.policy(level))
+            policy_rows.append({"policy": op_set.describe(), "level": level, "k": k, **stats(augmented)})
+        note(f"outliers: the whole policy done; {timing()}", enabled=progress)
     finally:
         bar.close()
     chosen = strongest_outliers(candidates, gallery)
     files = _write(out, rows, policy_rows, op_set, levels, chosen, dataset, seed)
     clean_acc = 100.0 * float((clean.argmax(1) == labels).double().mean())
-    return OutlierResults(rows, policy_rows, chosen, clean_acc, files)
+    return OutlierResults(rows, policy_rows, chosen, clean_acc, files, memo.computed, memo.requested)
+
+
+def outlier_rate_table(
+    rows: Sequence[dict[str, Any]], policy_rows: Sequence[dict[str, Any]], levels: Sequence[float]
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """The heatmap's outlier rates in % ``(R, L [+1])``, row labels and column labels.
+
+    Rows: the ops with a level, then those without (one value, in an extra "any" column), then the
+    whole policy; cells that do not exist are NaN (drawn blank).
+    """
+    columns = [f"{level:g}" for level in levels]
+    level_free = [r for r in rows if r["level"] is None]
+    width = len(levels) + (1 if level_free else 0)
+    by_op: dict[str, np.ndarray] = {}
+    for r in rows:
+        line = by_op.setdefault(r["op"], np.full(width, np.nan))
+        line[len(levels) if r["level"] is None else list(levels).index(r["level"])] = 100 * r["outlier_rate"]
+    policy = np.full(width, np.nan)
+    policy[: len(levels)] = [100 * r["outlier_rate"] for r in policy_rows[1:]]
+    labels = [*by_op, "whole policy"]
+    return np.array([*by_op.values(), policy]), labels, [*columns, *(["any"] if level_free else [])]
+
+
+def _wrapped(title: str, columns: int) -> str:
+    """``title`` in lines that fit a heat map of ``columns`` columns (report.heatmap's width)."""
+    return "\n".join(textwrap.wrap(title, width=max(24, int(8 * (1.4 + 0.75 * columns)))))
 
 
 def _write(
@@ -368,41 +442,53 @@ def _write(
     seed: int,
 ) -> dict[str, Path]:
     columns = ("op", "level", "k", *STAT_COLUMNS)
-    rate = np.array([r["outlier_rate"] for r in rows]).reshape(len(op_set.ops), len(levels))
+    rates, row_labels, column_labels = outlier_rate_table(rows, policy_rows, levels)
     return {
         "csv": report.write_csv(rows, columns, out / "outliers.csv"),
         "policy_csv": report.write_csv(policy_rows, ("policy", *columns[1:]), out / "policy_stats.csv"),
         "heatmap": report.heatmap(
-            100.0 * rate,
-            op_set.ops,
-            [f"{level:g}" for level in levels],
+            rates,
+            row_labels,
+            column_labels,
             out / "outliers_heatmap.png",
-            title="Outlier rate (%): teacher right on clean, wrong on augmented",
+            title=_wrapped(
+                "Outlier rate (%): teacher right on clean, wrong on augmented "
+                f"(each op alone; whole policy: {op_set.describe()})",
+                len(column_labels),
+            ),
             colorbar_label="outlier rate (%)",
-            x_label="level",
+            x_label="level (any: the op has none)",
         ),
         "gallery": _gallery(chosen, dataset, seed, out / "outliers_gallery.png"),
     }
 
 
-def default_data(teacher: str) -> tuple[str, str | None]:
-    """The data set (name, root) a kdforaa run checkpoint was trained on; Fashion-MNIST otherwise (pass
-    ``--data`` for a teacher from another weights file)."""
+def default_data(teacher: str, format: str = "auto") -> tuple[str, str | None]:
+    """The data set (name, root) a weights file records: a kdforaa run checkpoint its config's, an
+    exported ``.safetensors`` file its name; Fashion-MNIST otherwise (pass ``--data``)."""
     from kdforaa.checkpoint import load_checkpoint
     from kdforaa.config import TIMM_PREFIX
+    from kdforaa.models.weight_formats import read_weights
 
     if teacher.startswith(TIMM_PREFIX) or not Path(teacher).is_file():
         return "fashion-mnist", None
     try:
         data = load_checkpoint(teacher).get("config", {}).get("data", {})
-    except BadInput:  # another weights format (an exported .safetensors, ...): it records no data set
+        return data.get("name", "fashion-mnist"), data.get("root")
+    except BadInput:  # another weights format: an export may record the data set's name
+        pass
+    try:
+        stored = read_weights(teacher, format)
+    except BadInput:  # the teacher's own load says what is wrong with the file
         return "fashion-mnist", None
-    return data.get("name", "fashion-mnist"), data.get("root")
+    return stored.data or "fashion-mnist", None
 
 
 def run_outliers(
     *,
     teacher: str,
+    model: str | None = None,
+    format: str = "auto",
     out: str | Path,
     policy: str = "randaugment",
     levels: str = "0,5,10,15,20,30",
@@ -420,7 +506,7 @@ def run_outliers(
     progress: bool = True,
 ) -> OutlierResults:
     """The ``kdforaa outliers`` command: load the teacher and the test split, measure, write, report."""
-    from kdforaa.config import DataConfig
+    from kdforaa.config import DataConfig, teacher_config
     from kdforaa.data.datasets import load_dataset
     from kdforaa.distill.teacher import load_teacher
     from kdforaa.train.device import resolve_device
@@ -437,11 +523,12 @@ def run_outliers(
     level_list = parse_levels(levels)
     op_set.policy(max(level_list))  # bad --num-ops etc. fail now, not after the per-op passes
     if data is None:
-        data, checkpoint_root = default_data(teacher)
+        data, checkpoint_root = default_data(teacher, format)
         root = root or checkpoint_root
     dataset = load_dataset(DataConfig(name=data, root=root, test_limit=limit), "test")
     dev = resolve_device(device)
-    frozen = load_teacher(teacher, dataset.num_classes, dataset.in_channels, dev, dataset.image_size)
+    spec = teacher_config(teacher, model=model, format=format)
+    frozen = load_teacher(spec, dataset.num_classes, dataset.in_channels, dev, dataset.image_size)
     if len(dataset) < 2 * group_size:
         print(
             f"note: {len(dataset)} images make fewer than two groups of --group-size {group_size}: "
@@ -464,7 +551,12 @@ def run_outliers(
     worst = max(results.rows, key=lambda r: r["outlier_rate"])
     print(
         f"teacher {results.clean_acc:.2f}% on {len(dataset)} clean {data} test images; highest outlier rate "
-        f"{100 * worst['outlier_rate']:.1f}% ({worst['op']} at level {worst['level']:g})"
+        f"{100 * worst['outlier_rate']:.1f}% ({worst['op']}"
+        + (")" if worst["level"] is None else f" at level {worst['level']:g})")
+    )
+    print(
+        f"the teacher ran on {results.images_run} distinct images of the {results.images_measured} measured "
+        "(the others it had already seen)"
     )
     where = Path(out).resolve()
     print(

@@ -136,7 +136,7 @@ def _epoch_files(folder: Path, epoch: int) -> tuple[Path, Path]:
 
 
 def _write_json_atomic(path: Path, value: dict[str, Any]) -> None:
-    write_with(path, lambda fh: fh.write((json.dumps(value, indent=2) + "\n").encode()))
+    write_with(path, lambda fh: fh.write((json.dumps(value, indent=2) + "\n").encode()), private=False)
 
 
 def _read_header(folder: Path) -> dict[str, Any]:

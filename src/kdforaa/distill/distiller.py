@@ -86,9 +86,10 @@ def build_teacher(
 ) -> Teacher | SoftLabelCache | None:
     """The teacher of ``cfg``: its soft-label cache when ``teacher.cache`` is set, else the live teacher
     from ``teacher.checkpoint`` (any weights format :func:`load_teacher` reads), else None.
-    ``image_size``: the data's ``(H, W)``, which a resolution-coupled teacher must fit."""
-    if not cfg.teacher.checkpoint:
-        return None  # (the config refuses a teacher.cache without it)
+    ``image_size``: the data's ``(H, W)``, which a resolution-coupled teacher must fit. None too when no
+    term distils: a CE baseline whose config names a teacher never loads or runs it."""
+    if not cfg.distill.needs_teacher or not cfg.teacher.checkpoint:
+        return None  # (the config refuses a teacher.cache without a checkpoint)
     if cfg.teacher.cache:
         return SoftLabelCache.open(cfg.teacher.cache, cfg, cfg.teacher.checkpoint)
     return load_teacher(

@@ -44,6 +44,8 @@ class TrainedModel:
     student_resolution: int | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    data: str | None = None  # the data set's name (data.name), where the file records it
+    epoch: int | None = None  # epochs trained, where the file records it
 
 
 def count_keys(model: nn.Module) -> tuple[str, str]:
@@ -71,14 +73,14 @@ def model_counts(model: nn.Module) -> tuple[int, int]:
 def _architecture(stored: StoredWeights, given: str | None) -> str:
     if given is not None and stored.architecture is not None and given != stored.architecture:
         raise BadInput(
-            f"{stored.path} holds a {stored.architecture!r}, not a {given!r}: remove teacher.model "
-            "(--model) or pass the checkpoint of that architecture"
+            f"{stored.path} holds a {stored.architecture!r}, not a {given!r}: remove --model "
+            "(teacher.model) or pass the checkpoint of that architecture"
         )
     name = given or stored.architecture
     if name is None:
         raise BadInput(
             f"{stored.path} is a {FORMAT_NAMES[stored.format]} that does not record its architecture: "
-            "set teacher.model=NAME (kdforaa eval/export: --model NAME), e.g. resnet32x4; see kdforaa models"
+            "name it with --model NAME (teacher.model=NAME in a config), e.g. resnet32x4; see kdforaa models"
         )
     return name
 
@@ -212,4 +214,6 @@ def load_trained(path: str, *, architecture: str | None = None, format: str = "a
         student_resolution=stored.student_resolution,
         mean=stored.mean,
         std=stored.std,
+        data=stored.data,
+        epoch=stored.epoch,
     )

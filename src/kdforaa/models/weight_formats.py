@@ -46,8 +46,11 @@ from kdforaa.models.shufflenet import ShuffleNetV1, ShuffleNetV2
 from kdforaa.models.vgg import VGG
 from kdforaa.models.wrn import WideResNet
 
-#: safetensors metadata keys kdforaa writes (values are JSON) and reads back
+#: safetensors metadata keys kdforaa writes and reads back; values are plain strings: a name
+#: (``resnet8``), an integer (``10``) or comma-separated numbers (``28,28``). Files exported before
+#: kdforaa wrote plain strings hold JSON values (``"resnet8"``, ``[28, 28]``), still read.
 META_ARCHITECTURE = "kdforaa.architecture"
+META_DATA = "kdforaa.data"  # the data set the weights were trained on (a data.name)
 META_NUM_CLASSES = "kdforaa.num_classes"
 META_IN_CHANNELS = "kdforaa.in_channels"
 META_RESOLUTION = "kdforaa.resolution"  # [H, W] of the images the weights were trained on
@@ -83,6 +86,8 @@ class StoredWeights:
     student_resolution: int | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    data: str | None = None  # the data set's name (data.name), where recorded
+    epoch: int | None = None  # epochs trained, where recorded
 
 
 # ------------------------------------------------------------------------------------------ formats
@@ -140,6 +145,8 @@ def _from_kdforaa(state: dict[str, Any], path: str) -> StoredWeights:
             "num_classes, in_channels): pass a run folder's last.pt or best.pt"
         ) from None
     distill = config.get("distill")
+    data = config.get("data")
+    epoch = state.get("epoch")
     student_resolution = distill.get("student_resolution") if isinstance(distill, dict) else None
     image_size, mean, std = state.get("image_size"), state.get("mean"), state.get("std")
     return StoredWeights(
@@ -154,25 +161,64 @@ def _from_kdforaa(state: dict[str, Any], path: str) -> StoredWeights:
         student_resolution=student_resolution if isinstance(student_resolution, int) else None,
         mean=tuple(mean) if isinstance(mean, list | tuple) else None,
         std=tuple(std) if isinstance(std, list | tuple) else None,
+        data=str(data["name"]) if isinstance(data, dict) and "name" in data else None,
+        epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
     )
 
 
-def _metadata_value(metadata: Mapping[str, str], key: str, kind: type, path: str) -> Any:
-    """``metadata[key]`` parsed as JSON of type ``kind`` (a list becomes a tuple); None when absent."""
-    if key not in metadata:
-        return None
+def _parse_metadata_value(text: str, kind: str) -> Any:
+    """One metadata value of ``kind`` (``name``, ``int``, ``ints`` or ``floats``: a tuple) from its
+    plain form (``resnet8``, ``10``, ``28,28``), or from the JSON form of older exports (``"resnet8"``,
+    ``[28, 28]``); None when it is neither."""
+    if text.startswith(("[", '"')):  # an older export's JSON value
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        if isinstance(value, str) and kind == "name":
+            return value or None
+        if not isinstance(value, list) or any(isinstance(v, bool | str) for v in value):
+            return None
+        text = ",".join(str(v) for v in value)
     try:
-        value = json.loads(metadata[key])
+        if kind == "name":
+            return text if text.strip() else None
+        if kind == "int":
+            return int(text)
+        numbers = tuple((int if kind == "ints" else float)(v) for v in text.split(","))
     except ValueError:
-        value = None
-    if kind is tuple and isinstance(value, list) and all(isinstance(v, int | float) for v in value):
-        return tuple(value)
-    if isinstance(value, kind) and not isinstance(value, bool):
-        return value
-    raise BadInput(
-        f"{path}: safetensors metadata {key}={metadata[key]!r} is not a JSON {kind.__name__}: "
-        "re-export the file with kdforaa export"
-    )
+        return None
+    return numbers
+
+
+#: what :func:`parse_metadata` reads: metadata key -> (StoredWeights field, kind of value)
+METADATA_FIELDS: dict[str, tuple[str, str]] = {
+    META_ARCHITECTURE: ("architecture", "name"),
+    META_DATA: ("data", "name"),
+    META_NUM_CLASSES: ("num_classes", "int"),
+    META_IN_CHANNELS: ("in_channels", "int"),
+    META_RESOLUTION: ("resolution", "ints"),
+    META_STUDENT_RESOLUTION: ("student_resolution", "int"),
+    META_MEAN: ("mean", "floats"),
+    META_STD: ("std", "floats"),
+}
+
+
+def parse_metadata(metadata: Mapping[str, str], path: str) -> dict[str, Any]:
+    """The facts a safetensors file's ``kdforaa.*`` metadata records, as StoredWeights fields (absent
+    keys are left out). The one place metadata is read: a value that does not parse is BadInput."""
+    facts = {}
+    for key, (field, kind) in METADATA_FIELDS.items():
+        if key not in metadata:
+            continue
+        value = _parse_metadata_value(metadata[key], kind)
+        if value is None:
+            raise BadInput(
+                f"{path}: safetensors metadata {key}={metadata[key]!r} is not a valid {kind}: "
+                "re-export the file with kdforaa export"
+            )
+        facts[field] = value
+    return facts
 
 
 def _read_safetensors(path: str) -> StoredWeights:
@@ -184,21 +230,8 @@ def _read_safetensors(path: str) -> StoredWeights:
         raise BadInput(f"{path} is not a readable .safetensors file ({type(err).__name__})") from None
     if not tensors:
         raise BadInput(f"{path} holds no tensors: pass a file of model weights")
-
-    def value(key: str, kind: type) -> Any:
-        return _metadata_value(metadata, key, kind, path)
-
     return StoredWeights(
-        path=path,
-        format="safetensors",
-        tensors=_unwrapped(tensors),
-        architecture=value(META_ARCHITECTURE, str),
-        num_classes=value(META_NUM_CLASSES, int),
-        in_channels=value(META_IN_CHANNELS, int),
-        resolution=value(META_RESOLUTION, tuple),
-        student_resolution=value(META_STUDENT_RESOLUTION, int),
-        mean=value(META_MEAN, tuple),
-        std=value(META_STD, tuple),
+        path=path, format="safetensors", tensors=_unwrapped(tensors), **parse_metadata(metadata, path)
     )
 
 

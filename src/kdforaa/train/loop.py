@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ from kdforaa.augment.apply import describe_backend
 from kdforaa.augment.random import permutation
 from kdforaa.checkpoint import load_checkpoint, save_checkpoint
 from kdforaa.config import RunConfig, build_config, config_to_dict
+from kdforaa.data.datasets import Dataset
 from kdforaa.data.loader import batches
 from kdforaa.errors import BadInput, Stopped, TrainingError
 from kdforaa.train import distributed as dist
@@ -49,6 +51,32 @@ if TYPE_CHECKING:  # tensorboard is an extra: imported when train.tensorboard as
     from torch.utils.tensorboard import SummaryWriter
 
 
+@dataclass
+class RunTimes:
+    """Wall-clock seconds of a run that a checkpoint carries over to its resumed sessions.
+
+    ``before``: the whole time of earlier sessions; ``eval`` and ``setup``: the test evaluations and
+    the set-ups (data, models, teacher) of all sessions so far. The training steps' seconds are the
+    Trainer's ``elapsed``.
+    """
+
+    before: float = 0.0
+    eval: float = 0.0
+    setup: float = 0.0
+
+    def total_at(self, started: float) -> dict[str, float]:
+        """What a checkpoint records: the run's whole time so far (this session began at ``started``)."""
+        return {"total": self.before + time.perf_counter() - started, "eval": self.eval, "setup": self.setup}
+
+    @classmethod
+    def restored(cls, saved: dict[str, float] | None, elapsed: float) -> RunTimes:
+        """From a checkpoint's ``times`` (a checkpoint written before they were recorded: its training
+        seconds stand for the whole)."""
+        if not saved:
+            return cls(before=elapsed)
+        return cls(before=saved["total"], eval=saved["eval"], setup=saved["setup"])
+
+
 class Trainer:
     """Trains ``cfg.model`` on ``cfg.data`` into the run folder ``out``; ``resume`` continues its last.pt."""
 
@@ -60,6 +88,7 @@ class Trainer:
         progress: bool = True,
         world: dist.World | None = None,
     ):
+        self.started = time.perf_counter()  # this session's set-up starts: data, models, teacher
         self.cfg, self.folder = cfg, RunFolder(out)
         self.world = world or dist.World()
         self.progress = progress and self.world.is_main
@@ -76,6 +105,8 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * cfg.train.epochs
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best_acc, self.elapsed, self.skipped = -1.0, 0.0, 0
+        # seconds of earlier sessions (a resumed run's): everything, evaluations, set-ups
+        self.times = RunTimes()
         self.stats: dict[str, float] = {}
         self.sums: dict[str, torch.Tensor] = {}  # this interval's statistics, on the device
         self.nonfinite: torch.Tensor | None = None  # first global step (1-based) with a non-finite loss
@@ -90,6 +121,7 @@ class Trainer:
             self.folder.lock()
             if not resume:
                 self.folder.write_config(config_to_dict(cfg))
+        self.times.setup += time.perf_counter() - self.started
 
     # ----------------------------------------------------------------- set-up
     def _check_folder(self, resume: bool) -> None:
@@ -132,6 +164,7 @@ class Trainer:
             "global_step": self.global_step,
             "best_acc": self.best_acc,
             "elapsed": self.elapsed,
+            "times": self.times.total_at(self.started),
             "skipped_steps": self.skipped,
             "stats": dict(self.stats),
             "rng": rng,
@@ -151,6 +184,7 @@ class Trainer:
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best_acc = state["global_step"], state["best_acc"]
         self.elapsed, self.skipped = state["elapsed"], state["skipped_steps"]
+        self.times = RunTimes.restored(state.get("times"), self.elapsed)
         self.stats = dict(state["stats"]) if self.world.is_main else {}  # rank 0 saved the sum of all ranks
         torch.set_rng_state(state["rng"]["torch"])
         if self.device.type == "cuda" and "cuda" in state["rng"]:
@@ -284,16 +318,23 @@ class Trainer:
             record["teacher_outlier_rate"] = s["teacher_wrong"] / n
         if self._evaluates_now():
             t0 = time.perf_counter()
-            test = evaluate(
-                self.parts.model, self.parts.test_set, self.device, self.cfg.train.eval_batch_size
-            )
-            record.update(test_acc=test["acc"], test_loss=test["loss"])
+            test_set = self._test_set_now()
+            test = evaluate(self.parts.model, test_set, self.device, self.cfg.train.eval_batch_size)
+            record.update(test_acc=test["acc"], test_loss=test["loss"], test_images=len(test_set))
             record["eval_seconds"] = time.perf_counter() - t0
+            self.times.eval += record["eval_seconds"]
         record["skipped_steps"] = self.skipped
         record["epoch_seconds"] = seconds
         record["img_per_s"] = images_seen / seconds if seconds > 0 else math.nan
         record["threads"] = self.threads  # torch CPU threads: the bits depend on it
         return record
+
+    def _test_set_now(self) -> Dataset:
+        """The whole test set at the last epoch; before it, its first ``train.eval_limit`` images."""
+        test_set, limit = self.parts.test_set, self.cfg.train.eval_limit
+        if limit is None or self.epoch + 1 == self.cfg.train.epochs or limit >= len(test_set):
+            return test_set
+        return test_set.first(limit)
 
     def _evaluates_now(self) -> bool:
         """Test evaluation costs a third of a small model's epoch: ``train.eval_every`` thins it out."""
@@ -426,19 +467,31 @@ class Trainer:
     def _summary(self) -> dict[str, Any]:
         records = self.folder.read_metrics()
         last = records[-1] if records else {}
+        full = len(self.parts.test_set)
+        t0 = time.perf_counter()
+        speed = inference_speed(
+            self.parts.model, self.parts.test_set, self.device, self.cfg.train.eval_batch_size
+        )
+        speed_seconds = time.perf_counter() - t0
         return {
             "final_test_acc": last.get("test_acc"),
-            "best_test_acc": max((r["test_acc"] for r in records if "test_acc" in r), default=None),
+            # over the evaluations of the whole test set (not those of train.eval_limit's subset)
+            "best_test_acc": max(
+                (r["test_acc"] for r in records if "test_acc" in r and r.get("test_images", full) == full),
+                default=None,
+            ),
             "epochs": self.epoch,
             "steps": self.global_step,
             "skipped_steps": self.skipped,
-            "wall_time_s": self.elapsed,
+            # all of it, across resumes: set-up, training steps, evaluations, checkpoints, this summary
+            "wall_time_s": self.times.total_at(self.started)["total"] + speed_seconds,
+            "train_time_s": self.elapsed,  # the training steps only (the time per epoch is from it)
+            "eval_time_s": self.times.eval,  # the per-epoch test evaluations
+            "setup_time_s": self.times.setup,  # data, models and teacher loaded, before the first step
             "world_size": self.world.size,
             # inference cost of what training produced (a resolution-coupled student is cheaper)
             "params": sum(p.numel() for p in self.parts.model.parameters()),
-            "inference_img_per_s": inference_speed(
-                self.parts.model, self.parts.test_set, self.device, self.cfg.train.eval_batch_size
-            ),
+            "inference_img_per_s": speed,
             "model": self.cfg.model.name,
             "data": self.cfg.data.name,
             "teacher": self.cfg.teacher.checkpoint,

@@ -1,5 +1,6 @@
 """A sweep's results: results.csv (one row per run), summary.csv and summary.md (mean ± std over seeds
-per grid point: accuracies, time per epoch, inference img/s of the trained model) and accuracy plots.
+per grid point: accuracies, the whole time per run (set-up and evaluations included), the training time
+per epoch, inference img/s of the trained model) and accuracy plots.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ def _result_rows(
 
 
 def _epoch_seconds(summary: dict[str, Any]) -> float | None:
-    """Training time per epoch (evaluation excluded): the run's wall time over its epochs."""
-    wall, epochs = summary.get("wall_time_s"), summary.get("epochs")
+    """Training time per epoch (evaluation and set-up excluded): the training steps' seconds over the
+    epochs (``wall_time_s`` of a run from before ``train_time_s`` was recorded: it was that time)."""
+    wall, epochs = summary.get("train_time_s", summary.get("wall_time_s")), summary.get("epochs")
     if not isinstance(wall, int | float) or not isinstance(epochs, int) or epochs <= 0:
         return None
     return wall / epochs
