@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from kdforaa import atomic
 from kdforaa.augment.geometry import check_images
+from kdforaa.augment.params import AugParams
 from kdforaa.augment.policies import Policy
 from kdforaa.augment.random import make_keys
 from kdforaa.errors import BadInput
@@ -92,7 +93,7 @@ def render_grid(
     if len(levels) == 0:
         raise BadInput("levels must list at least one level")
     keys = make_keys(seed, 0, torch.arange(images.shape[0]))
-    drawn = []
+    drawn: list[tuple[str, torch.Tensor, AugParams | None]] = []
     for level in levels:
         policy = policy_factory(level)
         params = policy.sample(keys)
@@ -109,13 +110,13 @@ def render_grid(
     font = ImageFont.load_default(11)
     cell_w, cell_h = w * scale, h * scale + CAPTION_LINES * LINE
     columns = [("clean", images, None), *drawn]
-    for col, (label, batch, params) in enumerate(columns):
+    for col, (label, batch, shown) in enumerate(columns):
         left = PAD + col * (cell_w + PAD)
         draw.text((left, 3), label, fill="black", font=font)
         for row, index in enumerate(order.tolist()):
             top = HEADER + PAD + row * (cell_h + PAD)
             canvas.paste(_to_pil(batch[index], scale), (left, top))
-            caption = f"#{index}" if params is None else params.describe(index)
+            caption = f"#{index}" if shown is None else shown.describe(index)
             for line, text in enumerate(_caption(caption, font, cell_w)):
                 draw.text((left, top + h * scale + line * LINE), text, fill="black", font=font)
     path = Path(path)

@@ -190,7 +190,7 @@ def predict_probs(
     *,
     seed: int,
     batch_size: int,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], object] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher softmax ``(N,C)`` float32 (CPU) on every image of ``dataset`` augmented by ``policy``, and
     ``(N,)`` bool: whether the augmented image is flat (one value everywhere, e.g. moved out of frame).
