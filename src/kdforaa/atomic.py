@@ -7,8 +7,9 @@ of one. When the writing fails in any way, including ``KeyboardInterrupt`` and a
 temporary file is removed before the exception goes on: no ``.NAME.*.tmp`` is ever left behind.
 
 File modes: ``private=True`` (the default) creates the file ``0600`` like :func:`tempfile.mkstemp`
-(checkpoints and weights hold the user's work); ``private=False`` lets the umask decide (``0644``
-usually), like a plain ``open(path, "w")``.
+(the user's work, for the user alone); ``private=False`` lets the umask decide (``0644`` usually),
+like a plain ``open(path, "w")``, whatever mode a writer that replaces the file itself (safetensors)
+gave it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def _create_temporary(target: Path, private: bool) -> Path:
         os.close(fd)
         return candidate
     raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def _umask_mode() -> int:
+    """The mode ``open`` gives a new file under the process's umask (``0o644`` under ``022``)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def sync_folder(folder: Path) -> None:
@@ -72,6 +80,8 @@ def replacing(
     partial = _create_temporary(target, private)
     try:
         yield partial
+        if not private:  # a writer may have made a file of its own at this path
+            os.chmod(partial, _umask_mode())
         _sync_file(partial)
         if keep_previous is not None and target.exists():
             os.replace(target, keep_previous)

@@ -86,7 +86,7 @@ def test_export_of_a_pairs_model_comes_back_with_its_shape(teacher, tmp_path):
     assert main(["export", str(teacher), "--out", str(weights)]) == 0
     with safe_open(str(weights), "pt") as handle:
         metadata = handle.metadata()
-    assert metadata["kdforaa.num_classes"] == "100" and metadata["kdforaa.resolution"] == "[28, 56]"
+    assert metadata["kdforaa.num_classes"] == "100" and metadata["kdforaa.resolution"] == "28,56"
     original, exported = load_trained(str(teacher)), load_trained(str(weights))
     pairs = load_dataset(DataConfig(name="fashion-mnist-pairs", test_limit=16), "test")
     x = normalize(pairs.data, pairs.mean, pairs.std)
