@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 from kdforaa import __version__
 from kdforaa.console import (
     error_line,
+    first_line,
     one_line_warnings,
     print_error,
     signal_received,
@@ -673,10 +674,6 @@ def _check_outputs(args: argparse.Namespace) -> None:
             check_output_file(path, what, _image_suffixes())
 
 
-def _first_line(err: BaseException) -> str:
-    return str(err).splitlines()[0] if str(err).strip() else type(err).__name__
-
-
 def _silence_stdout() -> None:
     """Point stdout at the null device: the reader of a pipe has gone (``kdforaa models | head -3``),
     and the interpreter's last flush must not fail on it again."""
@@ -736,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         hint = "" if debug else " (run again with --debug for the traceback)"
         print(
-            error_line(f"internal error: {type(err).__name__}: {_first_line(err)}{hint}"),
+            error_line(f"internal error: {type(err).__name__}: {first_line(err)}{hint}"),
             file=sys.stderr,
         )
         return 1
