@@ -53,7 +53,7 @@ study-many: $(STAMP) data
 	  $(MANY)/lambda_best_k.yaml
 	$(BIN)/kdforaa sweep $(MANY)/lambda_best_k.yaml --out $(MANY)/lambda --jobs 2 --reuse-from $(MANY)
 	test -f $(MANY)/outliers/policy_stats.csv || $(BIN)/kdforaa outliers --quiet \
-	  --teacher $(MANY)/teachers/resnet20_pairs/best.pt --out $(MANY)/outliers --limit 1000 --levels 0,10,15 --k 5
+	  --teacher $(MANY)/teachers/resnet20_pairs/best.pt --out $(MANY)/outliers --limit 1000 --levels 0,5,10,15 --k 5
 
 # the same checks as .pre-commit-config.yaml
 LINTED := src tests benchmarks scripts setup.py

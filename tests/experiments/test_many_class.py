@@ -27,10 +27,10 @@ def load_script():
 @pytest.mark.parametrize(
     ("file", "runs", "levels"),
     [
-        ("topk_k.yaml", 63, {0, 10, 15}),
-        ("methods.yaml", 27, {0, 10, 15}),
+        ("topk_k.yaml", 84, {0, 5, 10, 15}),
+        ("methods.yaml", 36, {0, 5, 10, 15}),
         ("k_schedule.yaml", 6, {10, 15}),
-        ("lambda.yaml", 24, {10, 15}),
+        ("lambda.yaml", 24, {5, 10}),
         ("pilot.yaml", 4, {0, 10}),
     ],
 )
@@ -49,6 +49,7 @@ def test_the_many_class_sweeps_plan(tmp_path, file, runs, levels):
         assert run.tree["data"]["name"] == "fashion-mnist-pairs" and run.tree["model"]["name"] == "resnet8"
         assert run.tree["augment"]["flip"] is False and run.tree["augment"]["policy"] == "randaugment"
         assert run.tree["data"]["limit"] == 4000 and run.tree["train"]["batch_size"] == 32
+        assert run.tree["train"]["threads"] == 1  # two runs share the 2 cores
 
 
 COLUMNS = ["run", "augment.magnitude", "distill.k", "seed", "status", "final_test_acc"]
@@ -82,7 +83,7 @@ def write_results(
 def test_the_lambda_stage_runs_at_the_best_k_and_shares_its_lambda_half_runs(tmp_path, capsys):
     script = load_script()
     topk = tmp_path / "study-many" / "topk_k"
-    write_results(topk, [0, 10, 15], [1, 3, 5, 10, 20, 50, 100], best=20)
+    write_results(topk, [0, 5, 10, 15], [1, 3, 5, 10, 20, 50, 100], best=20)
     written = tmp_path / "study-many" / "lambda_best_k.yaml"
     assert script.main([str(topk), str(MANY / "lambda.yaml"), str(written)]) == 0
     assert "best K = 20" in capsys.readouterr().out
@@ -102,7 +103,7 @@ def test_the_lambda_stage_runs_at_the_best_k_and_shares_its_lambda_half_runs(tmp
 def test_the_lambda_stage_waits_for_the_top_k_sweep(tmp_path, capsys):
     script = load_script()
     topk = tmp_path / "topk_k"
-    write_results(topk, [10, 15], [5, 20], best=5, missing=20)
+    write_results(topk, [5, 10], [5, 20], best=5, missing=20)
     assert script.main([str(topk), str(MANY / "lambda.yaml"), str(tmp_path / "out.yaml")]) == 2
-    assert "has not finished at levels 10, 15 (K [20])" in capsys.readouterr().err
+    assert "has not finished at levels 5, 10 (K [20])" in capsys.readouterr().err
     assert not (tmp_path / "out.yaml").exists()
