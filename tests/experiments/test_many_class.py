@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 MANY = ROOT / "configs" / "sweeps" / "many_class"
 
 
-def load_script():
-    path = ROOT / "scripts" / "many_class_best_k.py"
-    spec = importlib.util.spec_from_file_location("many_class_best_k", path)
+def load_script(name: str = "many_class_best_k"):
+    path = ROOT / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -107,3 +107,64 @@ def test_the_lambda_stage_waits_for_the_top_k_sweep(tmp_path, capsys):
     assert script.main([str(topk), str(MANY / "lambda.yaml"), str(tmp_path / "out.yaml")]) == 2
     assert "has not finished at levels 5, 10 (K [20])" in capsys.readouterr().err
     assert not (tmp_path / "out.yaml").exists()
+
+
+def write_sweep(folder: Path, column: str, values: list[str], levels: list[int], accuracy) -> None:
+    """A sweep's results.csv: ``accuracy(value, level, seed)`` for every value x level x 3 seeds."""
+    folder.mkdir(parents=True)
+    with (folder / "results.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["run", "augment.magnitude", column, "seed", "status", "final_test_acc"])
+        writer.writeheader()
+        for value in values:
+            for level in levels:
+                for seed in range(3):
+                    row = {"run": f"{value}-m{level}-s{seed}", "augment.magnitude": level, column: value}
+                    row.update(seed=seed, status="finished", final_test_acc=accuracy(value, level, seed))
+                    writer.writerow(row)
+
+
+def test_the_report_pairs_by_seed_and_weighs_differences_against_the_seed_spread(tmp_path, capsys):
+    """Top-5 is 3 points above the full distribution at level 10 (larger than a 1-point seed spread) and
+    0.1 above at level 0 (within it); the table, verdicts, lambda table and plot all come out."""
+    study = tmp_path / "study-many"
+    ks = ["1", "3", "5", "10", "20", "50", "100"]
+
+    def topk(k, level, seed):
+        return 50.0 + seed + (3.0 if (k == "5" and level == 10) else 0.1 if k == "5" else 0.0)
+
+    write_sweep(study / "topk_k", "distill.k", ks, [0, 10], topk)
+    write_sweep(study / "methods", "distill", ["ce", "kd", "topk5_merge"], [0, 10], lambda v, lv, s: 40.0 + s)
+    write_sweep(study / "k_schedule", "distill.k", ["x"], [10], lambda v, lv, s: 45.0)
+    write_sweep(study / "lambda", "distill.weight", ["0.25", "2.0"], [10], lambda v, lv, s: 48.0 + s)
+    (study / "lambda_best_k.yaml").write_text("base: {distill: {k: 5}}\n")
+    teacher = study / "teachers" / "resnet20_pairs"
+    teacher.mkdir(parents=True)
+    (teacher / "summary.json").write_text(json.dumps({"final_test_acc": 70.5}))
+    (study / "outliers").mkdir()
+    (study / "outliers" / "policy_stats.csv").write_text(
+        "policy,level,teacher_acc,outlier_rate,topk_coverage\nnone,0,70.5,0.3,0.9\n"
+        "randaugment,0,70.5,0.3,0.9\nrandaugment,10,20.0,0.8,0.4\n"
+    )
+    script = load_script("many_class_report")
+    png = tmp_path / "k.png"
+    import sys
+
+    argv, sys.argv = sys.argv, ["many_class_report.py", str(study), "--plot", str(png)]
+    try:
+        script.main()
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr().out
+    assert "Teacher (resnet20, all 30 000 training pairs): 70.50 %" in out
+    assert "| K 5 | 51.10 ± 1.00 | 54.00 ± 1.00 |" in out
+    assert (
+        "| 10 | K 5 − full | 54.00 ± 1.00 | 51.00 ± 1.00 | 3.00 ± 0.00 | 1.00 | larger than the seed spread |"
+        in out
+    )
+    assert (
+        "| 0 | K 5 − full | 51.10 ± 1.00 | 51.00 ± 1.00 | 0.10 ± 0.00 | 1.00 | within the seed spread |"
+        in out
+    )
+    assert "| teacher's outlier rate % | 30.0 | 80.0 |" in out
+    assert "| λ 0.25 | 49.00 ± 1.00 |" in out and "K = 5" in out
+    assert png.stat().st_size > 10_000
