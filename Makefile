@@ -23,11 +23,27 @@ demo: $(STAMP) data
 test: lint typecheck $(STAMP) data
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench: $(STAMP) data
+# Every benchmark of benchmarks/README.md that runs on a CPU, each at a quick size; `make bench-NAME` runs
+# one. Not here: bench_gpu_step.py (its figures are a GPU's: scripts/gpu_check.sh runs it with the CUDA
+# suite of bench_augment.py) and bench_outliers.py (it compares with a past commit on a trained teacher).
+BENCHMARKS := augment profile-augment kernels train step epoch contention scaling
+.PHONY: $(addprefix bench-,$(BENCHMARKS))
+bench: $(addprefix bench-,$(BENCHMARKS))
+bench-augment: $(STAMP) data
 	$(BIN)/python benchmarks/bench_augment.py
+bench-profile-augment: $(STAMP) data
+	$(BIN)/python benchmarks/profile_augment.py
+bench-kernels: $(STAMP) data
 	$(BIN)/python benchmarks/bench_kernels.py
+bench-train: $(STAMP) data
 	$(BIN)/python benchmarks/bench_train.py
-	$(BIN)/python benchmarks/bench_step.py
+bench-step: $(STAMP) data
+	$(BIN)/kdforaa bench step --threads 2
+bench-epoch: $(STAMP) data
+	$(BIN)/python benchmarks/bench_epoch.py --images 4096 --repeats 1
+bench-contention: $(STAMP) data
+	$(BIN)/python benchmarks/bench_contention.py --repeats 1 --epochs 2
+bench-scaling: $(STAMP) data
 	$(BIN)/python benchmarks/bench_scaling.py
 
 # The reproduction study of docs/results.md (claims C1-C7, and issue 9's comparison c9): runs that two
@@ -70,7 +86,7 @@ typecheck: $(STAMP)
 wheel: $(STAMP)
 	KDFORAA_PREBUILT=require $(BIN)/pip wheel -q --no-deps --no-build-isolation -w dist .
 
-# gpu-kit/: what a bare GPU machine lacks for benchmarks/gpu_check.sh (wheels for its Python 3.12, Fashion-MNIST,
+# gpu-kit/: what a bare GPU machine lacks for scripts/gpu_check.sh (wheels for its Python 3.12, Fashion-MNIST,
 # the prebuilt kernel library); needs PyPI and a C compiler here. Copy it with the working tree.
 gpu-kit: $(STAMP)
 	$(BIN)/python scripts/gpu_kit.py --out gpu-kit

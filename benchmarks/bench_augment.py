@@ -6,10 +6,11 @@
 Three suites, each timing its contenders side by side in one process, interleaved (each repeat times
 every contender once, in turn):
 
-- ``pillow`` (the default on the CPU): RandAugment(2, 9) of ours against a timm-style Pillow reference
-  written here (one image at a time, numpy <-> Pillow conversion included, same 14 ops and level table)
-  and kornia's RandAugment when it is importable (kornia draws its ops once per batch, ours per
-  sample), plus per-op throughput of our ops next to Pillow's, so slow ops show.
+- ``pillow`` (the default on the CPU): RandAugment(2, 9) of ours against the timm-style Pillow reference
+  (``kdforaa.experiments.benchmarking.pillow_randaugment``: one image at a time, numpy <-> Pillow
+  conversion included, same 14 ops and level table) and kornia's RandAugment when it is importable
+  (kornia draws its ops once per batch, ours per sample), plus per-op throughput of our ops next to
+  Pillow's, so slow ops show.
 - ``backends`` (the default on CUDA): RandAugment(2, 9), AutoAugment (imagenet) and TrivialAugment on
   each backend that runs on the device (CUDA: triton and torch), with kernel launches and host syncs
   per batch (CUDA), next to kornia's RandAugment; 224x224 B=256 and 32x32 B=1024, judged against the
@@ -34,34 +35,25 @@ import functools
 import json
 import math
 import os
-import random
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image
 
-from cuda_counts import cuda_counts
 from kdforaa.augment import AugParams, apply_params
-from kdforaa.augment.apply import (
-    choose_backend,
-    native_plan,
-    triton_fallback,
-    triton_interpreted,
-    triton_plan,
-)
-from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, OP_NAMES, SIGNED_OPS, op_argument
+from kdforaa.augment.apply import choose_backend, native_plan, triton_plan
+from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, OP_NAMES, op_argument
 from kdforaa.augment.pipeline import AugmentPipeline
-from kdforaa.augment.policies import RANDAUGMENT_OPS, AutoAugment, Policy, RandAugment, TrivialAugment
+from kdforaa.augment.policies import AutoAugment, Policy, RandAugment, TrivialAugment
 from kdforaa.augment.random import make_keys
-from kdforaa.config import DataConfig
-from kdforaa.data.datasets import load_dataset
+from kdforaa.experiments.benchmarking.backends import backends_here, code_that_ran
+from kdforaa.experiments.benchmarking.cuda_counts import cuda_counts
+from kdforaa.experiments.benchmarking.pillow_randaugment import PILLOW_OPS, PillowRandAugment
+from kdforaa.experiments.benchmarking.workload import MAGNITUDE, NUM_OPS, real_batch
 
-NUM_OPS, MAGNITUDE = 2, 9.0
 KORNIA_MAGNITUDE = MAGNITUDE * 3  # kornia's magnitude runs 0..30 where ours runs 0..10
 
 
@@ -93,83 +85,6 @@ BACKEND_POLICIES: dict[str, Callable[[], Policy]] = {
     "AutoAugment(imagenet)": lambda: AutoAugment("imagenet"),
     "TrivialAugment": lambda: TrivialAugment(),
 }
-
-
-def real_batch(side: int, batch: int, device: torch.device) -> torch.Tensor:
-    """``(batch,3,side,side)`` uint8: Fashion-MNIST images resized, with a different gain per channel."""
-    grey = load_dataset(DataConfig(name="fashion-mnist", test_limit=batch), "test").data.float()
-    grey = F.interpolate(grey, size=(side, side), mode="bilinear", align_corners=False)
-    rgb = grey * torch.tensor([1.0, 0.8, 0.5]).view(1, 3, 1, 1)
-    return rgb.round().clamp(0, 255).to(torch.uint8).to(device)
-
-
-# ------------------------------------------------------------------------ Pillow reference (timm-style)
-def _affine(data: Callable[[float], tuple[float, ...]]) -> Callable[[Image.Image, float], Image.Image]:
-    def run(img: Image.Image, arg: float) -> Image.Image:
-        fill = (0,) * len(img.getbands())
-        return img.transform(
-            img.size, Image.Transform.AFFINE, data(arg), Image.Resampling.NEAREST, fillcolor=fill
-        )
-
-    return run
-
-
-PILLOW_OPS: dict[str, Callable[[Image.Image, float], Image.Image]] = {
-    "identity": lambda img, a: img,
-    "autocontrast": lambda img, a: ImageOps.autocontrast(img),
-    "equalize": lambda img, a: ImageOps.equalize(img),
-    "invert": lambda img, a: ImageOps.invert(img),
-    "rotate": lambda img, a: img.rotate(a, Image.Resampling.NEAREST, fillcolor=(0,) * len(img.getbands())),
-    "posterize": lambda img, a: ImageOps.posterize(img, int(a)),
-    "solarize": lambda img, a: ImageOps.solarize(img, a),
-    "solarize_add": lambda img, a: img.point(
-        [min(255, v + int(a)) if v < 128 else v for v in range(256)] * 3
-    ),
-    "color": lambda img, a: ImageEnhance.Color(img).enhance(a),
-    "contrast": lambda img, a: ImageEnhance.Contrast(img).enhance(a),
-    "brightness": lambda img, a: ImageEnhance.Brightness(img).enhance(a),
-    "sharpness": lambda img, a: ImageEnhance.Sharpness(img).enhance(a),
-    "shear_x": _affine(lambda a: (1, a, 0, 0, 1, 0)),
-    "shear_y": _affine(lambda a: (1, 0, 0, a, 1, 0)),
-    "translate_x": _affine(lambda a: (1, 0, a, 0, 1, 0)),
-    "translate_y": _affine(lambda a: (1, 0, 0, 0, 1, a)),
-}
-
-
-class PillowRandAugment:
-    """RandAugment one image at a time through Pillow, as timm does it on CPU data-loader workers.
-
-    Op arguments come from our level table, computed once per image size (timm's level-to-argument
-    functions are plain Python arithmetic, so per-image torch calls would handicap Pillow).
-    """
-
-    def __init__(self, num_ops: int, magnitude: float, seed: int = 0) -> None:
-        self.num_ops, self.magnitude = num_ops, magnitude
-        self.rng = random.Random(seed)
-        self._arguments: dict[tuple[int, int], dict[tuple[str, float], float]] = {}
-
-    def _table(self, height: int, width: int) -> dict[tuple[str, float], float]:
-        if (height, width) not in self._arguments:
-            self._arguments[(height, width)] = {
-                (op, sign): float(op_argument(op, self.magnitude, sign, height=height, width=width))
-                for op in RANDAUGMENT_OPS
-                for sign in (-1.0, 1.0)
-            }
-        return self._arguments[(height, width)]
-
-    def augment_one(self, img: Image.Image) -> Image.Image:
-        """Two ops drawn from the 14, each with its sign, on one Pillow image."""
-        table = self._table(img.height, img.width)
-        for _ in range(self.num_ops):
-            op = self.rng.choice(RANDAUGMENT_OPS)
-            sign = self.rng.choice((-1.0, 1.0)) if op in SIGNED_OPS else 1.0
-            img = PILLOW_OPS[op](img, table[(op, sign)])
-        return img
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        arrays = x.permute(0, 2, 3, 1).cpu().numpy()
-        out = [np.asarray(self.augment_one(Image.fromarray(a))) for a in arrays]
-        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
 
 
 # -------------------------------------------------------------------------------------------- timing
@@ -281,22 +196,6 @@ def measure(case: Case, device: torch.device, repeats: int) -> Result:
         ours_per_op={name: rate for (who, name), rate in per_op.items() if who == "ours"},
         pillow_per_op={name: rate for (who, name), rate in per_op.items() if who == "pillow"},
     )
-
-
-def backends_here(device: torch.device) -> list[str]:
-    """The backends that run a batch on ``device``: triton and torch on CUDA; on the CPU native (where it
-    builds) and torch, and triton under ``TRITON_INTERPRET=1``."""
-    if device.type == "cuda":
-        return ["triton", "torch"]
-    probe = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
-    names = ["native", "torch"] if choose_backend("auto", probe.device, "nearest") == "native" else ["torch"]
-    return (["triton"] if triton_interpreted() else []) + names
-
-
-def code_that_ran(contender: str) -> str:
-    """What a row's contender ran: ``triton`` is the torch path once its kernels failed to compile."""
-    why = triton_fallback() if contender == "triton" else None
-    return contender if why is None else f"torch path (Triton failed: {why})"
 
 
 def backend_suite(

@@ -26,7 +26,7 @@ import os
 import statistics
 import sys
 
-from neighbours import TimedRun, busy_neighbours, train_img_per_s
+from kdforaa.experiments.benchmarking.neighbours import TimedRun, busy_neighbours, train_img_per_s
 
 WORKLOAD = [
     "model.name=resnet8",

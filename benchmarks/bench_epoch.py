@@ -18,7 +18,6 @@ the repeats, quiet and next to one busy process. Target: ours >= 1.5x the usual 
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 import tempfile
@@ -30,17 +29,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from bench_augment import PILLOW_OPS
-from kdforaa.augment.op_table import SIGNED_OPS, op_argument
-from kdforaa.augment.policies import RANDAUGMENT_OPS
 from kdforaa.checkpoint import save_checkpoint
 from kdforaa.config import DataConfig, build_config, config_to_dict
 from kdforaa.data.datasets import load_dataset
 from kdforaa.distill.losses import topk_kd
+from kdforaa.experiments.benchmarking.neighbours import busy_neighbours, train_img_per_s
+from kdforaa.experiments.benchmarking.pillow_randaugment import PillowRandAugment
+from kdforaa.experiments.benchmarking.workload import MAGNITUDE, NUM_OPS
 from kdforaa.models.registry import build_model
-from neighbours import busy_neighbours, train_img_per_s
 
-BATCH, NUM_OPS, MAGNITUDE, K = 128, 2, 9.0, 3
+BATCH, K = 128, 3
 
 
 def teacher_checkpoint(folder: Path) -> str:
@@ -55,33 +53,20 @@ def teacher_checkpoint(folder: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------- the usual loop
-def level_arguments(side: int) -> dict[tuple[str, float], float]:
-    """Each op's argument at the benchmark's magnitude, for both signs (the same table as ours)."""
-    return {
-        (op, sign): float(op_argument(op, MAGNITUDE, sign, height=side, width=side))
-        for op in RANDAUGMENT_OPS
-        for sign in (-1.0, 1.0)
-    }
-
-
 class PillowAugmentedImages(torch.utils.data.Dataset):
     """Grey images as a map-style data set: RandAugment(2, 9), crop after 4-pixel padding, flip, one
     image at a time with Pillow, then normalised to a float tensor (what a torchvision pipeline does)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, mean: float, std: float) -> None:
         self.images, self.labels, self.mean, self.std = images, labels, mean, std
-        self.arguments = level_arguments(images.shape[-1])
-        self.rng = random.Random(0)
+        self.augment = PillowRandAugment(NUM_OPS, MAGNITUDE)
+        self.rng = self.augment.rng  # one stream: the ops, then the crop and the flip
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        img = Image.fromarray(self.images[index])
-        for _ in range(NUM_OPS):
-            op = self.rng.choice(RANDAUGMENT_OPS)
-            sign = self.rng.choice((-1.0, 1.0)) if op in SIGNED_OPS else 1.0
-            img = PILLOW_OPS[op](img, self.arguments[(op, sign)])
+        img = self.augment.augment_one(Image.fromarray(self.images[index]))
         side = img.width
         left, top = self.rng.randint(0, 8), self.rng.randint(0, 8)
         img = ImageOps.expand(img, border=4, fill=0).crop((left, top, left + side, top + side))
@@ -92,7 +77,8 @@ class PillowAugmentedImages(torch.utils.data.Dataset):
 
 
 def seed_worker(worker_id: int) -> None:
-    torch.utils.data.get_worker_info().dataset.rng = random.Random(worker_id)
+    """Each worker its own random stream (they would otherwise repeat each other's draws)."""
+    torch.utils.data.get_worker_info().dataset.rng.seed(worker_id)
 
 
 def usual_loop_img_per_s(images: int, teacher_path: str) -> float:

@@ -14,7 +14,7 @@ batches. The augmentation is RandAugment(2, 9) after a padded random crop (side/
 - **ours, pre-augmented**: the same steps on views computed beforehand: the step without augmentation.
   ``augmentation share = 1 - its time / ours``.
 - **the usual loop**, written plainly below: a ``torch.utils.data.DataLoader`` whose workers (``--workers``)
-  crop, flip and run a timm-style Pillow RandAugment(2, 9) (``bench_augment.PillowRandAugment``) image
+  crop, flip and run a timm-style Pillow RandAugment(2, 9) (``PillowRandAugment``) image
   by image; in the loop the batch is copied to the device, normalised, made channels-last, and the
   teacher's forward runs. ``waiting on data`` is the share of its time spent in the loader's ``next``.
 
@@ -43,11 +43,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from bench_augment import MAGNITUDE, NUM_OPS, PillowRandAugment, code_that_ran, real_batch
 from kdforaa.augment.apply import choose_backend
 from kdforaa.config import build_config
 from kdforaa.distill.losses import topk_kd
 from kdforaa.distill.views import StepViews, TrainingViews, model_input
+from kdforaa.experiments.benchmarking.backends import code_that_ran
+from kdforaa.experiments.benchmarking.pillow_randaugment import PillowRandAugment
+from kdforaa.experiments.benchmarking.workload import MAGNITUDE, NUM_OPS, real_batch
 from kdforaa.models.registry import build_model
 
 MEAN, STD = (0.5, 0.45, 0.4), (0.25, 0.25, 0.25)

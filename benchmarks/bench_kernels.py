@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from bench_augment import real_batch
 from kdforaa.augment import RandAugment, native, native_build, native_library
 from kdforaa.augment.apply import native_plan
 from kdforaa.augment.random import make_keys
+from kdforaa.experiments.benchmarking.workload import real_batch
 
 CASES = ((32, 256), (224, 64))  # (side, batch), as in bench_augment.py
 

@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 import torch
 
-from cuda_counts import cuda_counts
 from kdforaa.augment import RandAugment, apply, geometry
 from kdforaa.augment.random import make_keys
+from kdforaa.experiments.benchmarking.cuda_counts import cuda_counts
 
 CASES = ((32, 256), (224, 256), (224, 64))
 

@@ -1,4 +1,4 @@
-"""Make the GPU kit: one folder holding what a bare GPU machine lacks to run ``benchmarks/gpu_check.sh``.
+"""Make the GPU kit: one folder holding what a bare GPU machine lacks to run ``scripts/gpu_check.sh``.
 
     python scripts/gpu_kit.py [--out gpu-kit]             # wheels for CPython 3.12, manylinux x86-64 (PyPI)
     python scripts/gpu_kit.py --from-installed --out DIR  # wheels for this Python, repacked from here
@@ -58,7 +58,7 @@ KIT_DISTRIBUTIONS = (
     "pydantic", "pydantic-core", "annotated-types", "typing-extensions", "typing-inspection",
     "kornia", "kornia-rs",
 )  # fmt: skip
-# The modules the check imports (benchmarks/gpu_check.py's environment stage imports each one).
+# The modules the check imports (scripts/gpu_check.py's environment stage imports each one).
 CHECK_MODULES = (
     "kdforaa.cli", "kdforaa.augment", "kdforaa.augment.triton_kernels", "kdforaa.train.loop",
     "kdforaa.distill.views", "pydantic", "kornia", "kornia.augmentation.auto", "torch", "triton", "timm",

@@ -1,5 +1,5 @@
 """What command-line tests share: the arguments of tiny real training runs (one process, or two under
-torchrun), and the one-line error check. benchmarks/restart_repeat.py repeats the two-process run."""
+torchrun), and the one-line error check. scripts/restart_repeat.py repeats the two-process run."""
 
 from __future__ import annotations
 

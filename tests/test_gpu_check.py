@@ -21,7 +21,8 @@ if sys.platform != "linux" or torch.cuda.is_available():
 
 from kdforaa.augment import triton_kernels  # noqa: E402  (imports Triton: after the platform check)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "scripts")]  # bench_augment.py, gpu_check.py
 import bench_augment  # noqa: E402
 import gpu_check  # noqa: E402
 

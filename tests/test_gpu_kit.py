@@ -3,7 +3,7 @@
 The real kit (``make gpu-kit``) holds wheels for the GPU machine's Python 3.12 downloaded from PyPI; a test
 may not download, so it makes the same kit for this Python from the distributions installed here
 (``scripts/gpu_kit.py --from-installed``: the same list of distributions, the same data and library). It
-then runs ``benchmarks/gpu_check.sh`` with a *bare* interpreter: a fresh virtual environment that sees
+then runs ``scripts/gpu_check.sh`` with a *bare* interpreter: a fresh virtual environment that sees
 only what the GPU machine has (``ON_THE_MACHINE`` and what those need), linked from this environment --
 no pydantic, no kornia, no kdforaa. The script must install the kit into its own temporary target, import
 every module the check needs from there, load the kit's prebuilt kernels, and then stop with exit status 3
@@ -101,7 +101,7 @@ def test_the_kit_installs_offline_beside_a_bare_torch_and_the_check_fails_loudly
         "TMPDIR": str(scratch), "CUDA_VISIBLE_DEVICES": "", "GPU_CHECK_ENV_SECONDS": "600",
     }  # fmt: skip
     done = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(results)],
+        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(results)],
         env=environment, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 3, done.stdout + done.stderr
@@ -127,7 +127,7 @@ def test_the_check_refuses_a_kit_made_for_another_python(tmp_path):
     kit.mkdir()
     (kit / "kit.json").write_text(json.dumps({"python": "2.7"}))
     done = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "results")],
+        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(tmp_path / "results")],
         env={**os.environ, "PYTHON": sys.executable, "GPU_KIT": str(kit)},
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

@@ -4,7 +4,7 @@ that used to read every step still hold when deferred.
 On CUDA ``Trainer.deferred_checks`` is on (``train.on_nan=stop``); these tests switch it on for a CPU
 trainer, which runs the same code. A read of a tensor's value (``.item()``, ``float()``, ``bool()``,
 ``.tolist()``) goes through aten's ``_local_scalar_dense`` or a copy to the host, which a dispatch mode
-sees. The GPU check counts the real syncs with torch's sync debug mode (benchmarks/gpu_check.py).
+sees. The GPU check counts the real syncs with torch's sync debug mode (scripts/gpu_check.py).
 """
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""Experiments that run training: the demo, sweeps of runs, and the step-cost benchmark."""
+"""Experiments that run training: the demo, sweeps of runs, the step-cost benchmark, and what the
+benchmarks of ``benchmarks/`` share (``benchmarking``)."""

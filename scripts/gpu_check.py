@@ -1,8 +1,8 @@
-"""The Python stages of the GPU check (benchmarks/gpu_check.sh runs them, each in its own process).
+"""The Python stages of the GPU check (scripts/gpu_check.sh runs them, each in its own process).
 
-    python benchmarks/gpu_check.py env KIT_JSON OUT_JSON  # versions, device, every module the check imports
-    python benchmarks/gpu_check.py syncs OUT_JSON         # host syncs per training step; kernels' registers
-    python benchmarks/gpu_check.py summary RESULTS        # the one table, from the stages' JSON files
+    python scripts/gpu_check.py env KIT_JSON OUT_JSON  # versions, device, every module the check imports
+    python scripts/gpu_check.py syncs OUT_JSON         # host syncs per training step; kernels' registers
+    python scripts/gpu_check.py summary RESULTS        # the one table, from the stages' JSON files
 
 ``env`` needs no GPU: it says what would run (and exits 1 when a module the check needs does not import,
 naming it). ``syncs`` trains a few steps of resnet8 on Fashion-MNIST with RandAugment on the device and

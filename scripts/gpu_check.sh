@@ -3,7 +3,7 @@
 # PyYAML, hypothesis, pytest; no network, no data, no .venv). Made here first: `make gpu-kit` (gpu-kit/,
 # copied with the working tree). Then, on the GPU machine, from the checkout:
 #
-#   bash benchmarks/gpu_check.sh [RESULTS]       (or GPU_CHECK_RESULTS=RESULTS; default gpu-results/<time>)
+#   bash scripts/gpu_check.sh [RESULTS]       (or GPU_CHECK_RESULTS=RESULTS; default gpu-results/<time>)
 #
 # It installs the kit offline into a temporary folder (pip --no-index --no-deps --target), puts the kit's
 # prebuilt kernel library beside a copy of src/, points $KDFORAA_DATA at the kit's Fashion-MNIST, and runs
@@ -54,16 +54,16 @@ stage() {
   [ "$rc" = 0 ] || echo "== $name: exit status $rc (124: out of time)" >&2
 }
 
-stage env "${GPU_CHECK_ENV_SECONDS:-60}" "$PY" benchmarks/gpu_check.py env "$KIT/kit.json" "$RESULTS/env.json"
+stage env "${GPU_CHECK_ENV_SECONDS:-60}" "$PY" scripts/gpu_check.py env "$KIT/kit.json" "$RESULTS/env.json"
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
   echo "gpu_check: FAILED: torch sees no CUDA device here, so nothing was measured" \
     "(the environment report is in $RESULTS/env.log)" >&2
   exit 3
 fi
-stage syncs 45 "$PY" benchmarks/gpu_check.py syncs "$RESULTS/syncs.json"
+stage syncs 45 "$PY" scripts/gpu_check.py syncs "$RESULTS/syncs.json"
 stage triton-tests 100 "$PY" -m pytest -q -p no:cacheprovider tests/augment/test_triton.py
 stage timm-tests 45 "$PY" -m pytest -q -p no:cacheprovider tests/models/test_timm_real.py
 stage augment 110 "$PY" benchmarks/bench_augment.py --device cuda --suite backends --json "$RESULTS/augment.json"
 stage step 90 "$PY" benchmarks/bench_gpu_step.py --device cuda --steps 10 --repeats 3 --json "$RESULTS/step.json"
-"$PY" benchmarks/gpu_check.py summary "$RESULTS" | tee "$RESULTS/summary.md"
+"$PY" scripts/gpu_check.py summary "$RESULTS" | tee "$RESULTS/summary.md"
 exit "${PIPESTATUS[0]}"

@@ -1,6 +1,6 @@
 """What a call costs a CUDA device beyond its time: kernel launches, host syncs and GPU busy time.
 
-Shared by the benchmarks (``from cuda_counts import cuda_counts``; a script's own folder is on its path).
+Used by the augmentation benchmarks (on CUDA only: the counts come from torch's profiler).
 """
 
 from __future__ import annotations

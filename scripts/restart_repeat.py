@@ -4,8 +4,8 @@ Each try starts a 2-process CPU run under ``torchrun --max-restarts=N``, SIGKILL
 soon as the first checkpoint exists, and waits for torchrun to restart the group, resume and finish.
 The log of every failed try is kept (``--out``/tryK.log); successful tries are cleaned up.
 
-    python benchmarks/restart_repeat.py --tries 10 --out /tmp/restarts
-    python benchmarks/restart_repeat.py --tries 20 --no-kill --max-restarts 0   # plain runs, no fault
+    python scripts/restart_repeat.py --tries 10 --out /tmp/restarts
+    python scripts/restart_repeat.py --tries 20 --no-kill --max-restarts 0   # plain runs, no fault
 """
 
 from __future__ import annotations
