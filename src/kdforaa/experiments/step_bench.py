@@ -67,6 +67,74 @@ def _timed(fn: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def _trainers(
+    student: str, teacher: str, data: str, batch: int, steps: int, magnitude: float, folder: Path
+) -> tuple[Trainer, Trainer, Trainer]:
+    """(a) CE, (b) online-teacher and (c) cached-teacher trainers on the same ``batch * steps`` images."""
+    limit = batch * steps
+    distill = {"method": "topk_kd", "k": 5, "temperature": 4.0, "ce_weight": 0.1, "weight": 0.9}
+    ce = Trainer(_config(student, data, limit, batch, magnitude), folder / "ce", progress=False)
+    teacher_ckpt = random_teacher_checkpoint(teacher, ce.cfg, folder)
+    kd_cfg = _config(
+        student, data, limit, batch, magnitude, teacher={"checkpoint": teacher_ckpt}, distill=distill
+    )
+    kd = Trainer(kd_cfg, folder / "kd", progress=False)
+    cache_dir = folder / "cache"
+    build_cache(kd_cfg, teacher_ckpt, cache_dir, epochs=1, k=10, progress=False)
+    cached_cfg = kd_cfg.model_copy(
+        update={"teacher": kd_cfg.teacher.model_copy(update={"cache": str(cache_dir)})}
+    )
+    return ce, kd, Trainer(cached_cfg, folder / "cached", progress=False)
+
+
+def _workloads(ce: Trainer, kd: Trainer, cached: Trainer, steps: int) -> dict[str, Callable[[], None]]:
+    """The five timed workloads, each over the same batches: three training steps, the teacher's
+    forward alone and the augmentation alone."""
+    data_batches = _batches(ce, steps)
+    views = ce.parts.views
+    inputs = [views(images, indices, 0).teacher for images, _, indices in data_batches]
+    live = kd.parts.teacher
+    assert live is not None  # kd's config names a teacher
+
+    def steps_of(trainer: Trainer) -> Callable[[], None]:
+        def run() -> None:
+            for batch in data_batches:
+                trainer.train_step(*batch)
+
+        return run
+
+    def teacher_alone() -> None:
+        for x, (_, _, indices) in zip(inputs, data_batches, strict=True):
+            live.logits(x, epoch=0, indices=indices)
+
+    def augment_alone() -> None:
+        augment = views.pipeline(0)
+        for images, _, indices in data_batches:
+            augment.apply(images, augment.sample(make_keys(ce.cfg.seed, 0, indices)))
+
+    return {
+        "ce": steps_of(ce),
+        "kd_online": steps_of(kd),
+        "kd_cached": steps_of(cached),
+        "teacher_forward": teacher_alone,
+        "augment": augment_alone,
+    }
+
+
+def _interleaved_medians(
+    runs: dict[str, Callable[[], None]], repeats: int, device: torch.device
+) -> dict[str, float]:
+    """Median seconds of each workload after one warm-up, the workloads taking turns in every repeat
+    so that machine noise hits all of them alike."""
+    for fn in runs.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            times[name].append(_timed(fn, device))
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 def run_step_bench(
     student: str = "resnet8",
     teacher: str = "resnet20",
@@ -77,61 +145,11 @@ def run_step_bench(
     magnitude: float = 15.0,
 ) -> dict[str, Any]:
     """img/s of (a)-(d) and the ratios the targets are stated in."""
-    limit = batch * steps
-    distill = {"method": "topk_kd", "k": 5, "temperature": 4.0, "ce_weight": 0.1, "weight": 0.9}
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        ce = Trainer(_config(student, data, limit, batch, magnitude), folder / "ce", progress=False)
-        teacher_ckpt = random_teacher_checkpoint(teacher, ce.cfg, folder)
-        kd_cfg = _config(
-            student, data, limit, batch, magnitude, teacher={"checkpoint": teacher_ckpt}, distill=distill
-        )
-        kd = Trainer(kd_cfg, folder / "kd", progress=False)
-        cache_dir = folder / "cache"
-        build_cache(kd_cfg, teacher_ckpt, cache_dir, epochs=1, k=10, progress=False)
-        cached_cfg = kd_cfg.model_copy(
-            update={"teacher": kd_cfg.teacher.model_copy(update={"cache": str(cache_dir)})}
-        )
-        cached = Trainer(cached_cfg, folder / "cached", progress=False)
-        data_batches = _batches(ce, steps)
-        views = ce.parts.views
-        inputs = [views(images, indices, 0).teacher for images, _, indices in data_batches]
-
-        def steps_of(trainer: Trainer) -> Callable[[], None]:
-            def run() -> None:
-                for batch in data_batches:
-                    trainer.train_step(*batch)
-
-            return run
-
-        live = kd.parts.teacher
-        assert live is not None  # kd_cfg names a teacher
-
-        def teacher_alone() -> None:
-            for x, (_, _, indices) in zip(inputs, data_batches, strict=True):
-                live.logits(x, epoch=0, indices=indices)
-
-        def augment_alone() -> None:
-            augment = views.pipeline(0)
-            for images, _, indices in data_batches:
-                augment.apply(images, augment.sample(make_keys(ce.cfg.seed, 0, indices)))
-
-        runs: dict[str, Callable[[], None]] = {
-            "ce": steps_of(ce),
-            "kd_online": steps_of(kd),
-            "kd_cached": steps_of(cached),
-            "teacher_forward": teacher_alone,
-            "augment": augment_alone,
-        }
-        for fn in runs.values():  # warm-up
-            fn()
-        times: dict[str, list[float]] = {name: [] for name in runs}
-        for _ in range(repeats):
-            for name, fn in runs.items():
-                times[name].append(_timed(fn, ce.device))
+        ce, kd, cached = _trainers(student, teacher, data, batch, steps, magnitude, Path(tmp))
+        med = _interleaved_medians(_workloads(ce, kd, cached, steps), repeats, ce.device)
         for t in (ce, kd, cached):
             t.folder.unlock()
-    med = {name: statistics.median(v) for name, v in times.items()}
     images = batch * steps
     limit_time = med["ce"] + med["teacher_forward"]
     return {
