@@ -22,28 +22,19 @@ from kdforaa.augment.op_table import (
     ARGUMENT_FREE_OPS,
     MAX_LEVEL,
     OP_NAMES,
+    OPS,
     SIGNED_OPS,
     check_op_name,
 )
 from kdforaa.augment.params import AugParams
 from kdforaa.errors import BadInput
 
-# The 14 ops of the RandAugment paper (Cubuk et al. 2020); TrivialAugment uses the same set.
-RANDAUGMENT_OPS: tuple[str, ...] = (
-    "identity",
-    "autocontrast",
-    "equalize",
-    "rotate",
-    "solarize",
-    "color",
-    "posterize",
-    "contrast",
-    "brightness",
-    "sharpness",
-    "shear_x",
-    "shear_y",
-    "translate_x",
-    "translate_y",
+# The 14 ops of the RandAugment paper (Cubuk et al. 2020) in its order, which the draws index; TrivialAugment
+# uses the same set. Each op's position is in the op table.
+RANDAUGMENT_OPS: tuple[str, ...] = tuple(
+    spec.name
+    for spec in sorted(OPS, key=lambda spec: spec.randaugment_position or 0)
+    if spec.randaugment_position is not None
 )
 
 # More ops per sample than this leave nothing of the image; the bound keeps the (B, num_ops) draws small.
