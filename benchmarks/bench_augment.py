@@ -46,16 +46,11 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance, ImageOps
 
 from cuda_counts import cuda_counts
-from kdforaa.augment import AugParams, apply_params
-from kdforaa.augment.apply import (
-    choose_backend,
-    native_plan,
-    triton_fallback,
-    triton_interpreted,
-    triton_plan,
-)
+from kdforaa.augment import AugParams, apply_params, native
+from kdforaa.augment.apply import choose_backend, triton_fallback, triton_interpreted
 from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, OP_NAMES, SIGNED_OPS, op_argument
 from kdforaa.augment.pipeline import AugmentPipeline
+from kdforaa.augment.plan import sample_plan
 from kdforaa.augment.policies import RANDAUGMENT_OPS, AutoAugment, Policy, RandAugment, TrivialAugment
 from kdforaa.augment.random import make_keys
 from kdforaa.config import DataConfig
@@ -406,9 +401,11 @@ def plan_suite(repeats: int) -> None:
     planners: dict[tuple[int, str], Callable[[], object]] = {}
     for side, p in params.items():
         planners[(side, "triton: plan + records")] = functools.partial(
-            lambda p, side: triton_kernels._records(*triton_plan(p, side, side), pinned=False), p, side
+            lambda p, side: triton_kernels._records(sample_plan(p, side, side), pinned=False), p, side
         )
-        planners[(side, "native: plan")] = functools.partial(native_plan, p, side, side)
+        planners[(side, "native: plan")] = functools.partial(
+            lambda p, side: native.native_warp(sample_plan(p, side, side), side, side), p, side
+        )
     seconds: dict[tuple[int, str], list[float]] = {key: [] for key in planners}
     for round_ in range(repeats + 1):
         for key, fn in planners.items():

@@ -2,7 +2,7 @@
 runs it.
 
 An op is one ``OpSpec`` in ``augment/op_table.py`` plus one kernel per backend: a torch kernel
-(``kernels.py``) or inverse map (``geometry.py``), a case of the C enum (``native_kernels.c``), a
+(``kernels.py``) or inverse map (``affine.py``), a case of the C enum (``native_kernels.c``), a
 branch of the Triton kernel (``triton_kernels.py``). Its public function (``ops.<name>``) and
 RandAugment's op set are made from the table.
 """

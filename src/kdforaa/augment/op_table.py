@@ -15,7 +15,7 @@ An entry (:class:`OpSpec`) says what the rest of the engine needs to know about 
   with its default (solarize_add's threshold);
 - its **reference**: what the public function does, naming the Pillow call it matches (its docstring);
 - its **torch kernel** (colour ops, :mod:`kdforaa.augment.kernels`), its **inverse map** (geometric
-  ops, :mod:`kdforaa.augment.geometry`), and its **native code**, the op's number in the C kernels'
+  ops, :mod:`kdforaa.augment.affine`), and its **native code**, the op's number in the C kernels'
   enum (``native_kernels.c``), which the Triton kernel switches over too;
 - its **RandAugment position**: where it stands in the op list of the RandAugment paper (None: not
   there), which RandAugment and TrivialAugment draw from by index.
@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from kdforaa.augment import geometry, kernels
+from kdforaa.augment import affine, kernels
 from kdforaa.errors import BadInput
 
 # The largest level a policy accepts. Every argument is saturated (rotate wraps) long before, and the
@@ -125,7 +125,7 @@ OPS: tuple[OpSpec, ...] = (
         level_rule=lambda L, s, h, w: s * 3.0 * L,  # degrees, counter-clockwise
         signed=True,
         arguments=(ArgumentSpec("degrees"),),
-        inverse_map=geometry.rotate_map,
+        inverse_map=affine.rotate_map,
         randaugment_position=3,
     ),
     OpSpec(
@@ -222,7 +222,7 @@ OPS: tuple[OpSpec, ...] = (
         level_rule=lambda L, s, h, w: s * 0.03 * L,  # shear factor
         signed=True,
         arguments=(_SHEAR,),
-        inverse_map=lambda factor, h, w: geometry.shear_x_map(factor),
+        inverse_map=lambda factor, h, w: affine.shear_x_map(factor),
         randaugment_position=10,
     ),
     OpSpec(
@@ -232,7 +232,7 @@ OPS: tuple[OpSpec, ...] = (
         level_rule=lambda L, s, h, w: s * 0.03 * L,
         signed=True,
         arguments=(_SHEAR,),
-        inverse_map=lambda factor, h, w: geometry.shear_y_map(factor),
+        inverse_map=lambda factor, h, w: affine.shear_y_map(factor),
         randaugment_position=11,
     ),
     OpSpec(
@@ -242,7 +242,7 @@ OPS: tuple[OpSpec, ...] = (
         level_rule=lambda L, s, h, w: s * 0.045 * L * w,  # pixels: 0.45 of the width at level 10
         signed=True,
         arguments=(_PIXELS,),
-        inverse_map=lambda pixels, h, w: geometry.translate_map(pixels, 0.0),
+        inverse_map=lambda pixels, h, w: affine.translate_map(pixels, 0.0),
         randaugment_position=12,
     ),
     OpSpec(
@@ -252,7 +252,7 @@ OPS: tuple[OpSpec, ...] = (
         level_rule=lambda L, s, h, w: s * 0.045 * L * h,
         signed=True,
         arguments=(_PIXELS,),
-        inverse_map=lambda pixels, h, w: geometry.translate_map(0.0, pixels),
+        inverse_map=lambda pixels, h, w: affine.translate_map(0.0, pixels),
         randaugment_position=13,
     ),
 )

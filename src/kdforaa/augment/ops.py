@@ -10,7 +10,7 @@ The functions are made here from the op table (:mod:`kdforaa.augment.op_table`),
 its arguments' names, bounds and defaults are the function's parameters and checks, its ``reference``
 is the docstring. A colour op runs its torch kernel (:mod:`kdforaa.augment.kernels`); a geometric op
 also takes ``fill`` and ``interpolation`` and resamples through its inverse map with
-:func:`kdforaa.augment.geometry.warp`. So ``ops.rotate(x, degrees, fill=0, interpolation="nearest")``,
+:func:`kdforaa.augment.resample.warp`. So ``ops.rotate(x, degrees, fill=0, interpolation="nearest")``,
 ``ops.posterize(x, bits)``, ``ops.solarize_add(x, addition, threshold=128)``, ``ops.equalize(x)``, ...
 Policies do not come through here: they apply whole op sequences with
 :func:`kdforaa.augment.apply.apply_params`.
@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from kdforaa.augment.geometry import check_images, per_sample, warp
+from kdforaa.augment.checks import check_images, per_sample
 from kdforaa.augment.op_table import OP_NAMES, OPS, ArgumentSpec, OpSpec
+from kdforaa.augment.resample import warp
 from kdforaa.errors import BadInput
 
 __all__ = sorted(OP_NAMES)

@@ -15,7 +15,7 @@ from typing import Literal, overload
 
 import torch
 
-from kdforaa.augment import geometry, pixels
+from kdforaa.augment import checks, pixels, resample
 from kdforaa.augment import random as rnd
 from kdforaa.augment.apply import apply_params
 from kdforaa.augment.op_table import (
@@ -209,9 +209,9 @@ class Augmentation:
     ``apply(x, params)`` with the shared ``fill`` and ``interpolation``. Subclasses say how to sample."""
 
     def __init__(self, *, fill: int = 0, interpolation: str = "nearest") -> None:
-        geometry.check_fill(fill)
+        checks.check_fill(fill)
         self.fill = fill
-        self.interpolation = _check_choice(interpolation, "interpolation", geometry.INTERPOLATIONS)
+        self.interpolation = _check_choice(interpolation, "interpolation", resample.INTERPOLATIONS)
 
     def sample(self, keys: torch.Tensor) -> AugParams:
         """Per-sample parameters for ``keys`` ``(B,)`` int64; the same key always gives the same draw."""
@@ -278,7 +278,7 @@ class Augmentation:
             raise BadInput("pass keys or a generator, not both: keys already fix every random draw")
         floating = isinstance(x, torch.Tensor) and x.is_floating_point()
         images = pixels.to_uint8(x) if floating else x
-        geometry.check_images(images)
+        checks.check_images(images)
         if keys is None:
             keys = rnd.draw_keys(images.shape[0], generator, images.device)
         elif len(rnd.check_keys(keys)) != images.shape[0]:
