@@ -90,7 +90,8 @@ def _public(spec: OpSpec) -> OpFunction:
     op.__name__ = op.__qualname__ = spec.name
     op.__module__ = __name__
     op.__doc__ = spec.reference
-    op.__signature__ = signature  # type: ignore[attr-defined]  # inspect and help() read it
+    # inspect and help() read __signature__, which a function type does not declare
+    op.__signature__ = signature  # type: ignore[attr-defined]
     op.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
     op.__annotations__["return"] = torch.Tensor
     return op

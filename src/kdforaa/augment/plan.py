@@ -1,7 +1,7 @@
 """The per-sample plan of a batch: what the fused backends (native, Triton) run for each sample.
 
 Worked out on the host from :class:`~kdforaa.augment.params.AugParams` and the op table, for a
-``height x width`` batch: each slot's native op code and float32 argument (:func:`colour_codes`), each
+``height x width`` batch: each slot's native op code and float32 argument (for its colour op), each
 sample's inverse map of crop, flip and its geometric ops composed (:func:`inverse_maps`), which
 samples move, and the Cutout boxes. Both fused backends take a :class:`SamplePlan`; each turns the maps
 into what its kernel reads (the native kernels every row's and column's fixed-point part, the Triton
@@ -29,7 +29,7 @@ from kdforaa.augment.params import AugParams
 class SamplePlan:
     """What the fused backends run for each sample of a batch of ``B`` images.
 
-    ``codes``/``arguments``: ``(B,S)`` int32 native op codes and float32 arguments (:func:`colour_codes`);
+    ``codes``/``arguments``: ``(B,S)`` int32 native op codes (0: no colour op) and float32 arguments;
     ``maps``: ``(B,3,3)`` float64 inverse maps (:func:`inverse_maps`), None when no sample has a
     geometric step; ``moving``: ``(B,)`` bool, the samples whose map is not the identity; ``cutout``:
     ``(B,4)`` int32 boxes (top, left, bottom, right), None without Cutout.
@@ -56,14 +56,10 @@ def sample_plan(params: AugParams, height: int, width: int) -> SamplePlan:
     return SamplePlan(codes, arguments, maps, moving, cutout)
 
 
-def colour_codes(params: AugParams, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(B,S)`` int32 native op codes (0 where the slot is skipped or not a colour op) and float32
-    arguments: what the fused backends run per sample and slot."""
-    return _colour_codes(params, _slot_numbers(params, height, width)[0])
-
-
 def _colour_codes(params: AugParams, arguments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`colour_codes` from the slots' ``(B,S)`` arguments (:func:`_slot_numbers`)."""
+    """``(B,S)`` int32 native op codes (0 where the slot is skipped or not a colour op) and float32
+    arguments (0 where the op takes none), from the slots' ``(B,S)`` arguments (:func:`_slot_numbers`):
+    what the fused backends run per sample and slot."""
     facts = _op_facts(tuple(params.op_names))
     ops, applied = params.ops.numpy(), params.applied.numpy()
     codes = np.where(applied, facts.colour_codes[ops], 0).astype(np.int32)
