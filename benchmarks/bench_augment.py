@@ -43,10 +43,11 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from kdforaa.augment import AugParams, apply_params
-from kdforaa.augment.apply import choose_backend, native_plan, triton_plan
+from kdforaa.augment import AugParams, apply_params, native
+from kdforaa.augment.apply import choose_backend
 from kdforaa.augment.op_table import ARGUMENT_FREE_OPS, OP_NAMES, op_argument
 from kdforaa.augment.pipeline import AugmentPipeline
+from kdforaa.augment.plan import sample_plan
 from kdforaa.augment.policies import AutoAugment, Policy, RandAugment, TrivialAugment
 from kdforaa.augment.random import make_keys
 from kdforaa.experiments.benchmarking.backends import backends_here, code_that_ran
@@ -305,9 +306,11 @@ def plan_suite(repeats: int) -> None:
     planners: dict[tuple[int, str], Callable[[], object]] = {}
     for side, p in params.items():
         planners[(side, "triton: plan + records")] = functools.partial(
-            lambda p, side: triton_kernels._records(*triton_plan(p, side, side), pinned=False), p, side
+            lambda p, side: triton_kernels._records(sample_plan(p, side, side), pinned=False), p, side
         )
-        planners[(side, "native: plan")] = functools.partial(native_plan, p, side, side)
+        planners[(side, "native: plan")] = functools.partial(
+            lambda p, side: native.native_warp(sample_plan(p, side, side), side, side), p, side
+        )
     seconds: dict[tuple[int, str], list[float]] = {key: [] for key in planners}
     for round_ in range(repeats + 1):
         for key, fn in planners.items():

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from kdforaa.augment import RandAugment, native, native_build, native_library
-from kdforaa.augment.apply import native_plan
+from kdforaa.augment.plan import sample_plan
 from kdforaa.augment.random import make_keys
 from kdforaa.experiments.benchmarking.workload import real_batch
 
@@ -70,12 +70,13 @@ def measure(found: dict[str, native_library.Kernels], side: int, batch: int, rou
     x = real_batch(side, batch, torch.device("cpu")).contiguous()
     policy = RandAugment(2, 9)
     params = policy.sample(make_keys(0, 0, torch.arange(batch)))
-    plan = native_plan(params, side, side)
+    plan = sample_plan(params, side, side)
+    warp = native.native_warp(plan, side, side)
 
     def kernels_alone(kernels: native_library.Kernels) -> Callable[[], object]:
         def run() -> object:
             with native.using(kernels):
-                return native.apply(x, *plan, policy.fill)
+                return native.apply(x, plan, policy.fill, warp)
 
         return run
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from kdforaa.augment import RandAugment, apply, geometry
+from kdforaa.augment import RandAugment, apply, native, plan, resample
 from kdforaa.augment.random import make_keys
 from kdforaa.experiments.benchmarking.cuda_counts import cuda_counts
 
@@ -49,13 +49,13 @@ def profile_case(side: int, batch: int, device: torch.device, repeats: int) -> s
     policy = RandAugment(2, 9)
     keys = make_keys(0, 0, torch.arange(batch))
     params = policy.sample(keys)
-    matrix = apply.inverse_maps(params, side, side)
+    matrix = plan.inverse_maps(params, side, side)
     stages = {
         "call": lambda: policy(x),
         "sample": lambda: policy.sample(keys),
-        "matrices": lambda: apply.inverse_maps(params, side, side),
-        "native plan": lambda: apply.native_plan(params, side, side),
-        "triton plan": lambda: apply.triton_plan(params, side, side),
+        "matrices": lambda: plan.inverse_maps(params, side, side),
+        "native plan": lambda: native.native_warp(plan.sample_plan(params, side, side), side, side),
+        "triton plan": lambda: plan.sample_plan(params, side, side),
     }
     backend = apply.choose_backend("auto", x.device, "nearest")
     if backend == "native":  # the CPU path: colour ops and warp in one native pass
@@ -64,7 +64,7 @@ def profile_case(side: int, batch: int, device: torch.device, repeats: int) -> s
         stages["triton pass (plan included)"] = lambda: apply._triton_pass(x, params, 0, "nearest")
     stages |= {  # the torch path, which CUDA takes
         "torch colour": lambda: apply._colour_pass(x, params),
-        "torch warp": lambda: geometry.warp_moved(x, matrix, 0, "nearest", owned=False),  # with a copy
+        "torch warp": lambda: resample.warp_moved(x, matrix, 0, "nearest", owned=False),  # with a copy
     }
     ms = {name: median_ms(fn, device, repeats) for name, fn in stages.items()}
     line = f"{side}x{side} B={batch}: {batch / ms['call'] * 1e3:,.0f} img/s; " + ", ".join(

@@ -14,9 +14,9 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 from test_ops import solarize_add_reference
 
-from kdforaa.augment.apply import inverse_maps
 from kdforaa.augment.op_table import GEOMETRIC_OPS, op_argument
 from kdforaa.augment.pipeline import AugmentPipeline
+from kdforaa.augment.plan import inverse_maps
 from kdforaa.augment.policies import AutoAugment, RandAugment, SingleOp, TrivialAugment
 from kdforaa.augment.random import make_keys
 

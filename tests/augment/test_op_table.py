@@ -1,18 +1,13 @@
-"""The op table: one entry per op, the level rules of the magnitude table, the sets derived from it, and
-the native op codes that the C kernels' enum must agree with."""
-
-import re
-from pathlib import Path
+"""The op table: one entry per op, the level rules of the magnitude table and the sets derived from it
+(what each backend runs an op with: test_op_contract.py)."""
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kdforaa.augment import kernels, native_build
 from kdforaa.augment.op_table import (
     ARGUMENT_FREE_OPS,
-    BY_NAME,
     COLOUR_OPS,
     GEOMETRIC_OPS,
     OP_NAMES,
@@ -33,28 +28,6 @@ def test_every_op_has_one_entry_and_the_sets_partition_it():
     assert COLOUR_OPS | GEOMETRIC_OPS | {"identity"} == set(OP_NAMES)
     assert not COLOUR_OPS & GEOMETRIC_OPS
     assert GEOMETRIC_OPS <= SIGNED_OPS <= ARGUMENT_OPS
-
-
-def test_each_kind_has_what_the_engine_runs_it_with():
-    for spec in OPS:
-        assert (spec.kernel is not None) == (spec.kind == "colour"), spec.name
-        assert (spec.inverse_map is not None) == (spec.kind == "geometric"), spec.name
-        assert (spec.native_code > 0) == (spec.kind == "colour"), spec.name
-    codes = [spec.native_code for spec in OPS if spec.native_code]
-    assert len(codes) == len(set(codes))
-
-
-def test_native_codes_are_the_c_enum():
-    """native_kernels.c numbers its ops in an enum (OP_<NAME> = n): it must say what the table says."""
-    source = Path(native_build.SOURCE).read_text()
-    enum = {name.lower(): int(code) for name, code in re.findall(r"\bOP_([A-Z_]+) = (\d+)", source)}
-    assert enum.pop("none") == 0
-    assert enum == {spec.name: spec.native_code for spec in OPS if spec.native_code}
-
-
-def test_the_table_kernels_are_the_kernels_module():
-    for name in COLOUR_OPS:
-        assert BY_NAME[name].kernel is getattr(kernels, name)
 
 
 # (op, level, sign, expected argument) straight from the level table of docs/architecture.md,

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageEnhance, ImageOps
 
-from kdforaa.augment import geometry, kernels, ops
+from kdforaa.augment import kernels, ops, pieces, resample
 from kdforaa.augment.op_table import BY_NAME
 from kdforaa.errors import BadInput
 
@@ -446,7 +446,7 @@ def test_the_op_table_runs_what_the_public_op_gives(name, fashion_rgb):
     spec = BY_NAME[name]
     if spec.kind == "geometric":
         inverse = spec.inverse_map(argument.numpy().astype("float64"), 28, 28)
-        got = geometry.warp(fashion_rgb, torch.from_numpy(inverse))
+        got = resample.warp(fashion_rgb, torch.from_numpy(inverse))
     elif spec.kind == "colour":
         got = spec.kernel(fashion_rgb) if argument is None else spec.kernel(fashion_rgb, argument)
     else:
@@ -473,11 +473,11 @@ def test_pieces_of_a_large_batch_give_what_the_whole_batch_gives(name, layout, f
     kernel = PIECEWISE[name]
     arguments = () if name in ("equalize", "autocontrast") else (torch.linspace(0.1, 2.0, 11),)
     # Pieces of 3 images, the last one of 2: every per-sample argument must follow its image.
-    in_pieces = geometry.by_pieces(kernel, 3 * x[0].numel(), x, *arguments)
+    in_pieces = pieces.by_pieces(kernel, 3 * x[0].numel(), x, *arguments)
     assert torch.equal(in_pieces, kernel(x, *arguments))
     if arguments:  # a single argument for every image goes whole to every piece
         one = arguments[0][3:4]
-        assert torch.equal(geometry.by_pieces(kernel, 3 * x[0].numel(), x, one), kernel(x, one))
+        assert torch.equal(pieces.by_pieces(kernel, 3 * x[0].numel(), x, one), kernel(x, one))
 
 
 def test_pieces_cover_a_batch_whatever_the_piece_size(fashion_rgb):
@@ -485,5 +485,5 @@ def test_pieces_cover_a_batch_whatever_the_piece_size(fashion_rgb):
     factor = torch.linspace(0.0, 3.0, 7)
     whole = kernels.sharpness.__wrapped__(x, factor)
     for values in (1, x[0].numel(), 2 * x[0].numel() + 1, 6 * x[0].numel(), 100 * x[0].numel()):
-        assert torch.equal(geometry.by_pieces(kernels.sharpness.__wrapped__, values, x, factor), whole)
-    assert geometry.by_pieces(kernels.sharpness.__wrapped__, 1, x[:0], factor[:0]).shape == (0, 3, 28, 28)
+        assert torch.equal(pieces.by_pieces(kernels.sharpness.__wrapped__, values, x, factor), whole)
+    assert pieces.by_pieces(kernels.sharpness.__wrapped__, 1, x[:0], factor[:0]).shape == (0, 3, 28, 28)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdforaa.augment import AutoAugment, RandAugment, TrivialAugment, apply
+from kdforaa.augment import AutoAugment, RandAugment, TrivialAugment, plan
 from kdforaa.augment.op_table import BY_NAME, OP_NAMES, op_argument
 from kdforaa.augment.params import AugParams
 from kdforaa.augment.pipeline import AugmentPipeline
@@ -43,11 +43,11 @@ POLICIES = [
 
 @pytest.mark.parametrize("policy", POLICIES, ids=["ra", "ra-std", "aa", "ta"])
 def test_slot_numbers_are_the_op_tables_bit_for_bit_from_memory_or_not(policy, monkeypatch):
-    monkeypatch.setattr(apply, "_KNOWN_SLOTS", {})
-    monkeypatch.setattr(apply, "_KNOWN_SLOTS_LIMIT", 40)  # small: the memory starts afresh now and then
+    monkeypatch.setattr(plan, "_KNOWN_SLOTS", {})
+    monkeypatch.setattr(plan, "_KNOWN_SLOTS_LIMIT", 40)  # small: the memory starts afresh now and then
     for seed in range(4):
         params = AugmentPipeline(policy, 20, 27).sample(make_keys(seed, 0, torch.arange(24)))
-        arguments, maps = apply._slot_numbers(params, 20, 27)
+        arguments, maps = plan._slot_numbers(params, 20, 27)
         expected_arguments, expected_maps = by_definition(params, 20, 27)
         assert arguments.tobytes() == expected_arguments.tobytes()
         if maps is not None:

@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from kdforaa import atomic
-from kdforaa.augment.geometry import check_images
+from kdforaa.augment.checks import check_images
 from kdforaa.augment.params import AugParams
 from kdforaa.augment.policies import Policy
 from kdforaa.augment.random import make_keys

@@ -1,10 +1,12 @@
 """Per-sample, batched augmentation: the op table, ops, policies and the train-time pipeline.
 
-Modules, bottom to top: ``random`` (counter-based keys), ``geometry`` (inverse maps, one warp per
-batch), ``pixels`` (the exact float <-> uint8 conversion), ``kernels`` (the colour ops' torch kernels),
-``op_table`` (every op's facts, one entry per op), ``native_build`` (compiling the C kernels: the
-wheel's prebuilt library and the run-time build), ``native_library`` (finding and loading a kernel
-library), ``ops`` (the public, validated ops), ``params`` (``AugParams``), ``native`` (calling the C
+Modules, bottom to top: ``random`` (counter-based keys), ``pixels`` (the exact float <-> uint8
+conversion), ``checks`` (images, per-sample arguments, fill), ``affine`` (inverse maps and their
+fixed-point sample points), ``pieces`` (a batch in cache-sized pieces), ``kernels`` (the colour ops'
+torch kernels), ``resample`` (one warp per batch), ``op_table`` (every op's facts, one entry per op),
+``native_build`` (compiling the C kernels: the wheel's prebuilt library and the run-time build),
+``native_library`` (finding and loading a kernel library), ``params`` (``AugParams``), ``plan`` (the
+per-sample plan the fused backends run), ``ops`` (the public, validated ops), ``native`` (calling the C
 kernels), ``triton_kernels`` (the Triton kernels and their launcher), ``apply`` (applying params on a
 backend), ``policies`` (AutoAugment, RandAugment, TrivialAugment), ``pipeline`` (policy + crop, flip,
 cutout, built from the config), ``timm_strings`` (policies from timm-style strings), ``module`` (any

@@ -13,14 +13,14 @@ Backends (``backend=``), all giving the same bytes (bilinear warps: within one g
   One kernel launch runs every sample's colour ops, warp and Cutout (:mod:`.triton_kernels`); Triton is
   the optional extra ``kdforaa[gpu]`` and is imported only when this backend runs.
 - ``torch``: any device, either interpolation. Each colour op runs batched over the samples that
-  drew it in a slot (:mod:`.kernels`), then one warp per batch (:mod:`.geometry`).
+  drew it in a slot (:mod:`.kernels`), then one warp per batch (:mod:`.resample`).
 - ``auto`` (the default): on the CPU ``native`` where it can run, else ``torch``; on CUDA ``triton``
   when it is installed, else ``torch``.
 
-The two fused backends get the same op codes and arguments per slot (:func:`colour_codes`) and Cutout
-boxes. The native kernels get every row's and column's fixed-point part of the warp (:func:`sample_plan`);
-the Triton kernel gets each sample's few warp coefficients (``geometry.sample_coefficients``) and
-expands them itself, so its host work per batch does not grow with the image.
+The two fused backends take the same per-sample plan (:mod:`.plan`: op codes and arguments per slot,
+each sample's inverse map, Cutout boxes). The native kernels get every row's and column's fixed-point
+part of the warp; the Triton kernel gets each sample's few warp coefficients and expands them itself,
+so its host work per batch does not grow with the image.
 """
 
 from __future__ import annotations
@@ -29,14 +29,17 @@ import functools
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from kdforaa.augment import geometry, native
+from kdforaa.augment import native
+from kdforaa.augment.checks import check_images
 from kdforaa.augment.op_table import BY_NAME, op_argument
 from kdforaa.augment.params import AugParams
+from kdforaa.augment.pieces import write_rows
+from kdforaa.augment.plan import inverse_maps, sample_plan
+from kdforaa.augment.resample import warp_moved
 from kdforaa.errors import BadInput
 
 BACKENDS = ("auto", "torch", "native", "triton")
@@ -119,7 +122,7 @@ def apply_params(
     backend: str = "auto",
 ) -> torch.Tensor:
     """Augment ``x`` ``(B,C,H,W) uint8`` (any device) exactly as ``params`` say; returns a new uint8 batch."""
-    geometry.check_images(x)
+    check_images(x)
     if len(params) != x.shape[0]:
         raise BadInput(f"params describe {len(params)} samples but x has {x.shape[0]}")
     h, w = x.shape[-2:]
@@ -135,7 +138,7 @@ def apply_params(
         out = _colour_pass(x, params)
         maps = inverse_maps(params, h, w)
         if maps is not None:
-            out = geometry.warp_moved(out, maps, fill, interpolation, owned=out is not x)
+            out = warp_moved(out, maps, fill, interpolation, owned=out is not x)
     if params.cutout is not None:
         out = _cut_out(out, params.cutout, fill)
     return out if out is not x else x.clone()
@@ -196,133 +199,8 @@ def _colour_pass(x: torch.Tensor, params: AugParams) -> torch.Tensor:
             continue
         changed = kernel(out.index_select(0, index), *arguments)
         out = out.contiguous() if out is not x else x.clone(memory_format=torch.contiguous_format)
-        geometry.write_rows(out, index, changed)
+        write_rows(out, index, changed)
     return out
-
-
-def colour_codes(params: AugParams, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(B,S)`` int32 native op codes (0 where the slot is skipped or not a colour op) and float32
-    arguments: what the fused backends run per sample and slot."""
-    return _colour_codes(params, _slot_numbers(params, height, width)[0])
-
-
-def _colour_codes(params: AugParams, arguments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`colour_codes` from the slots' ``(B,S)`` arguments (:func:`_slot_numbers`)."""
-    facts = _op_facts(tuple(params.op_names))
-    ops, applied = params.ops.numpy(), params.applied.numpy()
-    codes = np.where(applied, facts.colour_codes[ops], 0).astype(np.int32)
-    arguments = np.where(applied & facts.colour_arguments[ops], arguments, np.float32(0.0))
-    return codes, arguments.astype(np.float32, copy=False)
-
-
-@dataclass(frozen=True)
-class _OpFacts:
-    """Per op id of an ``op_names`` tuple: its native code if it is a colour op (else 0), whether it is
-    a colour op that takes an argument, and whether it is geometric."""
-
-    colour_codes: np.ndarray
-    colour_arguments: np.ndarray
-    geometric: np.ndarray
-
-
-@functools.cache
-def _op_facts(op_names: tuple[str, ...]) -> _OpFacts:
-    specs = [BY_NAME[name] for name in op_names]
-    return _OpFacts(
-        np.array([spec.native_code if spec.kind == "colour" else 0 for spec in specs], dtype=np.int32),
-        np.array([spec.kind == "colour" and spec.level_rule is not None for spec in specs], dtype=bool),
-        np.array([spec.inverse_map is not None for spec in specs], dtype=bool),
-    )
-
-
-@dataclass
-class _KnownSlots:
-    """What the level rules and inverse maps gave at one image size for one ``op_names``: ``keys``
-    ``(K,)`` int64 sorted (op id << 33 | the sign << 32 | the float32 level's bits; or ``_SKIPPED``),
-    ``arguments`` ``(K,)`` float32 and ``maps`` ``(K,3,3)`` float64 (the identity for ops that are not
-    geometric)."""
-
-    keys: np.ndarray
-    arguments: np.ndarray
-    maps: np.ndarray
-
-
-# A policy draws few distinct (op, level, sign) triples, so a batch's numbers are mostly a lookup; the
-# triples never seen are computed, one op_argument (and inverse map) call per op, by the very functions
-# that define them.
-_KNOWN_SLOTS: dict[tuple[tuple[str, ...], int, int], _KnownSlots] = {}
-_KNOWN_SLOTS_LIMIT = 1 << 16  # triples per image size; beyond, the memory starts afresh
-
-
-_SKIPPED = -1  # the key of a skipped slot: argument 0, the identity map
-
-
-def _nothing_known() -> _KnownSlots:
-    """What is known before any batch: the skipped slot."""
-    return _KnownSlots(np.array([_SKIPPED]), np.zeros(1, np.float32), np.eye(3)[None])
-
-
-def _learn(known: _KnownSlots, keys: np.ndarray, names: tuple[str, ...], h: int, w: int) -> _KnownSlots:
-    """``known`` and the arguments and maps of ``keys`` (unique, not in ``known``), sorted by key."""
-    arguments, maps = np.zeros(len(keys), np.float32), np.tile(np.eye(3), (len(keys), 1, 1))
-    op_ids = keys >> 33
-    for op in np.unique(op_ids[keys != _SKIPPED]).tolist():
-        chosen = op_ids == op
-        level = torch.from_numpy((keys[chosen] & 0xFFFFFFFF).astype(np.uint32).view(np.float32))
-        sign = torch.from_numpy(np.where((keys[chosen] >> 32) & 1, -1.0, 1.0).astype(np.float32))
-        arguments[chosen] = op_argument(names[op], level, sign, height=h, width=w).numpy()
-        inverse_map = BY_NAME[names[op]].inverse_map
-        if inverse_map is not None:
-            maps[chosen] = inverse_map(arguments[chosen].astype(np.float64), h, w)
-    order = np.argsort(np.concatenate([known.keys, keys]), kind="stable")
-    return _KnownSlots(
-        np.concatenate([known.keys, keys])[order],
-        np.concatenate([known.arguments, arguments])[order],
-        np.concatenate([known.maps, maps])[order],
-    )
-
-
-def _slot_numbers(params: AugParams, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Every applied slot's op argument (``op_argument``; zero for skipped slots and ops without one),
-    ``(B,S)`` float32, and inverse map ``(B,S,3,3)`` float64 (the identity where the slot is not
-    geometric; None when no slot is): the whole batch in a few array operations."""
-    names = tuple(params.op_names)
-    ops, applied = params.ops.numpy(), params.applied.numpy()
-    levels = params.levels.numpy().astype(np.float32)  # as op_argument reads them
-    keys = (ops.astype(np.int64) << 33) | ((params.signs.numpy() < 0).astype(np.int64) << 32)
-    keys = np.where(applied, keys | levels.view(np.uint32), _SKIPPED).reshape(-1)
-    known = _KNOWN_SLOTS.get((names, h, w)) or _nothing_known()
-    where = np.searchsorted(known.keys, keys)
-    found = known.keys[np.minimum(where, len(known.keys) - 1)] == keys
-    if not found.all():
-        missing = np.unique(keys[~found])
-        if len(known.keys) + len(missing) > _KNOWN_SLOTS_LIMIT:  # start afresh with this batch's triples
-            known, missing = _nothing_known(), np.unique(keys)
-        known = _KNOWN_SLOTS[(names, h, w)] = _learn(known, missing, names, h, w)
-        where = np.searchsorted(known.keys, keys)
-    arguments = known.arguments[where].reshape(ops.shape)
-    if not (applied & _op_facts(names).geometric[ops]).any():
-        return arguments, None
-    return arguments, known.maps[where].reshape(*ops.shape, 3, 3)
-
-
-def inverse_maps(params: AugParams, h: int, w: int) -> np.ndarray | None:
-    """``(B,3,3)`` float64 inverse map of crop, flip, then each slot's geometric op; None if there are
-    none (see :mod:`kdforaa.augment.geometry` for the convention)."""
-    return _inverse_maps(params, w, _slot_numbers(params, h, w)[1])
-
-
-def _inverse_maps(params: AugParams, w: int, slot_maps: np.ndarray | None) -> np.ndarray | None:
-    """:func:`inverse_maps` from the slots' ``(B,S,3,3)`` maps (:func:`_slot_numbers`)."""
-    steps = []
-    if params.crop is not None:
-        top, left = params.crop.numpy().T
-        steps.append(geometry.translate_map(left, top))
-    if params.flip is not None:
-        steps.append(geometry.flip_map(params.flip.numpy(), w))
-    if slot_maps is not None:
-        steps.extend(slot_maps.transpose(1, 0, 2, 3))
-    return geometry.compose_maps(*steps) if steps else None
 
 
 def _cut_out(x: torch.Tensor, boxes: torch.Tensor, fill: int) -> torch.Tensor:
@@ -336,79 +214,9 @@ def _cut_out(x: torch.Tensor, boxes: torch.Tensor, fill: int) -> torch.Tensor:
     return x.masked_fill(inside.unsqueeze(1), fill)
 
 
-# -------------------------------------------------------------------------------- fused backends
-@dataclass(frozen=True)
-class SamplePlan:
-    """What the native kernels run for each sample of a batch of ``B`` images.
-
-    ``codes``/``arguments``: ``(B,S)`` int32 native op codes and float32 arguments (:func:`colour_codes`);
-    ``moving``: ``(B,)`` bool, the samples whose warp is not the identity; ``rows`` ``(B,2,H)`` and
-    ``cols`` ``(B,2,W)``: int32 16.16 fixed-point parts of each moving sample's sample points
-    (``geometry.sample_parts``; zeros elsewhere), None when nothing moves; ``cutout``: ``(B,4)`` int32
-    boxes, None without Cutout.
-    """
-
-    codes: np.ndarray
-    arguments: np.ndarray
-    moving: np.ndarray
-    rows: np.ndarray | None
-    cols: np.ndarray | None
-    cutout: np.ndarray | None
-
-
-def sample_plan(params: AugParams, height: int, width: int) -> SamplePlan:
-    """The per-sample plan of ``params`` for ``height x width`` images, worked out on the host."""
-    batch = len(params)
-    arguments, slot_maps = _slot_numbers(params, height, width)
-    codes, arguments = _colour_codes(params, arguments)
-    maps = _inverse_maps(params, width, slot_maps)
-    moving, rows, cols = np.zeros(batch, dtype=bool), None, None
-    if maps is not None:
-        m = np.broadcast_to(maps, (batch, 3, 3))
-        moving = geometry.moving_samples(m)
-        if moving.any():
-            rows, cols = np.zeros((batch, 2, height), np.int32), np.zeros((batch, 2, width), np.int32)
-            rows[moving], cols[moving] = geometry.sample_parts(m[moving], height, width)
-    cutout = None if params.cutout is None else params.cutout.numpy().astype(np.int32)
-    return SamplePlan(codes, arguments, moving, rows, cols, cutout)
-
-
 def _native_pass(x: torch.Tensor, params: AugParams, fill: int) -> torch.Tensor:
     """Colour ops and the nearest warp in the native kernels (CPU): the same bytes as the torch path."""
-    return native.apply(x, *native_plan(params, *x.shape[-2:]), fill)
-
-
-def native_plan(
-    params: AugParams, height: int, width: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """The arguments of :func:`kdforaa.augment.native.apply` after the images: ``(codes, arguments,
-    warps, rows, cols)``, with each moving sample's warp kind (row runs or point gathers)."""
-    plan = sample_plan(params, height, width)
-    warps = np.full(len(params), native.WARP_NONE, dtype=np.uint8)
-    if plan.rows is not None and plan.cols is not None:
-        runs, backward = geometry.row_runs(plan.rows[plan.moving], plan.cols[plan.moving])
-        kinds = np.where(
-            runs, np.where(backward, native.WARP_RUNS_BACKWARD, native.WARP_RUNS), native.WARP_GATHER
-        )
-        warps[plan.moving] = kinds
-    return plan.codes, plan.arguments, warps, plan.rows, plan.cols
-
-
-def triton_plan(
-    params: AugParams, height: int, width: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, geometry.SampleCoefficients | None, np.ndarray | None]:
-    """The Triton kernel's host work for a batch: ``(codes, arguments, moving, warp, cutout)`` as
-    :func:`kdforaa.augment.triton_kernels.apply` takes them; a few numbers per sample, whatever the image
-    size (the kernel expands each sample's warp coefficients itself)."""
-    arguments, slot_maps = _slot_numbers(params, height, width)
-    codes, arguments = _colour_codes(params, arguments)
-    maps = _inverse_maps(params, width, slot_maps)
-    moving, warp = np.zeros(len(params), dtype=bool), None
-    if maps is not None:
-        m = np.broadcast_to(maps, (len(params), 3, 3))
-        moving, warp = geometry.moving_samples(m), geometry.sample_coefficients(m)
-    cutout = None if params.cutout is None else params.cutout.numpy().astype(np.int32)
-    return codes, arguments, moving, warp, cutout
+    return native.apply(x, sample_plan(params, *x.shape[-2:]), fill)
 
 
 def _triton_pass(x: torch.Tensor, params: AugParams, fill: int, interpolation: str) -> torch.Tensor | None:
@@ -417,11 +225,5 @@ def _triton_pass(x: torch.Tensor, params: AugParams, fill: int, interpolation: s
 
     if not triton_kernels.compiled_here():
         return None
-    height, width = x.shape[-2:]
-    return triton_kernels.apply(
-        x,
-        *triton_plan(params, height, width),
-        fill,
-        bilinear=interpolation == "bilinear",
-        margin=geometry.bilinear_margin(height, width),
-    )
+    plan = sample_plan(params, *x.shape[-2:])
+    return triton_kernels.apply(x, plan, fill, bilinear=interpolation == "bilinear")

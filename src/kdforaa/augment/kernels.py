@@ -21,13 +21,13 @@ from collections.abc import Callable
 
 import torch
 
-from kdforaa.augment.geometry import by_pieces
+from kdforaa.augment.pieces import by_pieces
 
 # Every degenerate image of a blend holds whole grey levels, so any factor above 256 saturates every
 # pixel that differs from it: larger factors are clipped to this, keeping float32 finite (inf * 0 is NaN).
 MAX_FACTOR = 512.0
 
-# Input values per piece of a large batch (see geometry.by_pieces). Float32 arithmetic keeps several
+# Input values per piece of a large batch (see pieces.by_pieces). Float32 arithmetic keeps several
 # copies of a piece alive, so it takes smaller pieces than the look-ups, whose per-piece set-up costs more.
 FLOAT_PIECE = 1 << 18
 LOOKUP_PIECE = 1 << 21

@@ -8,8 +8,9 @@ chosen for the CPU), else a build for this CPU with the system's C compiler, els
 runs; all give the same bytes (tested). ``KDFORAA_NATIVE`` chooses: ``1`` (default, that order), ``0``
 (torch), ``prebuilt`` or ``build`` (that source only). Which library runs is logged once (logger
 ``kdforaa.augment.native``, level INFO) and recorded in each run's ``summary.json``; a fall-back to the
-torch path is a warning. What to run per sample (op codes, arguments, warp parts) is worked out by
-:mod:`kdforaa.augment.apply` from the op table; the op codes are the ``OP_*`` enum of the C file.
+torch path is a warning. What to run per sample (op codes, arguments, inverse maps) is the batch's
+:class:`~kdforaa.augment.plan.SamplePlan`; here each moving sample's map becomes the fixed-point parts
+and the warp kind the C kernels read. The op codes are the ``OP_*`` enum of the C file.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ import os
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from kdforaa.augment.affine import sample_parts
 from kdforaa.augment.native_library import FLOAT_P, INT32_P, UINT8_P, Kernels, find_kernels
+from kdforaa.augment.plan import SamplePlan
+from kdforaa.augment.resample import row_runs
 
 logger = logging.getLogger(__name__)
 _chosen: list[Kernels] = []  # what ``using`` put in place, innermost last
@@ -99,20 +104,35 @@ def _pointer(array: np.ndarray | torch.Tensor, kind: type) -> ctypes._Pointer:
 WARP_NONE, WARP_GATHER, WARP_RUNS, WARP_RUNS_BACKWARD = 0, 1, 2, 3
 
 
-def apply(
-    x: torch.Tensor,
-    codes: np.ndarray,
-    arguments: np.ndarray,
-    warps: np.ndarray,
-    rows: np.ndarray | None,
-    cols: np.ndarray | None,
-    fill: int,
-) -> torch.Tensor:
-    """Colour ops (``codes``, ``arguments``: ``(B,S)``), then each sample's nearest warp (``warps``
-    ``(B,)``, one of ``WARP_*``).
+@dataclass(frozen=True)
+class NativeWarp:
+    """How the C kernels resample each sample of a plan: ``kinds`` ``(B,)`` uint8, one of ``WARP_*``;
+    ``rows`` ``(B,2,H)`` and ``cols`` ``(B,2,W)``: int32 16.16 fixed-point parts of each moving sample's
+    sample points (``affine.sample_parts``; zeros elsewhere), None when nothing moves."""
 
-    ``rows`` ``(B,2,H)`` and ``cols`` ``(B,2,W)`` are int32 fixed-point parts (see
-    ``geometry.sample_parts``), None when nothing moves. Returns a new contiguous batch.
+    kinds: np.ndarray
+    rows: np.ndarray | None
+    cols: np.ndarray | None
+
+
+def native_warp(plan: SamplePlan, height: int, width: int) -> NativeWarp:
+    """The warp of every sample of ``plan`` for ``height x width`` images, as the C kernels read it."""
+    kinds = np.full(len(plan.moving), WARP_NONE, dtype=np.uint8)
+    if plan.maps is None or not plan.moving.any():
+        return NativeWarp(kinds, None, None)
+    moving = plan.moving
+    rows, cols = np.zeros((len(kinds), 2, height), np.int32), np.zeros((len(kinds), 2, width), np.int32)
+    rows[moving], cols[moving] = sample_parts(plan.maps[moving], height, width)
+    runs, backward = row_runs(rows[moving], cols[moving])
+    kinds[moving] = np.where(runs, np.where(backward, WARP_RUNS_BACKWARD, WARP_RUNS), WARP_GATHER)
+    return NativeWarp(kinds, rows, cols)
+
+
+def apply(x: torch.Tensor, plan: SamplePlan, fill: int, warp: NativeWarp | None = None) -> torch.Tensor:
+    """``plan``'s colour ops, then each sample's nearest warp, on ``x`` ``(B,C,H,W)`` uint8 (CPU).
+
+    ``warp``: :func:`native_warp` of the plan, worked out here when None (given, the call times the
+    kernels alone). Cutout is not applied here. Returns a new contiguous batch.
     """
     kernels = library()
     if kernels is None:
@@ -120,8 +140,11 @@ def apply(
     x = x.contiguous()
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
     batch, channels, height, width = x.shape
-    codes, arguments = np.ascontiguousarray(codes, np.int32), np.ascontiguousarray(arguments, np.float32)
-    warps = np.ascontiguousarray(warps, np.uint8)
+    warp = native_warp(plan, height, width) if warp is None else warp
+    codes = np.ascontiguousarray(plan.codes, np.int32)
+    arguments = np.ascontiguousarray(plan.arguments, np.float32)
+    warps = np.ascontiguousarray(warp.kinds, np.uint8)
+    rows, cols = warp.rows, warp.cols
     if rows is None or cols is None:
         rows = cols = np.zeros(1, np.int32)
     rows, cols = np.ascontiguousarray(rows, np.int32), np.ascontiguousarray(cols, np.int32)

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import torch
 
-from kdforaa.augment import geometry
+from kdforaa.augment import checks
 from kdforaa.augment import random as rnd
 from kdforaa.augment.params import AugParams
 from kdforaa.augment.policies import (
@@ -85,7 +85,7 @@ class AugmentPipeline(Augmentation):
 
     def apply(self, x: torch.Tensor, params: AugParams, *, backend: str = "auto") -> torch.Tensor:
         """``x`` ``(B,C,height,width) uint8`` augmented as ``params`` say (deterministic)."""
-        geometry.check_images(x)
+        checks.check_images(x)
         if tuple(x.shape[-2:]) != (self.height, self.width):
             size = (self.height, self.width)
             raise BadInput(f"x has images of {tuple(x.shape[-2:])} but the pipeline was built for {size}")

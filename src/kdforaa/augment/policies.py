@@ -15,35 +15,26 @@ from typing import Literal, overload
 
 import torch
 
-from kdforaa.augment import geometry, pixels
+from kdforaa.augment import checks, pixels, resample
 from kdforaa.augment import random as rnd
 from kdforaa.augment.apply import apply_params
 from kdforaa.augment.op_table import (
     ARGUMENT_FREE_OPS,
     MAX_LEVEL,
     OP_NAMES,
+    OPS,
     SIGNED_OPS,
     check_op_name,
 )
 from kdforaa.augment.params import AugParams
 from kdforaa.errors import BadInput
 
-# The 14 ops of the RandAugment paper (Cubuk et al. 2020); TrivialAugment uses the same set.
-RANDAUGMENT_OPS: tuple[str, ...] = (
-    "identity",
-    "autocontrast",
-    "equalize",
-    "rotate",
-    "solarize",
-    "color",
-    "posterize",
-    "contrast",
-    "brightness",
-    "sharpness",
-    "shear_x",
-    "shear_y",
-    "translate_x",
-    "translate_y",
+# The 14 ops of the RandAugment paper (Cubuk et al. 2020) in its order, which the draws index; TrivialAugment
+# uses the same set. Each op's position is in the op table.
+RANDAUGMENT_OPS: tuple[str, ...] = tuple(
+    spec.name
+    for spec in sorted(OPS, key=lambda spec: spec.randaugment_position or 0)
+    if spec.randaugment_position is not None
 )
 
 # More ops per sample than this leave nothing of the image; the bound keeps the (B, num_ops) draws small.
@@ -218,9 +209,9 @@ class Augmentation:
     ``apply(x, params)`` with the shared ``fill`` and ``interpolation``. Subclasses say how to sample."""
 
     def __init__(self, *, fill: int = 0, interpolation: str = "nearest") -> None:
-        geometry.check_fill(fill)
+        checks.check_fill(fill)
         self.fill = fill
-        self.interpolation = _check_choice(interpolation, "interpolation", geometry.INTERPOLATIONS)
+        self.interpolation = _check_choice(interpolation, "interpolation", resample.INTERPOLATIONS)
 
     def sample(self, keys: torch.Tensor) -> AugParams:
         """Per-sample parameters for ``keys`` ``(B,)`` int64; the same key always gives the same draw."""
@@ -287,7 +278,7 @@ class Augmentation:
             raise BadInput("pass keys or a generator, not both: keys already fix every random draw")
         floating = isinstance(x, torch.Tensor) and x.is_floating_point()
         images = pixels.to_uint8(x) if floating else x
-        geometry.check_images(images)
+        checks.check_images(images)
         if keys is None:
             keys = rnd.draw_keys(images.shape[0], generator, images.device)
         elif len(rnd.check_keys(keys)) != images.shape[0]:

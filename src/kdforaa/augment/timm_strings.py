@@ -25,7 +25,8 @@ import re
 from kdforaa.augment.policies import AutoAugment, Policy, RandAugment, TrivialAugment
 from kdforaa.errors import BadInput
 
-# timm's _RAND_TRANSFORMS in our op names (its Cutout is left to the pipeline, as in timm).
+# timm's _RAND_TRANSFORMS in our op names (its Cutout is left to the pipeline, as in timm). A fact about
+# timm, not derived from the op table: an op added there joins this list only if timm draws it too.
 TIMM_RAND_OPS: tuple[str, ...] = (
     "autocontrast",
     "equalize",

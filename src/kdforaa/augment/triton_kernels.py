@@ -6,9 +6,9 @@ program per sample runs that sample's whole augmentation in **one launch**: its 
 sampled order (each its own op and argument, including equalize's and autocontrast's per-channel
 histograms), then one pass that warps (nearest or bilinear, ``fill`` outside the image), crops,
 flips and cuts out while writing the result. Everything a sample needs -- its op codes and
-arguments, how it moves (its warp's few coefficients, ``geometry.sample_coefficients``, from which the
+arguments, how it moves (its warp's few coefficients, ``affine.sample_coefficients``, from which the
 kernel computes every pixel's 16.16 sample point by the integer and float64 rules of
-``geometry.sample_parts``) and its Cutout box -- is packed into one int32 record per sample, whose
+``affine.sample_parts``) and its Cutout box -- is packed into one int32 record per sample, whose
 length does not depend on the image size, and the batch's records reach the device in one
 non-blocking copy from pinned memory: no host sync. The kernel is compiled once per specialisation.
 
@@ -43,10 +43,12 @@ import torch
 import triton
 import triton.language as tl
 
-from kdforaa.augment.geometry import COORDINATE_LIMIT, SampleCoefficients
+from kdforaa.augment.affine import COORDINATE_LIMIT, sample_coefficients
 from kdforaa.augment.kernels import MAX_FACTOR as _MAX_FACTOR
 from kdforaa.augment.kernels import SOLARIZE_ADD_THRESHOLD
 from kdforaa.augment.op_table import BY_NAME
+from kdforaa.augment.plan import SamplePlan
+from kdforaa.augment.resample import bilinear_margin
 from kdforaa.errors import BadInput
 
 # The kernels were built for the interpreter (CPU tensors) when TRITON_INTERPRET was set at import.
@@ -75,7 +77,7 @@ ONE = tl.constexpr(1 << 16)  # 1.0 in Pillow's 16.16 fixed point
 
 # A sample's record (int32 words): how it moves, whether it has colour ops, its Cutout box (top, left,
 # bottom, right; empty when none), then S op codes, S float32 arguments (their bits), and the warp's
-# coefficients (geometry.SampleCoefficients) in 12 words: six int64 16.16 entries (x then y: per
+# coefficients (affine.SampleCoefficients) in 12 words: six int64 16.16 entries (x then y: per
 # column, per row, offset) for a FIXED warp, or four float64 numbers (step x, offset x, step y, offset
 # y) for a SEPARABLE one. The record has an even length and the coefficients start at an even word, so
 # they are read as 8-byte numbers; its length does not depend on the image size.
@@ -302,7 +304,7 @@ def _bilinear(
 ):  # fmt: skip
     """Pillow's bilinear filter at 16.16 points ``(BLOCK,)``: the 2x2 neighbours (edges repeated, each
     recoloured by op ``code`` first), the value truncated after adding ``margin``
-    (``geometry.bilinear_margin``); ``fill`` outside the image."""
+    (``resample.bilinear_margin``); ``fill`` outside the image."""
     inside = (point_x >= 0) & (point_x < width * ONE) & (point_y >= 0) & (point_y < height * ONE)
     fx = tl.minimum(tl.maximum(point_x.to(tl.float32) * (1.0 / ONE) - 0.5, 0.0), (width - 1).to(tl.float32))
     fy = tl.minimum(tl.maximum(point_y.to(tl.float32) * (1.0 / ONE) - 0.5, 0.0), (height - 1).to(tl.float32))
@@ -328,7 +330,7 @@ def _bilinear(
 @triton.jit
 def _exact_part(offset, step, index):
     """A separable warp's 16.16 coordinate at ``index`` (float64, floored, clipped), as in
-    ``geometry.sample_parts``."""
+    ``affine.sample_parts``."""
     point = tl.floor((offset + step * index.to(tl.float64)) * 65536.0)
     return tl.minimum(tl.maximum(point, -FLOAT_LIMIT), FLOAT_LIMIT - 1.0).to(tl.int32)
 
@@ -529,16 +531,10 @@ def _give_up(error: Exception) -> None:
     )
 
 
-def _records(
-    codes: np.ndarray,
-    arguments: np.ndarray,
-    moving: np.ndarray,
-    warp: SampleCoefficients | None,
-    cutout: np.ndarray | None,
-    pinned: bool,
-) -> torch.Tensor:
+def _records(plan: SamplePlan, pinned: bool) -> torch.Tensor:
     """The batch's records ``(B, record)`` int32 on the host (pinned for a non-blocking upload): a few
     numbers per sample, whatever the image size."""
+    codes, moving, cutout = plan.codes, plan.moving, plan.cutout
     batch, slots = codes.shape
     kind, coloured, box, header = MOVING.value, COLOURED.value, BOX.value, HEADER.value  # plain ints: fast
     parts = header + 2 * slots
@@ -548,10 +544,11 @@ def _records(
     table[:, coloured] = codes.any(1)
     table[:, box : box + 4] = 0 if cutout is None else cutout
     table[:, header : header + slots] = codes
-    table[:, header + slots : parts] = np.ascontiguousarray(arguments, np.float32).view(np.int32)
+    table[:, header + slots : parts] = np.ascontiguousarray(plan.arguments, np.float32).view(np.int32)
     words = table[:, parts:].view(np.int64)  # (B,6): 8-byte words (parts and the row length are even)
     words[:] = 0
-    if warp is not None and moving.any():
+    if plan.maps is not None and moving.any():
+        warp = sample_coefficients(plan.maps)
         table[:, kind] = np.where(moving, np.where(warp.separable, SEPARABLE.value, FIXED.value), STILL.value)
         words[:] = np.where((moving & ~warp.separable)[:, None], warp.fixed.reshape(batch, 6), 0)
         numbers = np.stack([warp.steps[:, 0], warp.offsets[:, 0], warp.steps[:, 1], warp.offsets[:, 1]], 1)
@@ -592,24 +589,11 @@ def _rows_aligned(out: torch.Tensor) -> bool:
     )
 
 
-def apply(
-    x: torch.Tensor,
-    codes: np.ndarray,
-    arguments: np.ndarray,
-    moving: np.ndarray,
-    warp: SampleCoefficients | None,
-    cutout: np.ndarray | None,
-    fill: int,
-    *,
-    bilinear: bool,
-    margin: float,
-) -> torch.Tensor | None:
-    """Augment ``x`` ``(B,C,H,W)`` uint8 (CUDA, or CPU under the interpreter) in one kernel launch.
-
-    ``codes``/``arguments``: ``(B,S)`` int32 op codes and float32 arguments; ``moving`` ``(B,)`` bool;
-    ``warp``: every sample's warp coefficients (``geometry.sample_coefficients``; None: nothing moves);
-    ``cutout`` ``(B,4)`` boxes or None; ``margin``: the bilinear truncation margin. Returns a new batch
-    in ``x``'s memory format, or None when the kernels cannot be compiled here (warned once).
+def apply(x: torch.Tensor, plan: SamplePlan, fill: int, *, bilinear: bool) -> torch.Tensor | None:
+    """Augment ``x`` ``(B,C,H,W)`` uint8 (CUDA, or CPU under the interpreter) in one kernel launch, as
+    ``plan`` says (its colour ops, each sample's warp and Cutout box), ``fill`` where a pixel has no
+    source. Returns a new batch in ``x``'s memory format, or None when the kernels cannot be compiled
+    here (warned once).
     """
     if not compiled_here():
         return None
@@ -620,15 +604,16 @@ def apply(
     if batch == 0:
         return out
     on_gpu = x.device.type == "cuda"
-    host = _records(codes, arguments, moving, warp, cutout, pinned=on_gpu)
-    plan = host.to(x.device, non_blocking=True) if on_gpu else host
-    scratch = channels * height * width if (codes != 0).any() else 0
+    host = _records(plan, pinned=on_gpu)
+    records = host.to(x.device, non_blocking=True) if on_gpu else host
+    scratch = channels * height * width if (plan.codes != 0).any() else 0
     work = torch.empty(max(1, batch * scratch), dtype=torch.uint8, device=x.device)
     tables = torch.empty(max(1, batch * channels * 256), dtype=torch.int32, device=x.device)
     args = (
-        x, out, work, tables, plan,
-        plan.view(torch.float32), plan.view(torch.int64), plan.view(torch.float64),
-        height, width, codes.shape[1], plan.shape[1], fill, margin, *x.stride(), *out.stride(),
+        x, out, work, tables, records,
+        records.view(torch.float32), records.view(torch.int64), records.view(torch.float64),
+        height, width, plan.codes.shape[1], records.shape[1], fill, bilinear_margin(height, width),
+        *x.stride(), *out.stride(),
     )  # fmt: skip
     meta, options = _launch_shape(channels, height, width, bilinear, _rows_aligned(out))
     grid = (batch,)
