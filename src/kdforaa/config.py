@@ -26,9 +26,20 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+#: ``data.name``: every data set kdforaa loads (the data registry, kdforaa.data.datasets, reads them here)
+DataSetName = Literal["fashion-mnist", "mnist", "cifar10", "cifar100", "fashion-mnist-pairs", "folder"]
+DATA_SET_NAMES: tuple[str, ...] = get_args(DataSetName)
+#: the data set of a config that names none, and of a teacher file that records none
+DEFAULT_DATA_SET: DataSetName = "fashion-mnist"
+#: ``augment.policy``: ``none`` or one of the policies the augmentation engine builds (build_policy)
+AugmentPolicyName = Literal["none", "randaugment", "autoaugment", "trivialaugment"]
+#: the policies themselves, without ``none`` (``kdforaa outliers --policy``, ``augment-grid --policy``)
+POLICY_NAMES: tuple[str, ...] = tuple(name for name in get_args(AugmentPolicyName) if name != "none")
+
+
 class DataConfig(_Section):
-    name: Literal["fashion-mnist", "mnist", "cifar10", "cifar100", "fashion-mnist-pairs", "folder"] = Field(
-        default="fashion-mnist",
+    name: DataSetName = Field(
+        default=DEFAULT_DATA_SET,
         description="the data set: fashion-mnist, mnist, cifar10, cifar100, fashion-mnist-pairs (100 "
         "classes: two Fashion-MNIST items side by side), or folder (an ImageNet-style folder of class "
         "subfolders)",
@@ -57,7 +68,7 @@ class ModelConfig(_Section):
 
 
 class AugmentConfig(_Section):
-    policy: Literal["none", "randaugment", "autoaugment", "trivialaugment"] = Field(
+    policy: AugmentPolicyName = Field(
         default="none", description="the per-sample policy: none, randaugment, autoaugment, trivialaugment"
     )
     num_ops: int = Field(

@@ -350,7 +350,7 @@ def build_cache(
     in ``out`` are skipped; each new one is written atomically, then the header. Returns the cache.
     """
     batch_size = cfg.train.eval_batch_size if batch_size is None else batch_size
-    for name, value in (("--epochs", epochs), ("--k", k), ("--batch-size", batch_size)):
+    for name, value in (("epochs", epochs), ("k", k), ("batch_size", batch_size)):
         if value < 1:
             raise BadInput(f"{name} must be at least 1, got {value}")
     wanted = identify(cfg, teacher_checkpoint)
