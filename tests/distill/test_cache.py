@@ -301,6 +301,16 @@ def test_cli_caches_and_says_where(tmp_path, teacher_file, capsys) -> None:
     assert (cache.k, cache.epochs) == (4, 1)
 
 
+def test_build_cache_names_its_arguments_and_the_cli_its_flags(tmp_path, capsys) -> None:
+    with pytest.raises(BadInput, match=r"^epochs must be at least 1, got 0$"):
+        build_cache(config(), "teacher.pt", tmp_path / "c", epochs=0)
+    with pytest.raises(BadInput, match=r"^batch_size must be at least 1, got 0$"):
+        build_cache(config(), "teacher.pt", tmp_path / "c", epochs=1, batch_size=0)
+    code, _, err = run_cli(capsys, "cache-teacher", *BASE, "--epochs", "0", "--out", str(tmp_path / "c"))
+    assert code == 2 and one_line(err).strip() == "kdforaa: error: --epochs must be at least 1, got 0"
+    assert not (tmp_path / "c").exists()
+
+
 def test_cli_missing_teacher_is_exit_2_with_one_line(tmp_path, capsys) -> None:
     code, _, err = run_cli(capsys, "cache-teacher", *BASE, "--out", str(tmp_path / "c"), "--quiet")
     assert code == 2 and "missing --teacher" in one_line(err)
