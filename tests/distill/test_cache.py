@@ -275,7 +275,7 @@ def test_resume_keeps_complete_epochs_and_redoes_an_interrupted_one(
 def test_build_refuses_to_extend_another_cache(cached, teacher_file) -> None:
     with pytest.raises(BadInput, match="another config or teacher.*augment.magnitude"):
         build_cache(config("augment.magnitude=10"), str(teacher_file), cached, epochs=2, k=K, progress=False)
-    with pytest.raises(BadInput, match="--k 3"):
+    with pytest.raises(BadInput, match="extend it with k=3 or write the cache to another folder"):
         build_cache(config(), str(teacher_file), cached, epochs=2, k=5, progress=False)
 
 

@@ -324,11 +324,12 @@ def _start_header(
     if header.get("fingerprint") != wanted["fingerprint"]:
         raise BadInput(
             f"{folder} holds a cache made for another config or teacher ({_difference(header, wanted)}): "
-            "choose another --out or delete it"
+            "write the cache to another folder or delete it"
         )
     if header["k"] != k:
         raise BadInput(
-            f"{folder} holds a top-{header['k']} cache: pass --k {header['k']} or choose another --out"
+            f"{folder} holds a top-{header['k']} cache: extend it with k={header['k']} or write the cache to "
+            "another folder"
         )
     return header
 

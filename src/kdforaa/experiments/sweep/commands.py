@@ -19,9 +19,9 @@ from kdforaa.text import count
 
 SAVED_SPEC = "sweep.yaml"  # the resolved sweep, written into the output folder for --report-only
 
-# This module is the `kdforaa sweep` command itself (cli.py only hands it the flags): it prints its plan
-# and its report, and its messages name the command's flags. plan and results print nothing; the
-# scheduler prints a line per run started and finished (the command's progress).
+# This package is the `kdforaa sweep` command (cli.py only hands it the flags), so its messages name the
+# command's flags (--out, --jobs, --reuse-from). This module prints the plan and the report; plan and
+# results print nothing; the scheduler prints a line per run started and finished (the progress).
 
 
 def _describe_plan(teachers: list[Run], runs: list[Run]) -> None:
