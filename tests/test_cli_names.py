@@ -9,10 +9,13 @@ import sys
 
 import pytest
 
+from kdforaa.analysis.outliers import resolve_op_set
 from kdforaa.augment.op_table import OP_NAMES
+from kdforaa.augment.policies import AUTOAUGMENT_POLICIES
 from kdforaa.cli import build_parser, main
-from kdforaa.config import POLICY_NAMES, WEIGHT_FORMATS, AugmentConfig
+from kdforaa.config import AUTOAUGMENT_POLICY_NAMES, POLICY_NAMES, WEIGHT_FORMATS, AugmentConfig
 from kdforaa.data.fetch import FETCHABLE, SOURCES
+from kdforaa.errors import BadInput
 from kdforaa.models.export import LAYOUTS
 
 
@@ -41,6 +44,14 @@ def test_choices_are_the_owning_modules_tuples():
 def test_policy_names_are_the_configs_without_none():
     assert ("none", *POLICY_NAMES) == AugmentConfig.model_fields["policy"].annotation.__args__
     assert set(POLICY_NAMES).isdisjoint(OP_NAMES)  # augment-grid --policy takes either
+
+
+def test_the_configs_autoaugment_policies_are_the_engines():
+    assert set(AUTOAUGMENT_POLICY_NAMES) <= set(AUTOAUGMENT_POLICIES)  # the engine also has timm's v0
+    flag = _option(_command(build_parser(), "outliers"), "autoaugment_policy")
+    assert flag.choices == AUTOAUGMENT_POLICY_NAMES
+    with pytest.raises(BadInput, match="AutoAugment policy 'v0' is not one of imagenet, cifar10, svhn"):
+        resolve_op_set("autoaugment", autoaugment_policy="v0")  # the engine has it, a config does not
 
 
 @pytest.mark.parametrize(("argv", "names"), [(["data", "fetch", "svhn"], FETCHABLE)])

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kdforaa import __version__
-from kdforaa.config import DEFAULT_DATA_SET, POLICY_NAMES
+from kdforaa.config import AUTOAUGMENT_POLICY_NAMES, DEFAULT_DATA_SET, POLICY_NAMES
 from kdforaa.console import (
     error_line,
     first_line,
@@ -620,7 +620,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--k", type=int, default=3, help="K of topk_coverage (default 3)")
     p.add_argument("--num-ops", type=int, default=2, help="ops per image of the whole RandAugment policy")
-    p.add_argument("--autoaugment-policy", default="imagenet", help="imagenet, cifar10 or svhn")
+    p.add_argument(
+        "--autoaugment-policy",
+        default="imagenet",
+        choices=AUTOAUGMENT_POLICY_NAMES,
+        help="which published AutoAugment policy, for --policy autoaugment (default imagenet)",
+    )
     p.add_argument(
         "--group-size",
         type=int,

@@ -35,6 +35,9 @@ DEFAULT_DATA_SET: DataSetName = "fashion-mnist"
 AugmentPolicyName = Literal["none", "randaugment", "autoaugment", "trivialaugment"]
 #: the policies themselves, without ``none`` (``kdforaa outliers --policy``, ``augment-grid --policy``)
 POLICY_NAMES: tuple[str, ...] = tuple(name for name in get_args(AugmentPolicyName) if name != "none")
+#: ``augment.autoaugment_policy``: the AutoAugment papers' policies (their tables are in augment.policies)
+AutoAugmentPolicyName = Literal["imagenet", "cifar10", "svhn"]
+AUTOAUGMENT_POLICY_NAMES: tuple[str, ...] = get_args(AutoAugmentPolicyName)
 
 
 class DataConfig(_Section):
@@ -87,7 +90,7 @@ class AugmentConfig(_Section):
     magnitude_std: float = Field(
         default=0.0, ge=0, description="per-op Gaussian noise on the level (floored at 0); 0: none"
     )
-    autoaugment_policy: Literal["imagenet", "cifar10", "svhn"] = Field(
+    autoaugment_policy: AutoAugmentPolicyName = Field(
         default="imagenet", description="autoaugment: which published policy"
     )
     crop_padding: int = Field(

@@ -38,7 +38,7 @@ from kdforaa.augment.policies import (
     TrivialAugment,
 )
 from kdforaa.augment.random import make_keys, permutation
-from kdforaa.config import DEFAULT_DATA_SET, POLICY_NAMES, AugmentConfig
+from kdforaa.config import AUTOAUGMENT_POLICY_NAMES, DEFAULT_DATA_SET, POLICY_NAMES, AugmentConfig
 from kdforaa.data.loader import batches
 from kdforaa.errors import BadInput
 from kdforaa.progress import bar as progress_bar
@@ -93,8 +93,8 @@ class OpSet:
 def resolve_op_set(spec: str, num_ops: int = 2, autoaugment_policy: str = "imagenet") -> OpSet:
     """``randaugment``, ``autoaugment``, ``trivialaugment`` or a comma list of op names -> an OpSet."""
     if spec == "autoaugment":
-        if autoaugment_policy not in AUTOAUGMENT_POLICIES:
-            choices = ", ".join(AUTOAUGMENT_POLICIES)
+        if autoaugment_policy not in AUTOAUGMENT_POLICY_NAMES:  # those a config builds (OpSet.policy)
+            choices = ", ".join(AUTOAUGMENT_POLICY_NAMES)
             raise BadInput(f"AutoAugment policy {autoaugment_policy!r} is not one of {choices}")
         table = AUTOAUGMENT_POLICIES[autoaugment_policy]
         ops = tuple(dict.fromkeys(op for sub in table for op, _, _ in sub))
