@@ -174,7 +174,7 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
     from kdforaa.analysis.augment_grid import render_grid
     from kdforaa.analysis.outliers import parse_levels
     from kdforaa.augment import OP_NAMES, Policy, SingleOp, build_policy
-    from kdforaa.config import POLICY_NAMES, AugmentConfig, DataConfig, build_section
+    from kdforaa.config import AugmentConfig, DataConfig, build_section
     from kdforaa.data.datasets import load_dataset
 
     if args.policy not in POLICY_NAMES and args.policy not in OP_NAMES:
@@ -278,10 +278,8 @@ def _cmd_outliers(args: argparse.Namespace) -> int:
         f"the teacher ran on {results.images_run} distinct images of the {results.images_measured} measured "
         "(the others it had already seen)"
     )
-    print(
-        f"outlier analysis written to {Path(args.out).resolve()} (outliers.csv, policy_stats.csv, "
-        "outliers_heatmap.png, outliers_gallery.png)"
-    )
+    written = ", ".join(path.name for path in results.files.values())
+    print(f"outlier analysis written to {Path(args.out).resolve()} ({written})")
     return 0
 
 

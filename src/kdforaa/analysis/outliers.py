@@ -321,7 +321,8 @@ def _gallery(outliers: Sequence[Outlier], dataset: Any, seed: int, path: Path) -
 # ------------------------------------------------------------------------------------------- driver
 @dataclass(frozen=True)
 class OutlierResults:
-    """What :func:`analyse_outliers` measured and wrote."""
+    """What :func:`analyse_outliers` (and :func:`run_outliers`, which adds the data set's name) measured
+    and wrote: what a caller reports."""
 
     rows: list[dict[str, Any]]  # per op x level; one row (level None) per op without an argument
     policy_rows: list[dict[str, Any]]  # clean ("none") then the whole policy per level
