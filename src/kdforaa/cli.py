@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -16,11 +17,12 @@ import signal
 import statistics
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 from kdforaa import __version__
+from kdforaa.config import AUTOAUGMENT_POLICY_NAMES, DEFAULT_DATA_SET, POLICY_NAMES
 from kdforaa.console import (
     error_line,
     first_line,
@@ -35,6 +37,15 @@ from kdforaa.paths import check_output_file, check_output_folder
 from kdforaa.text import count
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE (128 + 13)
+
+
+def _check_at_least(args: argparse.Namespace, **lowest: int) -> None:
+    """BadInput naming the flag of the first option (by its ``args`` name) below its lowest value; an
+    option left unset (None) passes. The library checks its arguments too, in its own names."""
+    for name, low in lowest.items():
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise BadInput(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -134,8 +145,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from kdforaa.experiments.demo import run_demo
 
-    if args.seeds < 1:
-        raise BadInput(f"--seeds must be at least 1, got {args.seeds}")
+    _check_at_least(args, seeds=1)
     check_range("--threads", args.threads, 0, MAX_THREADS, "give 0 (every usable core) or a thread count")
     run_demo(Path(args.out), full=args.full, seeds=args.seeds, threads=args.threads)
     return 0
@@ -167,11 +177,9 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
     from kdforaa.config import AugmentConfig, DataConfig, build_section
     from kdforaa.data.datasets import load_dataset
 
-    policies = ("randaugment", "autoaugment", "trivialaugment")
-    if args.policy not in policies and args.policy not in OP_NAMES:
-        raise BadInput(f"--policy {args.policy!r} is not one of {', '.join(policies + tuple(OP_NAMES))}")
-    if args.count < 1:
-        raise BadInput(f"--count must be at least 1, got {args.count}")
+    if args.policy not in POLICY_NAMES and args.policy not in OP_NAMES:
+        raise BadInput(f"--policy {args.policy!r} is not one of {', '.join(POLICY_NAMES + OP_NAMES)}")
+    _check_at_least(args, count=1)
     levels = parse_levels(args.levels)  # finite and >= 0: valid magnitudes
     single_op = args.policy in OP_NAMES
     augment = None if single_op else build_section(AugmentConfig, policy=args.policy, num_ops=args.num_ops)
@@ -201,6 +209,7 @@ def _cmd_cache_teacher(args: argparse.Namespace) -> int:
     from kdforaa.train.device import resolve_device
     from kdforaa.train.threads import set_threads
 
+    _check_at_least(args, epochs=1, k=1, batch_size=1)
     overrides = list(args.overrides)
     given = (("checkpoint", args.teacher), ("model", args.model), ("format", args.format))
     for key, value in given:  # the run the cache is for distils from this teacher
@@ -230,28 +239,47 @@ def _cmd_cache_teacher(args: argparse.Namespace) -> int:
 
 
 def _cmd_outliers(args: argparse.Namespace) -> int:
-    from kdforaa.analysis.outliers import run_outliers
+    from kdforaa.analysis.outliers import OutlierOptions, parse_levels, run_outliers
 
-    run_outliers(
+    _check_at_least(args, k=1, batch_size=1, group_size=1, limit=1, gallery=0)
+    options = OutlierOptions(
         teacher=args.teacher,
+        out=args.out,
         model=args.model,
         format=args.format,
-        out=args.out,
-        policy=args.policy,
-        levels=args.levels,
-        limit=args.limit,
         data=args.data,
         root=args.root,
-        seed=args.seed,
-        batch_size=args.batch_size,
+        limit=args.limit,
         device=args.device,
-        k=args.k,
+        policy=args.policy,
+        levels=tuple(parse_levels(args.levels)),
         num_ops=args.num_ops,
         autoaugment_policy=args.autoaugment_policy,
+        seed=args.seed,
+        k=args.k,
+        batch_size=args.batch_size,
         group_size=args.group_size,
         gallery=args.gallery,
         progress=not args.quiet,
     )
+    results = run_outliers(options)
+    if not results.t_stddev_measured:
+        print(
+            f"note: {results.images} images make fewer than two groups of --group-size {args.group_size}: "
+            "t_stddev is left empty (use more images or a smaller --group-size)"
+        )
+    worst = max(results.rows, key=lambda r: r["outlier_rate"])
+    print(
+        f"teacher {results.clean_acc:.2f}% on {results.images} clean {results.data} test images; highest "
+        f"outlier rate {100 * worst['outlier_rate']:.1f}% ({worst['op']}"
+        + (")" if worst["level"] is None else f" at level {worst['level']:g})")
+    )
+    print(
+        f"the teacher ran on {results.images_run} distinct images of the {results.images_measured} measured "
+        "(the others it had already seen)"
+    )
+    written = ", ".join(path.name for path in results.files.values())
+    print(f"outlier analysis written to {Path(args.out).resolve()} ({written})")
     return 0
 
 
@@ -335,6 +363,28 @@ def _cmd_bench_step(args: argparse.Namespace) -> int:
     )
     print(format_step_bench(result))
     return 0
+
+
+class _NamesOf(Collection[str]):
+    """The tuple of names ``module.attribute``, as argparse ``choices`` read only when used (a value is
+    checked, a help text printed): the modules that own these names import torch, which ``kdforaa
+    --help``, ``config`` and ``models`` do without. The argument needs a ``metavar``, or argparse lists
+    the choices while the parser is built."""
+
+    def __init__(self, module: str, attribute: str) -> None:
+        self._module, self._attribute = module, attribute
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(getattr(importlib.import_module(self._module), self._attribute))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -430,9 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     _weights_options(p, "--input-format")
     p.add_argument(
         "--format",
-        choices=["kdforaa", "timm", "repdistiller"],
-        help="what to write: kdforaa's names or timm's (for timm:<name> models, their default) in a "
-        ".safetensors file, or RepDistiller's {'model': state_dict} .pth",
+        metavar="LAYOUT",
+        choices=_NamesOf("kdforaa.models.export", "LAYOUTS"),
+        help="what to write (%(choices)s): kdforaa's names or timm's (for timm:<name> models, their "
+        "default) in a .safetensors file, or RepDistiller's {'model': state_dict} .pth",
     )
     p.set_defaults(func=_cmd_export)
 
@@ -484,7 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("data", help="data set tools")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     f = data_sub.add_parser("fetch", parents=[common], help="download, verify and unpack a data set")
-    f.add_argument("name", choices=["fashion-mnist", "mnist", "cifar10", "cifar100"])
+    f.add_argument(
+        "name", metavar="NAME", choices=_NamesOf("kdforaa.data.fetch", "FETCHABLE"), help="one of %(choices)s"
+    )
     f.add_argument("--root", help="where to put it (default $KDFORAA_DATA or ~/.cache/kdforaa)")
     f.set_defaults(func=_cmd_data_fetch)
 
@@ -493,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = bench_sub.add_parser("step", parents=[common], help="img/s: CE step, online teacher, cached teacher")
     b.add_argument("--student", default="resnet8")
     b.add_argument("--teacher", default="resnet20")
-    b.add_argument("--data", default="fashion-mnist", help="data set name, e.g. cifar10 for the 32x32 pair")
+    b.add_argument("--data", default=DEFAULT_DATA_SET, help="data set name, e.g. cifar10 for the 32x32 pair")
     b.add_argument("--batch", type=int, default=128)
     b.add_argument("--steps", type=int, default=20)
     b.add_argument("--repeats", type=int, default=5)
@@ -507,11 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("augment-grid", help="write a PNG grid of images under a policy at increasing levels")
     p.add_argument("--out", default="augment-grid.png", help="PNG file to write")
-    p.add_argument("--data", default="fashion-mnist", help="data set name (default fashion-mnist)")
+    p.add_argument("--data", default=DEFAULT_DATA_SET, help="data set name (default %(default)s)")
     p.add_argument("--root", help="data set folder")
-    p.add_argument(
-        "--policy", default="randaugment", help="randaugment, autoaugment, trivialaugment or an op name"
-    )
+    p.add_argument("--policy", default="randaugment", help=f"{', '.join(POLICY_NAMES)} or an op name")
     p.add_argument("--num-ops", type=int, default=2, help="RandAugment ops per image (default 2)")
     p.add_argument("--levels", default="0,5,10,15,20,30", help="comma-separated levels")
     p.add_argument("--count", type=int, default=8, help="number of images (rows)")
@@ -554,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--policy",
         default="randaugment",
-        help="whose ops: randaugment, autoaugment, trivialaugment, or a comma list of op names",
+        help=f"whose ops: {', '.join(POLICY_NAMES)}, or a comma list of op names",
     )
     p.add_argument(
         "--levels", default="0,5,10,15,20,30", help="comma-separated levels (default 0,5,10,15,20,30)"
@@ -567,7 +618,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--k", type=int, default=3, help="K of topk_coverage (default 3)")
     p.add_argument("--num-ops", type=int, default=2, help="ops per image of the whole RandAugment policy")
-    p.add_argument("--autoaugment-policy", default="imagenet", help="imagenet, cifar10 or svhn")
+    p.add_argument(
+        "--autoaugment-policy",
+        default="imagenet",
+        choices=AUTOAUGMENT_POLICY_NAMES,
+        help="which published AutoAugment policy, for --policy autoaugment (default imagenet)",
+    )
     p.add_argument(
         "--group-size",
         type=int,

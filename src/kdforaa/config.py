@@ -26,9 +26,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+#: ``data.name``: every data set kdforaa loads (the data registry, kdforaa.data.datasets, reads them here)
+DataSetName = Literal["fashion-mnist", "mnist", "cifar10", "cifar100", "fashion-mnist-pairs", "folder"]
+DATA_SET_NAMES: tuple[str, ...] = get_args(DataSetName)
+#: the data set of a config that names none, and of a teacher file that records none
+DEFAULT_DATA_SET: DataSetName = "fashion-mnist"
+#: ``augment.policy``: ``none`` or one of the policies the augmentation engine builds (build_policy)
+AugmentPolicyName = Literal["none", "randaugment", "autoaugment", "trivialaugment"]
+#: the policies themselves, without ``none`` (``kdforaa outliers --policy``, ``augment-grid --policy``)
+POLICY_NAMES: tuple[str, ...] = tuple(name for name in get_args(AugmentPolicyName) if name != "none")
+#: ``augment.autoaugment_policy``: the AutoAugment papers' policies (their tables are in augment.policies)
+AutoAugmentPolicyName = Literal["imagenet", "cifar10", "svhn"]
+AUTOAUGMENT_POLICY_NAMES: tuple[str, ...] = get_args(AutoAugmentPolicyName)
+
+
 class DataConfig(_Section):
-    name: Literal["fashion-mnist", "mnist", "cifar10", "cifar100", "fashion-mnist-pairs", "folder"] = Field(
-        default="fashion-mnist",
+    name: DataSetName = Field(
+        default=DEFAULT_DATA_SET,
         description="the data set: fashion-mnist, mnist, cifar10, cifar100, fashion-mnist-pairs (100 "
         "classes: two Fashion-MNIST items side by side), or folder (an ImageNet-style folder of class "
         "subfolders)",
@@ -57,7 +71,7 @@ class ModelConfig(_Section):
 
 
 class AugmentConfig(_Section):
-    policy: Literal["none", "randaugment", "autoaugment", "trivialaugment"] = Field(
+    policy: AugmentPolicyName = Field(
         default="none", description="the per-sample policy: none, randaugment, autoaugment, trivialaugment"
     )
     num_ops: int = Field(
@@ -76,7 +90,7 @@ class AugmentConfig(_Section):
     magnitude_std: float = Field(
         default=0.0, ge=0, description="per-op Gaussian noise on the level (floored at 0); 0: none"
     )
-    autoaugment_policy: Literal["imagenet", "cifar10", "svhn"] = Field(
+    autoaugment_policy: AutoAugmentPolicyName = Field(
         default="imagenet", description="autoaugment: which published policy"
     )
     crop_padding: int = Field(

@@ -289,3 +289,53 @@ def test_the_default_data_set_of_a_teacher_file_that_records_none_is_fashion_mni
     assert default_data(str(exported)) == ("fashion-mnist", None)
     save_file(build_model("resnet8", 10, 1).state_dict(), str(exported), metadata={"kdforaa.data": "mnist"})
     assert default_data(str(exported)) == ("mnist", None)  # an export records the data set's name
+
+
+def test_run_outliers_prints_nothing_and_returns_what_it_measured_and_wrote(tmp_path, capsys):
+    """The library side of the command: options in, results out; the printing is cli.py's."""
+    from kdforaa.analysis.outliers import OutlierOptions, OutlierResults, run_outliers
+
+    ckpt = _checkpoint(tmp_path / "best.pt")
+    options = OutlierOptions(
+        teacher=str(ckpt),
+        out=tmp_path / "out",
+        limit=16,
+        device="cpu",
+        policy="invert",
+        levels=(0.0,),
+        group_size=8,
+        gallery=2,
+        progress=False,
+    )
+    results = run_outliers(options)
+    assert capsys.readouterr() == ("", "")
+    assert isinstance(results, OutlierResults)
+    assert (results.data, results.images, results.t_stddev_measured) == ("fashion-mnist", 16, True)
+    assert [(r["op"], r["level"], r["n"]) for r in results.rows] == [("invert", None, 16)]
+    assert set(results.files) == {"csv", "policy_csv", "heatmap", "gallery"}
+    assert all(path.is_file() and path.parent == tmp_path / "out" for path in results.files.values())
+    assert 0 <= results.clean_acc <= 100 and len(results.outliers) <= 2
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("k", 0, "k must be at least 1, got 0"),
+        ("group_size", 0, "group_size must be at least 1"),
+        ("gallery", -1, "gallery must be 0 or more"),
+        ("levels", (5.0, -1.0), "levels must be non-negative numbers"),
+    ],
+)
+def test_outlier_options_name_their_fields_not_flags(field, value, message):
+    from kdforaa.analysis.outliers import OutlierOptions
+
+    with pytest.raises(BadInput, match=re.escape(message)) as caught:
+        OutlierOptions(teacher="t.pt", out="o", **{field: value})
+    assert "--" not in str(caught.value)
+
+
+def test_command_names_the_flag(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "best.pt")
+    code = main(["outliers", "--teacher", str(ckpt), "--out", str(tmp_path / "o"), "--group-size", "0"])
+    assert code == 2
+    assert one_line(capsys.readouterr().err) == "kdforaa: error: --group-size must be at least 1, got 0"

@@ -275,7 +275,7 @@ def test_resume_keeps_complete_epochs_and_redoes_an_interrupted_one(
 def test_build_refuses_to_extend_another_cache(cached, teacher_file) -> None:
     with pytest.raises(BadInput, match="another config or teacher.*augment.magnitude"):
         build_cache(config("augment.magnitude=10"), str(teacher_file), cached, epochs=2, k=K, progress=False)
-    with pytest.raises(BadInput, match="--k 3"):
+    with pytest.raises(BadInput, match="extend it with k=3 or write the cache to another folder"):
         build_cache(config(), str(teacher_file), cached, epochs=2, k=5, progress=False)
 
 
@@ -299,6 +299,16 @@ def test_cli_caches_and_says_where(tmp_path, teacher_file, capsys) -> None:
     assert str(out.resolve()) in stdout
     cache = SoftLabelCache.open(out, config("train.epochs=1"), str(teacher_file))
     assert (cache.k, cache.epochs) == (4, 1)
+
+
+def test_build_cache_names_its_arguments_and_the_cli_its_flags(tmp_path, capsys) -> None:
+    with pytest.raises(BadInput, match=r"^epochs must be at least 1, got 0$"):
+        build_cache(config(), "teacher.pt", tmp_path / "c", epochs=0)
+    with pytest.raises(BadInput, match=r"^batch_size must be at least 1, got 0$"):
+        build_cache(config(), "teacher.pt", tmp_path / "c", epochs=1, batch_size=0)
+    code, _, err = run_cli(capsys, "cache-teacher", *BASE, "--epochs", "0", "--out", str(tmp_path / "c"))
+    assert code == 2 and one_line(err).strip() == "kdforaa: error: --epochs must be at least 1, got 0"
+    assert not (tmp_path / "c").exists()
 
 
 def test_cli_missing_teacher_is_exit_2_with_one_line(tmp_path, capsys) -> None:

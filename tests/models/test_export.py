@@ -174,7 +174,7 @@ def test_export_refuses_what_it_cannot_write(tmp_path: Path) -> None:
     trained = load_trained(str(path))
     with pytest.raises(BadInput, match="must end in .safetensors"):
         export_weights(trained, tmp_path / "out.pt")
-    with pytest.raises(BadInput, match="'resnet8' is not a timm model: use --format kdforaa"):
+    with pytest.raises(BadInput, match="'resnet8' is not a timm model: use the kdforaa layout"):
         export_weights(trained, tmp_path / "out.safetensors", layout="timm")
     with pytest.raises(BadInput, match="does not exist"):
         export_weights(trained, tmp_path / "no" / "out.safetensors")

@@ -19,7 +19,7 @@ import math
 import textwrap
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,12 @@ from kdforaa.augment.policies import (
     TrivialAugment,
 )
 from kdforaa.augment.random import make_keys, permutation
-from kdforaa.config import AugmentConfig
+from kdforaa.config import AUTOAUGMENT_POLICY_NAMES, DEFAULT_DATA_SET, POLICY_NAMES, AugmentConfig
 from kdforaa.data.loader import batches
 from kdforaa.errors import BadInput
 from kdforaa.progress import bar as progress_bar
 from kdforaa.progress import note
 
-POLICIES = ("randaugment", "autoaugment", "trivialaugment")
 DEFAULT_LEVELS = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0)
 # Wang et al.'s code averages 10 batches of 64 teacher outputs per group (their --utils.check_ce_var).
 WANG_GROUP_SIZE = 640
@@ -93,28 +92,31 @@ class OpSet:
 
 def resolve_op_set(spec: str, num_ops: int = 2, autoaugment_policy: str = "imagenet") -> OpSet:
     """``randaugment``, ``autoaugment``, ``trivialaugment`` or a comma list of op names -> an OpSet."""
-    if spec in ("randaugment", "trivialaugment"):
-        return OpSet(spec, RANDAUGMENT_OPS, num_ops, autoaugment_policy)
     if spec == "autoaugment":
-        if autoaugment_policy not in AUTOAUGMENT_POLICIES:
-            choices = ", ".join(AUTOAUGMENT_POLICIES)
-            raise BadInput(f"--autoaugment-policy {autoaugment_policy!r} is not one of {choices}")
+        if autoaugment_policy not in AUTOAUGMENT_POLICY_NAMES:  # those a config builds (OpSet.policy)
+            choices = ", ".join(AUTOAUGMENT_POLICY_NAMES)
+            raise BadInput(f"AutoAugment policy {autoaugment_policy!r} is not one of {choices}")
         table = AUTOAUGMENT_POLICIES[autoaugment_policy]
         ops = tuple(dict.fromkeys(op for sub in table for op, _, _ in sub))
         return OpSet(spec, ops, num_ops, autoaugment_policy)
+    if spec in POLICY_NAMES:  # randaugment and trivialaugment draw from the same 14 ops
+        return OpSet(spec, RANDAUGMENT_OPS, num_ops, autoaugment_policy)
     names = [name.strip() for name in spec.split(",") if name.strip()]
     unknown = [name for name in names if name not in OP_NAMES]
     if not names or unknown:
         raise BadInput(
-            f"--policy {spec!r}: {unknown[0] if unknown else 'nothing'!r} is neither a policy "
-            f"({', '.join(POLICIES)}) nor an op ({', '.join(OP_NAMES)})"
+            f"{unknown[0] if unknown else spec!r} is neither a policy "
+            f"({', '.join(POLICY_NAMES)}) nor an op ({', '.join(OP_NAMES)})"
         )
     ops = tuple(dict.fromkeys(names))
     return OpSet("ops", ops, num_ops, autoaugment_policy)
 
 
 def parse_levels(text: str) -> list[float]:
-    """``"0,5,10"`` -> ``[0.0, 5.0, 10.0]``; anything else (empty, negative, not a number) is BadInput."""
+    """``"0,5,10"`` -> ``[0.0, 5.0, 10.0]``; anything else (empty, negative, not a number) is BadInput.
+
+    It parses the text of a ``--levels`` flag (``kdforaa outliers``, ``kdforaa augment-grid``, the
+    outlier benchmark), so its message names that flag."""
     try:
         levels = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -319,7 +321,8 @@ def _gallery(outliers: Sequence[Outlier], dataset: Any, seed: int, path: Path) -
 # ------------------------------------------------------------------------------------------- driver
 @dataclass(frozen=True)
 class OutlierResults:
-    """What :func:`analyse_outliers` measured and wrote."""
+    """What :func:`analyse_outliers` (and :func:`run_outliers`, which adds the data set's name) measured
+    and wrote: what a caller reports."""
 
     rows: list[dict[str, Any]]  # per op x level; one row (level None) per op without an argument
     policy_rows: list[dict[str, Any]]  # clean ("none") then the whole policy per level
@@ -328,6 +331,14 @@ class OutlierResults:
     files: dict[str, Path]
     images_run: int = 0  # images the teacher actually ran on (each distinct image once)
     images_measured: int = 0  # images measured in all (clean, every op x level, the policy per level)
+    images: int = 0  # test images in the split measured
+    group_size: int = WANG_GROUP_SIZE  # teacher outputs per group of t_stddev
+    data: str | None = None  # the data set's name, where run_outliers loaded it
+
+    @property
+    def t_stddev_measured(self) -> bool:
+        """Whether the images made two groups at least, so that t_stddev has values (else NaN)."""
+        return self.images >= 2 * self.group_size
 
 
 def _clock(seconds: float) -> str:
@@ -402,7 +413,17 @@ def analyse_outliers(
     chosen = strongest_outliers(candidates, gallery)
     files = _write(out, rows, policy_rows, op_set, levels, chosen, dataset, seed)
     clean_acc = 100.0 * float((clean.argmax(1) == labels).double().mean())
-    return OutlierResults(rows, policy_rows, chosen, clean_acc, files, memo.computed, memo.requested)
+    return OutlierResults(
+        rows,
+        policy_rows,
+        chosen,
+        clean_acc,
+        files,
+        images_run=memo.computed,
+        images_measured=memo.requested,
+        images=len(dataset),
+        group_size=group_size,
+    )
 
 
 def outlier_rate_table(
@@ -465,102 +486,97 @@ def _write(
 
 def default_data(teacher: str, format: str = "auto") -> tuple[str, str | None]:
     """The data set (name, root) a weights file records: a kdforaa run checkpoint its config's, an
-    exported ``.safetensors`` file its name; Fashion-MNIST otherwise (pass ``--data``)."""
+    exported ``.safetensors`` file its name; Fashion-MNIST otherwise."""
     from kdforaa.checkpoint import load_checkpoint
     from kdforaa.config import TIMM_PREFIX
     from kdforaa.models.weight_formats import read_weights
 
     if teacher.startswith(TIMM_PREFIX) or not Path(teacher).is_file():
-        return "fashion-mnist", None
+        return DEFAULT_DATA_SET, None
     try:
         data = load_checkpoint(teacher).get("config", {}).get("data", {})
-        return data.get("name", "fashion-mnist"), data.get("root")
+        return data.get("name", DEFAULT_DATA_SET), data.get("root")
     except BadInput:  # another weights format: an export may record the data set's name
         pass
     try:
         stored = read_weights(teacher, format)
     except BadInput:  # the teacher's own load says what is wrong with the file
-        return "fashion-mnist", None
-    return stored.data or "fashion-mnist", None
+        return DEFAULT_DATA_SET, None
+    return stored.data or DEFAULT_DATA_SET, None
 
 
-def run_outliers(
-    *,
-    teacher: str,
-    model: str | None = None,
-    format: str = "auto",
-    out: str | Path,
-    policy: str = "randaugment",
-    levels: str = "0,5,10,15,20,30",
-    limit: int | None = None,
-    data: str | None = None,
-    root: str | None = None,
-    seed: int = 0,
-    batch_size: int = 500,
-    device: str = "auto",
-    k: int = 3,
-    num_ops: int = 2,
-    autoaugment_policy: str = "imagenet",
-    group_size: int = WANG_GROUP_SIZE,
-    gallery: int = 16,
-    progress: bool = True,
-) -> OutlierResults:
-    """The ``kdforaa outliers`` command: load the teacher and the test split, measure, write, report."""
+@dataclass(frozen=True)
+class OutlierOptions:
+    """What :func:`run_outliers` measures and where: the teacher and its test split, the ops and levels,
+    and the statistics' settings (the ``kdforaa outliers`` flags of the same names). BadInput, naming
+    the field, when a value is out of range."""
+
+    teacher: str  # weights: a run's best.pt, an exported .safetensors file, a state dict, or timm:<name>
+    out: str | Path  # the folder for the tables and figures
+    model: str | None = None  # the architecture of weights that do not record it
+    format: str = "auto"  # what the weights file is (config.WEIGHT_FORMATS)
+    data: str | None = None  # the data set; None: the one the teacher's file records (default_data)
+    root: str | None = None  # the data set's folder
+    limit: int | None = None  # measure the first N test images; None: all of them
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    policy: str = "randaugment"  # a policy (config.POLICY_NAMES) or a comma list of op names
+    levels: tuple[float, ...] = DEFAULT_LEVELS
+    num_ops: int = 2  # ops per image of the whole RandAugment policy
+    autoaugment_policy: str = "imagenet"
+    seed: int = 0  # of the per-sample augmentation keys
+    k: int = 3  # K of topk_coverage
+    batch_size: int = 500  # teacher batch size
+    group_size: int = WANG_GROUP_SIZE  # teacher outputs averaged per group of t_stddev
+    gallery: int = 16  # outliers drawn in the gallery
+    progress: bool = True  # a bar on a terminal, else a line per op on stderr (kdforaa.progress)
+
+    def __post_init__(self) -> None:
+        for name, value in (("k", self.k), ("batch_size", self.batch_size), ("group_size", self.group_size)):
+            if value < 1:
+                raise BadInput(f"{name} must be at least 1, got {value}")
+        if self.limit is not None and self.limit < 1:
+            raise BadInput(f"limit must be at least 1 (or None: every test image), got {self.limit}")
+        if self.gallery < 0:
+            raise BadInput(f"gallery must be 0 or more, got {self.gallery}")
+        if not self.levels or any(not math.isfinite(v) or v < 0 for v in self.levels):
+            raise BadInput(f"levels must be non-negative numbers, e.g. (0, 5, 10), got {self.levels}")
+
+
+def run_outliers(options: OutlierOptions) -> OutlierResults:
+    """``kdforaa outliers`` without its printing: load the teacher and the test split ``options`` name,
+    measure every op at every level (:func:`analyse_outliers`) and write the tables and figures.
+
+    Progress goes to stderr through :mod:`kdforaa.progress` (``options.progress``); what was found and
+    written comes back in the results, for the caller to report.
+    """
     from kdforaa.config import DataConfig, teacher_config
     from kdforaa.data.datasets import load_dataset
     from kdforaa.distill.teacher import load_teacher
     from kdforaa.train.device import resolve_device
 
-    for name, value, low in (("--k", k, 1), ("--batch-size", batch_size, 1), ("--group-size", group_size, 1)):
-        if value < low:
-            raise BadInput(f"{name} must be at least {low}, got {value}")
-    if limit is not None and limit < 1:
-        raise BadInput(f"--limit must be at least 1, got {limit}")
-    if gallery < 0:
-        raise BadInput(f"--gallery must be 0 or more, got {gallery}")
     report.check_plotting("kdforaa outliers")
-    op_set = resolve_op_set(policy, num_ops, autoaugment_policy)
-    level_list = parse_levels(levels)
-    op_set.policy(max(level_list))  # bad --num-ops etc. fail now, not after the per-op passes
+    op_set = resolve_op_set(options.policy, options.num_ops, options.autoaugment_policy)
+    op_set.policy(max(options.levels))  # a bad num_ops etc. fails now, not after the per-op passes
+    data, root = options.data, options.root
     if data is None:
-        data, checkpoint_root = default_data(teacher, format)
-        root = root or checkpoint_root
-    dataset = load_dataset(DataConfig(name=data, root=root, test_limit=limit), "test")
-    dev = resolve_device(device)
-    spec = teacher_config(teacher, model=model, format=format)
-    frozen = load_teacher(spec, dataset.num_classes, dataset.in_channels, dev, dataset.image_size)
-    if len(dataset) < 2 * group_size:
-        print(
-            f"note: {len(dataset)} images make fewer than two groups of --group-size {group_size}: "
-            "t_stddev is left empty (use more images or a smaller --group-size)"
-        )
+        data, recorded_root = default_data(options.teacher, options.format)
+        root = root or recorded_root
+    dataset = load_dataset(DataConfig(name=data, root=root, test_limit=options.limit), "test")
+    device = resolve_device(options.device)
+    spec = teacher_config(options.teacher, model=options.model, format=options.format)
+    frozen = load_teacher(spec, dataset.num_classes, dataset.in_channels, device, dataset.image_size)
     results = analyse_outliers(
         frozen,
         dataset,
-        out,
+        options.out,
         op_set=op_set,
-        levels=level_list,
-        seed=seed,
-        k=k,
-        batch_size=batch_size,
-        device=dev,
-        group_size=group_size,
-        gallery=gallery,
-        progress=progress,
+        levels=options.levels,
+        seed=options.seed,
+        k=options.k,
+        batch_size=options.batch_size,
+        device=device,
+        group_size=options.group_size,
+        gallery=options.gallery,
+        progress=options.progress,
     )
-    worst = max(results.rows, key=lambda r: r["outlier_rate"])
-    print(
-        f"teacher {results.clean_acc:.2f}% on {len(dataset)} clean {data} test images; highest outlier rate "
-        f"{100 * worst['outlier_rate']:.1f}% ({worst['op']}"
-        + (")" if worst["level"] is None else f" at level {worst['level']:g})")
-    )
-    print(
-        f"the teacher ran on {results.images_run} distinct images of the {results.images_measured} measured "
-        "(the others it had already seen)"
-    )
-    where = Path(out).resolve()
-    print(
-        f"outlier analysis written to {where} (outliers.csv, policy_stats.csv, outliers_heatmap.png, "
-        "outliers_gallery.png)"
-    )
-    return results
+    return replace(results, data=data)

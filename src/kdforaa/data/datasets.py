@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar, get_args
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from kdforaa.config import DataConfig
+from kdforaa.config import DATA_SET_NAMES, DataConfig
 from kdforaa.data import cifar, pairs
 from kdforaa.data.folder import ImageFolder
 from kdforaa.data.idx import read_idx
@@ -32,7 +32,7 @@ IDX_KINDS = ("images-idx3-ubyte", "labels-idx1-ubyte")
 CIFAR_NAMES = ("cifar10", "cifar100")
 PAIRS_NAME = "fashion-mnist-pairs"
 #: every data set name, as ``data.name`` accepts them
-NAMES: tuple[str, ...] = get_args(DataConfig.model_fields["name"].annotation)
+NAMES = DATA_SET_NAMES  # every data.name, as the config declares them
 #: the seed of the pair draw per split (fixed: the pairs are part of the data set, not of a run)
 PAIR_SEEDS = {"train": 0, "test": 1}
 

@@ -71,6 +71,8 @@ SOURCES = {
         "cifar-100-python",
     ),
 }
+#: the data sets with published files to download (the others are made from them, or are folders)
+FETCHABLE: tuple[str, ...] = tuple(SOURCES)
 
 
 def md5_of(path: Path) -> str:
@@ -187,7 +189,7 @@ def fetch_dataset(
     with the right checksum (or an already unpacked tarball) are not fetched again.
     """
     if name not in SOURCES:
-        raise BadInput(f"cannot fetch {name!r}: choose one of {', '.join(SOURCES)}")
+        raise BadInput(f"cannot fetch {name!r}: choose one of {', '.join(FETCHABLE)}")
     source = SOURCES[name]
     dest = (Path(root).expanduser() if root is not None else data_home()) / name
     dest.mkdir(parents=True, exist_ok=True)

@@ -324,11 +324,12 @@ def _start_header(
     if header.get("fingerprint") != wanted["fingerprint"]:
         raise BadInput(
             f"{folder} holds a cache made for another config or teacher ({_difference(header, wanted)}): "
-            "choose another --out or delete it"
+            "write the cache to another folder or delete it"
         )
     if header["k"] != k:
         raise BadInput(
-            f"{folder} holds a top-{header['k']} cache: pass --k {header['k']} or choose another --out"
+            f"{folder} holds a top-{header['k']} cache: extend it with k={header['k']} or write the cache to "
+            "another folder"
         )
     return header
 
@@ -350,7 +351,7 @@ def build_cache(
     in ``out`` are skipped; each new one is written atomically, then the header. Returns the cache.
     """
     batch_size = cfg.train.eval_batch_size if batch_size is None else batch_size
-    for name, value in (("--epochs", epochs), ("--k", k), ("--batch-size", batch_size)):
+    for name, value in (("epochs", epochs), ("k", k), ("batch_size", batch_size)):
         if value < 1:
             raise BadInput(f"{name} must be at least 1, got {value}")
     wanted = identify(cfg, teacher_checkpoint)

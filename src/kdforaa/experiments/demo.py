@@ -90,7 +90,7 @@ def run_demo(out: Path, full: bool = False, seeds: int = 1, threads: int = 0) ->
     if threads:
         teacher_tree = merge_trees(teacher_tree, {"train": {"threads": threads}})
         student_tree = merge_trees(student_tree, {"train": {"threads": threads}})
-    teacher = train_or_reuse(teacher_tree, out / "teacher")
+    teacher = train_or_reuse(teacher_tree, out / "teacher", report=print)
     teacher_ckpt = str((out / "teacher" / "best.pt").resolve())
     rows = []
     for method, distill in METHODS.items():
@@ -100,7 +100,7 @@ def run_demo(out: Path, full: bool = False, seeds: int = 1, threads: int = 0) ->
             if distill["method"] != "none":
                 tree["teacher"] = {"checkpoint": teacher_ckpt}
             slug = method.lower().replace(" ", "-")
-            summary = train_or_reuse(tree, out / f"{slug}-seed{seed}")
+            summary = train_or_reuse(tree, out / f"{slug}-seed{seed}", report=print)
             accs.append(summary["final_test_acc"])
             seconds.append(summary["wall_time_s"])
         rows.append(
@@ -125,6 +125,7 @@ def run_demo(out: Path, full: bool = False, seeds: int = 1, threads: int = 0) ->
     table = _table(rows)
     atomic.write_text(out / "results.md", f"Teacher: {teacher['final_test_acc']:.2f}%\n\n{table}\n")
     _plot(rows, teacher["final_test_acc"], out / "demo.png")
+    # run_demo is the `kdforaa demo` command itself (its only caller is cli.py): it prints its own report
     print(f"\nteacher ({teacher_tree['model']['name']}): {teacher['final_test_acc']:.2f}% test accuracy")
     print(table)
     print(

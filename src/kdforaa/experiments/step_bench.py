@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from kdforaa.augment.random import make_keys, permutation
-from kdforaa.config import RunConfig, build_config
+from kdforaa.config import DEFAULT_DATA_SET, RunConfig, build_config
 from kdforaa.distill.cache import build_cache
 from kdforaa.train.loop import Trainer
 
@@ -138,7 +138,7 @@ def _interleaved_medians(
 def run_step_bench(
     student: str = "resnet8",
     teacher: str = "resnet20",
-    data: str = "fashion-mnist",
+    data: str = DEFAULT_DATA_SET,
     batch: int = 128,
     steps: int = 20,
     repeats: int = 5,

@@ -74,11 +74,11 @@ def _layout(trained: TrainedModel, layout: str | None) -> Layout:
     is_timm = trained.name.startswith(TIMM_PREFIX)
     layout = layout or ("timm" if is_timm else "kdforaa")
     if layout not in LAYOUTS:
-        raise BadInput(f"--format {layout!r} is not one of {', '.join(LAYOUTS)}")
+        raise BadInput(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     if layout == "timm" and not is_timm:
         raise BadInput(
-            f"--format timm writes timm's names, and {trained.name!r} is not a timm model: "
-            "use --format kdforaa"
+            f"the timm layout writes timm's names, and {trained.name!r} is not a timm model: "
+            "use the kdforaa layout"
         )
     if layout == "timm":
         return TIMM
@@ -87,8 +87,8 @@ def _layout(trained: TrainedModel, layout: str | None) -> Layout:
     theirs = [found for found in layouts_of(trained.model) if found.name == layout]
     if not theirs:
         raise BadInput(
-            f"--format {layout} writes RepDistiller's module names, which exist for the models of its zoo "
-            f"(kdforaa models); {trained.name!r} is not one of them: use --format kdforaa"
+            f"the {layout} layout writes RepDistiller's module names, which exist for the models of its "
+            f"zoo (kdforaa models); {trained.name!r} is not one of them: use the kdforaa layout"
         )
     return theirs[0]
 
@@ -104,18 +104,16 @@ def export_weights(trained: TrainedModel, out: str | Path, layout: str | None = 
     names = _layout(trained, layout)
     if names.name == "repdistiller":
         if out.suffix not in (".pth", ".pt"):
-            raise BadInput(
-                f"--out {out} must end in .pth (or .pt): --format repdistiller writes a torch file"
-            )
+            raise BadInput(f"{out} must end in .pth (or .pt): the repdistiller layout writes a torch file")
     elif out.suffix != ".safetensors":
-        raise BadInput(f"--out {out} must end in .safetensors (timm and others pick the reader by it)")
+        raise BadInput(f"{out} must end in .safetensors (timm and others pick the reader by it)")
     # own, contiguous copies: safetensors refuses views and tensors sharing memory
     tensors = {
         names.theirs(key) or key: value.detach().cpu().contiguous().clone()
         for key, value in trained.model.state_dict().items()
     }
     if not out.parent.is_dir():
-        raise BadInput(f"--out {out}: folder {out.parent} does not exist")
+        raise BadInput(f"{out}: folder {out.parent} does not exist")
     with replacing(out, private=False) as partial:  # the umask's mode, like every other file
         if names.name == "repdistiller":  # what their scripts save and load
             torch.save({"model": tensors, "epoch": trained.epoch or 0}, partial)

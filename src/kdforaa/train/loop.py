@@ -132,12 +132,12 @@ class Trainer:
         elif folder.has_run() and folder.can_resume():
             raise BadInput(
                 f"{folder.path} already holds a run: continue it with 'kdforaa train --resume {folder.path}' "
-                "or choose another --out"
+                "or choose another run folder"
             )
         elif folder.has_run():
             raise BadInput(
                 f"{folder.path} holds a run that never reached its first checkpoint: delete the folder "
-                "or choose another --out"
+                "or choose another run folder"
             )
 
     def _tensorboard(self) -> SummaryWriter:

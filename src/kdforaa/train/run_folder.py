@@ -127,7 +127,7 @@ class RunFolder:
                     owner = 0
                 if owner and owner != os.getpid() and _pid_alive(owner):
                     raise BadInput(
-                        f"{self.path} is in use by process {owner}; wait for it or choose another --out"
+                        f"{self.path} is in use by process {owner}; wait for it or choose another run folder"
                     ) from None
                 lock.unlink(missing_ok=True)
                 continue

@@ -19,6 +19,10 @@ from kdforaa.text import count
 
 SAVED_SPEC = "sweep.yaml"  # the resolved sweep, written into the output folder for --report-only
 
+# This package is the `kdforaa sweep` command (cli.py only hands it the flags), so its messages name the
+# command's flags (--out, --jobs, --reuse-from). This module prints the plan and the report; plan and
+# results print nothing; the scheduler prints a line per run started and finished (the progress).
+
 
 def _describe_plan(teachers: list[Run], runs: list[Run]) -> None:
     for kind, group in (("teacher", teachers), ("run", runs)):
@@ -67,7 +71,8 @@ def run_sweep(
         )  # before the runs train, not after
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out / SAVED_SPEC, yaml.safe_dump(sweep.spec, sort_keys=False))
-    reuse_finished([*needed, *runs], [Path(p) for p in reuse_from])
+    for run, source in reuse_finished([*needed, *runs], [Path(p) for p in reuse_from]):
+        print(f"{run.name}: the same run is finished in {source}; copied")
     print(
         f"sweep: {count(len(runs), 'run')} + {count(len(needed), 'teacher run')}, {jobs} at a time; "
         "each run uses every CPU core (unless its config sets train.threads), as it would alone: the same "

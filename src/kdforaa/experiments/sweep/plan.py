@@ -206,8 +206,9 @@ def _config_key(tree: dict[str, Any]) -> str:
     return json.dumps(_comparable(tree), sort_keys=True)
 
 
-def reuse_finished(runs: Sequence[Run], sources: Sequence[Path]) -> None:
-    """Copy into each new run's folder a finished run under ``sources`` that has the same config.
+def reuse_finished(runs: Sequence[Run], sources: Sequence[Path]) -> list[tuple[Run, Path]]:
+    """Copy into each new run's folder a finished run under ``sources`` that has the same config;
+    returns each run copied with the folder it came from.
 
     Sweeps of one study share runs (the CE baseline at level 15 appears in several); copying the
     finished folder instead of training it again gives the same weights and numbers.
@@ -222,13 +223,15 @@ def reuse_finished(runs: Sequence[Run], sources: Sequence[Path]) -> None:
             except (BadInput, OSError, ValueError):
                 continue  # not a run folder this version can read: never reused
             finished.setdefault(key, summary.parent)
+    copied = []
     for run in runs:
         match = finished.get(_config_key(run.tree)) if folder_state(run.folder) == "new" else None
         if match is not None and match.resolve() != run.folder.resolve():
             run.folder.parent.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(run.folder, ignore_errors=True)
             shutil.copytree(match, run.folder, ignore=shutil.ignore_patterns(".lock", "train.log"))
-            print(f"{run.name}: the same run is finished in {match}; copied")
+            copied.append((run, match))
+    return copied
 
 
 def read_summary(folder: Path) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ finished run (summary.json) is skipped, a killed one (last.pt) resumed. Each run
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -47,7 +48,7 @@ def _train_in_child(tree: dict[str, Any], folder: str, train_fn: TrainFn | None)
     if train_fn is None:
         from kdforaa.train.runner import train_or_reuse
 
-        train_fn = train_or_reuse
+        train_fn = functools.partial(train_or_reuse, report=print)  # into the run's train.log
     try:
         train_fn(tree, path)
     except BadInput as err:
@@ -82,6 +83,7 @@ class Scheduler:
         self.done = 0
 
     def _report(self, run: Run, outcome: Outcome) -> None:
+        # the progress of `kdforaa sweep` (a line per run: the runs train in other processes, no bar)
         self.outcomes[run.folder.as_posix()] = outcome
         self.done += 1
         where = f"[{self.done}/{self.total}]"
