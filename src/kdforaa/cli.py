@@ -17,7 +17,7 @@ import signal
 import statistics
 import sys
 import traceback
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -416,27 +416,12 @@ def _weights_options(
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # --debug is accepted before or after the command
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "--debug",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="on an internal error print its traceback; log details such as which augmentation kernels run",
-    )
-    parser = _Parser(
-        prog="kdforaa",
-        description="Train image classifiers under strong per-sample augmentation, with knowledge "
-        "distillation that circumvents augmentation outliers (KDforAA).",
-        parents=[common],
-    )
-    parser.add_argument("--version", action="version", version=f"kdforaa {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+#: makes one subcommand's parser: ``command(name, help=..., description=...)``
+_CommandMaker = Callable[..., argparse.ArgumentParser]
 
-    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], **kwargs)
 
+def _add_train(command: _CommandMaker, common: argparse.ArgumentParser) -> None:
+    """``kdforaa train``: its flags and handler."""
     p = command(
         "train",
         help="train a model (a teacher, or a student distilled from one)",
@@ -451,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     p.set_defaults(func=_cmd_train)
 
+
+def _add_eval(command: _CommandMaker, common: argparse.ArgumentParser) -> None:
+    """``kdforaa eval``: its flags and handler."""
     p = command("eval", help="accuracy, parameters and inference speed of a checkpoint")
     p.add_argument(
         "checkpoint", help="a run folder's best.pt, a RepDistiller checkpoint, a .safetensors file, ..."
@@ -468,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     _weights_options(p)
     p.set_defaults(func=_cmd_eval)
 
+
+def _add_export(command: _CommandMaker, common: argparse.ArgumentParser) -> None:
+    """``kdforaa export``: its flags and handler."""
     p = command(
         "export",
         help="write a checkpoint's weights (and what they are) to a .safetensors file or RepDistiller's .pth",
@@ -487,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_export)
 
+
+def _add_demo(command: _CommandMaker, common: argparse.ArgumentParser) -> None:
+    """``kdforaa demo``: its flags and handler."""
     p = command(
         "demo",
         help="train a teacher, then a student three ways (CE, Hinton KD, KDforAA) at RandAugment level 15",
@@ -506,9 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_demo)
 
+
+def _add_models(command: _CommandMaker, common: argparse.ArgumentParser) -> None:
+    """``kdforaa models``: its flags and handler."""
     p = command("models", help="list the model names (model.name)")
     p.set_defaults(func=_cmd_models)
 
+
+def _add_config(command: _CommandMaker, common: argparse.ArgumentParser) -> None:
+    """``kdforaa config``: its flags and handler."""
     p = command(
         "config",
         help="print a resolved config (YAML) or the schema of every config key (JSON)",
@@ -532,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]", help="config file, then overrides")
     p.set_defaults(func=_cmd_config)
 
+
+def _add_data(command: _CommandMaker, common: argparse.ArgumentParser) -> None:
+    """``kdforaa data``: its flags and handler."""
     p = command("data", help="data set tools")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     f = data_sub.add_parser("fetch", parents=[common], help="download, verify and unpack a data set")
@@ -541,6 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--root", help="where to put it (default $KDFORAA_DATA or ~/.cache/kdforaa)")
     f.set_defaults(func=_cmd_data_fetch)
 
+
+def _add_bench(command: _CommandMaker, common: argparse.ArgumentParser) -> None:
+    """``kdforaa bench``: its flags and handler."""
     p = command("bench", help="benchmarks (see also benchmarks/)")
     bench_sub = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     b = bench_sub.add_parser("step", parents=[common], help="img/s: CE step, online teacher, cached teacher")
@@ -558,6 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.set_defaults(func=_cmd_bench_step)
 
+
+def _add_augment_grid(command: _CommandMaker, common: argparse.ArgumentParser) -> None:
+    """``kdforaa augment-grid``: its flags and handler."""
     p = command("augment-grid", help="write a PNG grid of images under a policy at increasing levels")
     p.add_argument("--out", default="augment-grid.png", help="PNG file to write")
     p.add_argument("--data", default=DEFAULT_DATA_SET, help="data set name (default %(default)s)")
@@ -569,6 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_augment_grid)
 
+
+def _add_cache_teacher(command: _CommandMaker, common: argparse.ArgumentParser) -> None:
+    """``kdforaa cache-teacher``: its flags and handler."""
     p = command(
         "cache-teacher",
         help="run a teacher once over a config's augmented training images and cache its top-k logits",
@@ -587,6 +599,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the config's train.device)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_cache_teacher)
+
+
+def _add_outliers(command: _CommandMaker, common: argparse.ArgumentParser) -> None:
+    """``kdforaa outliers``: its flags and handler."""
     p = command(
         "outliers",
         help="measure which ops, at which levels, turn test images into outliers for a teacher",
@@ -634,6 +650,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_outliers)
 
+
+def _add_sweep(command: _CommandMaker, common: argparse.ArgumentParser) -> None:
+    """``kdforaa sweep``: its flags and handler."""
     p = command(
         "sweep",
         help="train a grid of runs from a sweep file, in parallel, and summarise them",
@@ -654,6 +673,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="copy finished runs with the same config from under DIR instead of training them (repeatable)",
     )
     p.set_defaults(func=_cmd_sweep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --debug is accepted before or after the command
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="on an internal error print its traceback; log details such as which augmentation kernels run",
+    )
+    parser = _Parser(
+        prog="kdforaa",
+        description="Train image classifiers under strong per-sample augmentation, with knowledge "
+        "distillation that circumvents augmentation outliers (KDforAA).",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"kdforaa {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    for add in (
+        _add_train,
+        _add_eval,
+        _add_export,
+        _add_demo,
+        _add_models,
+        _add_config,
+        _add_data,
+        _add_bench,
+        _add_augment_grid,
+        _add_cache_teacher,
+        _add_outliers,
+        _add_sweep,
+    ):
+        add(command, common)
     return parser
 
 
