@@ -346,6 +346,64 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+class _Passes:
+    """The teacher's passes over the data set, one per policy measured: their probabilities, one progress
+    bar over all of them and the time left."""
+
+    def __init__(
+        self, memo: TeacherMemo, dataset: Any, seed: int, batch_size: int, total: int, progress: bool
+    ):
+        self.memo, self.dataset, self.seed, self.batch_size = memo, dataset, seed, batch_size
+        self.total, self.done, self.progress = total, 0, progress
+        self.bar = progress_bar(total * len(dataset), "outliers", enabled=progress, unit="img")
+        self.started = time.perf_counter()
+
+    def probs(self, policy: Policy | None, label: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's probabilities ``(N, classes)`` under ``policy`` (None: the clean images) and
+        ``(N,)`` whether each augmented image is flat (see :func:`predict_probs`)."""
+        if policy is not None:
+            self.bar.set_postfix_str(label)
+        measured = predict_probs(
+            self.memo,
+            self.dataset,
+            policy,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            on_batch=self.bar.update,
+        )
+        self.done += 1
+        return measured
+
+    def note(self, what: str) -> None:
+        """A progress line: ``what`` was measured, the time so far and about how much is left."""
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        note(f"outliers: {what}; {_clock(elapsed)} elapsed, about {_clock(left)} left", enabled=self.progress)
+
+
+def _measure_ops(
+    passes: _Passes,
+    op_levels: list[tuple[str, list[float | None]]],
+    clean: torch.Tensor,
+    labels: torch.Tensor,
+    stats: Callable[[torch.Tensor], dict[str, float]],
+    *,
+    k: int,
+    gallery: int,
+) -> tuple[list[dict[str, Any]], list[Outlier]]:
+    """Each op alone at each of its levels (None: an argument-free op, measured once): one row of
+    statistics per op and level, and twice ``gallery`` outlier candidates of each."""
+    rows, candidates = [], []
+    for number, (op, levels) in enumerate(op_levels, 1):
+        for level in levels:
+            label = op if level is None else f"{op} L={level:g}"
+            computed, flat = passes.probs(SingleOp(op, 0.0 if level is None else level), label)
+            candidates += find_outliers(clean, computed, labels, op, level, 2 * gallery, flat)
+            rows.append({"op": op, "level": level, "k": k, **stats(computed)})
+        passes.note(f"op {number}/{len(op_levels)} ({op}) done")
+    return rows, candidates
+
+
 def analyse_outliers(
     teacher: Callable[[torch.Tensor], torch.Tensor],
     dataset: Any,
@@ -373,43 +431,26 @@ def analyse_outliers(
     out = Path(out)
     labels = dataset.labels[: len(dataset)].long()
     order = permutation(seed, 0, len(dataset))
-    op_levels = [(op, [None] if op in ARGUMENT_FREE_OPS else list(levels)) for op in op_set.ops]
-    passes = 1 + len(levels) + sum(len(op_level) for _, op_level in op_levels)
-    bar = progress_bar(passes * len(dataset), "outliers", enabled=progress, unit="img")
+    op_levels: list[tuple[str, list[float | None]]] = [
+        (op, [None] if op in ARGUMENT_FREE_OPS else list(levels)) for op in op_set.ops
+    ]
+    total = 1 + len(levels) + sum(len(op_level) for _, op_level in op_levels)
     memo = TeacherMemo(teacher, dataset.mean, dataset.std, device, batch_size)
-    started, done = time.perf_counter(), 0
-
-    def probs(policy: Policy | None) -> tuple[torch.Tensor, torch.Tensor]:
-        nonlocal done
-        measured = predict_probs(memo, dataset, policy, seed=seed, batch_size=batch_size, on_batch=bar.update)
-        done += 1
-        return measured
+    passes = _Passes(memo, dataset, seed, batch_size, total, progress)
 
     def stats(augmented: torch.Tensor) -> dict[str, float]:
         return outlier_stats(clean, augmented, labels, k=k, group_size=group_size, order=order)
 
-    def timing() -> str:
-        elapsed = time.perf_counter() - started
-        return f"{_clock(elapsed)} elapsed, about {_clock(elapsed / done * (passes - done))} left"
-
     try:
-        clean, _ = probs(None)
-        rows, candidates = [], []
-        for number, (op, op_level) in enumerate(op_levels, 1):
-            for level in op_level:
-                bar.set_postfix_str(op if level is None else f"{op} L={level:g}")
-                computed, flat = probs(SingleOp(op, 0.0 if level is None else level))
-                candidates += find_outliers(clean, computed, labels, op, level, 2 * gallery, flat)
-                rows.append({"op": op, "level": level, "k": k, **stats(computed)})
-            note(f"outliers: op {number}/{len(op_set.ops)} ({op}) done; {timing()}", enabled=progress)
+        clean, _ = passes.probs(None, "clean")
+        rows, candidates = _measure_ops(passes, op_levels, clean, labels, stats, k=k, gallery=gallery)
         policy_rows = [{"policy": "none", "level": 0.0, "k": k, **stats(clean)}]
         for level in levels:
-            bar.set_postfix_str(f"policy L={level:g}")
-            augmented, _ = probs(op_set.policy(level))
+            augmented, _ = passes.probs(op_set.policy(level), f"policy L={level:g}")
             policy_rows.append({"policy": op_set.describe(), "level": level, "k": k, **stats(augmented)})
-        note(f"outliers: the whole policy done; {timing()}", enabled=progress)
+        passes.note("the whole policy done")
     finally:
-        bar.close()
+        passes.bar.close()
     chosen = strongest_outliers(candidates, gallery)
     files = _write(out, rows, policy_rows, op_set, levels, chosen, dataset, seed)
     clean_acc = 100.0 * float((clean.argmax(1) == labels).double().mean())

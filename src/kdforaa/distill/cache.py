@@ -334,6 +334,18 @@ def _start_header(
     return header
 
 
+def _cache_teacher(cfg: RunConfig, checkpoint: str, dataset: Dataset, device: torch.device) -> Teacher:
+    """The teacher whose logits the cache holds, on ``device``, laid out as training would run it."""
+    return load_teacher(
+        cached_teacher(cfg, checkpoint),
+        dataset.num_classes,
+        dataset.in_channels,
+        device,
+        dataset.image_size,
+        channels_last=cfg.train.channels_last,
+    )
+
+
 def build_cache(
     cfg: RunConfig,
     teacher_checkpoint: str,
@@ -365,14 +377,7 @@ def build_cache(
         return SoftLabelCache(folder, header)
     _write_json_atomic(folder / HEADER, header)
     device = torch.device(device)
-    teacher = load_teacher(
-        cached_teacher(cfg, teacher_checkpoint),
-        dataset.num_classes,
-        dataset.in_channels,
-        device,
-        dataset.image_size,
-        channels_last=cfg.train.channels_last,
-    )
+    teacher = _cache_teacher(cfg, teacher_checkpoint, dataset, device)
     views = TrainingViews(cfg, dataset.image_size, dataset.mean, dataset.std, device=device)
     steps = math.ceil(len(dataset) / batch_size) * (needed - header["epochs"])
     with progress_bar(steps, "caching teacher logits", enabled=progress) as bar:

@@ -81,6 +81,35 @@ def _plot(rows: list[dict[str, Any]], teacher_acc: float, path: Path) -> None:
     save_figure(fig, path)
 
 
+def _method_row(
+    method: str,
+    distill: dict[str, Any],
+    student_tree: dict[str, Any],
+    teacher_ckpt: str,
+    seeds: int,
+    out: Path,
+) -> dict[str, Any]:
+    """Train (or reuse) one method's students, seeds ``0..seeds-1``: their accuracies, mean, std and
+    mean seconds per run."""
+    accs, seconds = [], []
+    for seed in range(seeds):
+        tree = merge_trees(student_tree, {"seed": seed, "distill": distill})
+        if distill["method"] != "none":
+            tree["teacher"] = {"checkpoint": teacher_ckpt}
+        slug = method.lower().replace(" ", "-")
+        summary = train_or_reuse(tree, out / f"{slug}-seed{seed}", report=print)
+        accs.append(summary["final_test_acc"])
+        seconds.append(summary["wall_time_s"])
+    return {
+        "method": method,
+        "accs": accs,
+        "mean": statistics.fmean(accs),
+        "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "n": len(accs),
+        "seconds": statistics.fmean(seconds),
+    }
+
+
 def run_demo(out: Path, full: bool = False, seeds: int = 1, threads: int = 0) -> dict[str, Any]:
     """Train teacher and students into ``out``; write results.json, results.md and demo.png there."""
     check_plotting("kdforaa demo")  # before minutes of training, not after
@@ -92,27 +121,10 @@ def run_demo(out: Path, full: bool = False, seeds: int = 1, threads: int = 0) ->
         student_tree = merge_trees(student_tree, {"train": {"threads": threads}})
     teacher = train_or_reuse(teacher_tree, out / "teacher", report=print)
     teacher_ckpt = str((out / "teacher" / "best.pt").resolve())
-    rows = []
-    for method, distill in METHODS.items():
-        accs, seconds = [], []
-        for seed in range(seeds):
-            tree = merge_trees(student_tree, {"seed": seed, "distill": distill})
-            if distill["method"] != "none":
-                tree["teacher"] = {"checkpoint": teacher_ckpt}
-            slug = method.lower().replace(" ", "-")
-            summary = train_or_reuse(tree, out / f"{slug}-seed{seed}", report=print)
-            accs.append(summary["final_test_acc"])
-            seconds.append(summary["wall_time_s"])
-        rows.append(
-            {
-                "method": method,
-                "accs": accs,
-                "mean": statistics.fmean(accs),
-                "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                "n": len(accs),
-                "seconds": statistics.fmean(seconds),
-            }
-        )
+    rows = [
+        _method_row(method, distill, student_tree, teacher_ckpt, seeds, out)
+        for method, distill in METHODS.items()
+    ]
     results = {
         "teacher_acc": teacher["final_test_acc"],
         "teacher": teacher_tree,

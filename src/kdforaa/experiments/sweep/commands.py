@@ -32,6 +32,16 @@ def _describe_plan(teachers: list[Run], runs: list[Run]) -> None:
             print(f"{kind:7} {run.name:40} {state}")
 
 
+def _describe_dry_run(teachers: list[Run], runs: list[Run], out: Path) -> None:
+    """``--dry-run``: every planned run and its state, then how many are left to train."""
+    _describe_plan(teachers, runs)
+    todo = sum(folder_state(r.folder) != "finished" for r in (*teachers, *runs))
+    print(
+        f"dry run: {count(len(runs), 'run')} + {count(len(teachers), 'teacher run')} planned under "
+        f"{out.resolve()}, {todo} to train"
+    )
+
+
 def run_sweep(
     path: str | Path,
     out: str | Path,
@@ -57,18 +67,10 @@ def run_sweep(
         raise BadInput("the sweep has no runs: give grid: values or seeds:")
     needed = [t for t in teachers if any(r.teacher == t.name for r in runs)]
     if dry_run:
-        _describe_plan(needed, runs)
-        todo = sum(folder_state(r.folder) != "finished" for r in (*needed, *runs))
-        where = out.resolve()
-        print(
-            f"dry run: {count(len(runs), 'run')} + {count(len(needed), 'teacher run')} planned under "
-            f"{where}, {todo} to train"
-        )
+        _describe_dry_run(needed, runs, out)
         return 0
-    if sweep.plots:
-        check_plotting(
-            f"the plots of sweep {path} (plot: [] turns them off)"
-        )  # before the runs train, not after
+    if sweep.plots:  # before the runs train, not after
+        check_plotting(f"the plots of sweep {path} (plot: [] turns them off)")
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out / SAVED_SPEC, yaml.safe_dump(sweep.spec, sort_keys=False))
     for run, source in reuse_finished([*needed, *runs], [Path(p) for p in reuse_from]):
