@@ -91,6 +91,29 @@ _FACTOR = ArgumentSpec("factor", low=0.0)
 _SHEAR = ArgumentSpec("factor")
 _PIXELS = ArgumentSpec("pixels")
 
+
+def _enhance_op(
+    name: str,
+    reference: str,
+    kernel: Callable[..., torch.Tensor],
+    *,
+    native_code: int,
+    randaugment_position: int,
+) -> OpSpec:
+    """One of Pillow's four ``ImageEnhance`` ops: a signed factor (:func:`_enhance`), 1 = unchanged."""
+    return OpSpec(
+        name,
+        "colour",
+        reference,
+        level_rule=_enhance,
+        signed=True,
+        arguments=(_FACTOR,),
+        kernel=kernel,
+        native_code=native_code,
+        randaugment_position=randaugment_position,
+    )
+
+
 OPS: tuple[OpSpec, ...] = (
     OpSpec("identity", "identity", "A copy of ``x``, unchanged.", randaugment_position=0),
     OpSpec(
@@ -165,53 +188,37 @@ OPS: tuple[OpSpec, ...] = (
     ),
     # "color" is the op's name in the papers, Pillow (ImageEnhance.Color) and users' augment.ops lists;
     # "colour" is the kind, spelt like the rest of the code. Renaming either would break written configs.
-    OpSpec(
+    _enhance_op(
         "color",
-        "colour",
         """``ImageEnhance.Color(img).enhance(factor)``: a blend with the image's grey version.
 
         A grey image is its own grey version, so one channel comes back unchanged.""",
-        level_rule=_enhance,
-        signed=True,
-        arguments=(_FACTOR,),
-        kernel=kernels.color,
+        kernels.color,
         native_code=7,
         randaugment_position=5,
     ),
-    OpSpec(
+    _enhance_op(
         "contrast",
-        "colour",
         "``ImageEnhance.Contrast(img).enhance(factor)``: a blend with the mean grey level (rounded).",
-        level_rule=_enhance,
-        signed=True,
-        arguments=(_FACTOR,),
-        kernel=kernels.contrast,
+        kernels.contrast,
         native_code=8,
         randaugment_position=7,
     ),
-    OpSpec(
+    _enhance_op(
         "brightness",
-        "colour",
         "``ImageEnhance.Brightness(img).enhance(factor)``: a blend with black, i.e. ``x * factor``.",
-        level_rule=_enhance,
-        signed=True,
-        arguments=(_FACTOR,),
-        kernel=kernels.brightness,
+        kernels.brightness,
         native_code=9,
         randaugment_position=8,
     ),
-    OpSpec(
+    _enhance_op(
         "sharpness",
-        "colour",
         """``ImageEnhance.Sharpness(img).enhance(factor)``: a blend with the SMOOTH-filtered image.
 
         The filter leaves the one-pixel border as it is, so border pixels never change. Inside, SMOOTH is
         ``round(S / 13)`` for the sum ``S`` of the 3x3 neighbourhood plus 4 times the centre pixel;
         ``S/13 + 0.5`` is never a tie, so ``floor((S + 6) / 13)`` reproduces Pillow's float arithmetic.""",
-        level_rule=_enhance,
-        signed=True,
-        arguments=(_FACTOR,),
-        kernel=kernels.sharpness,
+        kernels.sharpness,
         native_code=10,
         randaugment_position=9,
     ),
