@@ -108,7 +108,7 @@ def heatmap(
     """An annotated ``(R, C)`` heatmap (NaN cells left blank); darker means larger."""
     values = np.asarray(values, dtype=float)
     rows, cols = values.shape
-    fig = figure(1.4 + 0.75 * cols, 1.2 + 0.38 * rows)
+    fig = figure(1.4 + 0.75 * cols, max(2.4, 1.2 + 0.38 * rows))  # room for title and labels over few rows
     ax = fig.subplots()
     image = ax.imshow(values, cmap="Reds", aspect="auto", vmin=0.0, vmax=max(np.nanmax(values), 1e-9))
     ax.set_xticks(range(cols), labels=list(column_labels))
