@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from kdforaa.analysis.report import figure, markdown_table, mean_std, save_figure
+from kdforaa.analysis.report import error_bar_lines, figure, markdown_table, mean_std, save_figure
 
 FULL_K = 100  # every class of the pairs data set: full-distribution KD at the same lambda and T
 PAPER_K = 5
@@ -128,9 +128,11 @@ def plot(arms: Arms, ks: list[int], levels: list[int], path: Path) -> Path:
                 ax.axhline(mean, color=colour, label=METHOD_LABELS[arm])
                 ax.axhspan(mean - (std or 0.0), mean + (std or 0.0), color=colour, alpha=0.15)
         ax.set_xscale("log")
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.minorticks_off()
         ax.set_xlabel("K (teacher's top-K classes kept)")
-        ax.set_title(f"RandAugment level {level} (n = 3 seeds)")
-    axes[0].set_ylabel("final test accuracy (%)")
+        ax.set_title(f"RandAugment level {level}")
+    axes[0].set_ylabel("test accuracy (%), 3 seeds")
     axes[-1].legend(fontsize="small")
     fig.tight_layout()
     return save_figure(fig, path)
@@ -140,6 +142,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path, help="the study's folder (runs/study-many)")
     parser.add_argument("--plot", type=Path, help="also draw accuracy against K per level into this PNG")
+    parser.add_argument(
+        "--lambda-plot", type=Path, help="also draw accuracy against λ per level into this PNG"
+    )
     args = parser.parse_args()
     study: Path = args.study
     arms: Arms = defaultdict(lambda: defaultdict(dict))
@@ -208,6 +213,19 @@ def main() -> None:
 
     if args.plot:
         print(f"\nplot: {plot(arms, ks, levels, args.plot)}")
+    if args.lambda_plot:
+        series = {
+            f"level {lv}": [(float(w.split()[1]), *mean_std(list(lambdas[w][lv].values()))) for w in weights]
+            for lv in lambda_levels
+        }
+        path = error_bar_lines(
+            series,
+            args.lambda_plot,
+            x_label="λ, the weight of the distillation term",
+            y_label="final test accuracy (%)",
+            title=f"100 classes: λ at K = {lambda_k} (T 1), mean ± std of 3 seeds",
+        )
+        print(f"plot: {path}")
 
 
 if __name__ == "__main__":
