@@ -38,7 +38,7 @@ def test_batch_must_divide_by_world_size():
 def two_process_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp") / "whole"
     result = subprocess.run(two_process_command(out), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, result.stderr[:3000] + "\n...\n" + result.stderr[-1500:]
     return out, result
 
 
