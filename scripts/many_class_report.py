@@ -65,8 +65,10 @@ def cell(values: Iterable[float]) -> str:
 
 
 def spread(values: Iterable[float]) -> float:
+    """The standard deviation of a group of seeds; 0 for one seed or none."""
     values = list(values)
-    return mean_std(values)[1] or 0.0 if values else 0.0
+    std = mean_std(values)[1] if values else None
+    return 0.0 if std is None else std
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> list[float]:
@@ -138,14 +140,14 @@ def plot(arms: Arms, ks: list[int], levels: list[int], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path, help="the study's folder (runs/study-many)")
     parser.add_argument("--plot", type=Path, help="also draw accuracy against K per level into this PNG")
     parser.add_argument(
         "--lambda-plot", type=Path, help="also draw accuracy against λ per level into this PNG"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     study: Path = args.study
     arms: Arms = defaultdict(lambda: defaultdict(dict))
     arms.update(read_sweep(study / "methods", "distill", "{}"))

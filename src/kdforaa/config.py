@@ -195,8 +195,7 @@ class TeacherConfig(_Section):
     )
     format: WeightFormat = Field(
         default="auto",
-        description="what teacher.checkpoint (or teacher.weights) is: auto, kdforaa, repdistiller, "
-        "state_dict, safetensors",
+        description=f"what teacher.checkpoint (or teacher.weights) is: {', '.join(WEIGHT_FORMATS)}",
     )
     pretrained: bool = Field(
         default=False,

@@ -147,13 +147,7 @@ def test_the_report_pairs_by_seed_and_weighs_differences_against_the_seed_spread
     )
     script = load_script("many_class_report")
     png = tmp_path / "k.png"
-    import sys
-
-    argv, sys.argv = sys.argv, ["many_class_report.py", str(study), "--plot", str(png)]
-    try:
-        script.main()
-    finally:
-        sys.argv = argv
+    script.main([str(study), "--plot", str(png)])
     out = capsys.readouterr().out
     assert "Teacher (resnet20, all 30 000 training pairs): 70.50 %" in out
     assert "| K 5 | 51.10 ± 1.00 | 54.00 ± 1.00 |" in out
